@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { TallyError } from './errors.js';
+import { describeConfig } from './config/index.js';
+import { stackCommand } from './cli/stack-command.js';
+import { migrateCommand } from './cli/migrate-command.js';
+import { startCommand } from './cli/start-command.js';
+
+const program = new Command('tally')
+  .description('exactly-once ad-impression counting: Kafka → windowed aggregator → ClickHouse → live dashboard')
+  .showHelpAfterError()
+  .addCommand(stackCommand())
+  .addCommand(migrateCommand())
+  .addCommand(startCommand());
+
+program.command('config').description('the environment variables tally reads, with defaults').action(() => {
+  for (const c of describeConfig()) process.stdout.write(`${c.name.padEnd(30)} ${(c.default || '-').padEnd(10)} ${c.description}\n`);
+});
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // Expected failures (bad config, missing Java…) get one clear line, not a stack trace.
+  if (err instanceof TallyError) {
+    process.stderr.write(`tally: ${err.message}\n`);
+  } else {
+    process.stderr.write(`tally: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
+  }
+  process.exit(1);
+});

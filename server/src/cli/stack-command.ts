@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config/index.js';
+import { stackDown, stackLogs, stackStatus, stackUp } from '../stack/index.js';
+import { migrateCommandAction } from './migrate-command.js';
+
+const say = (msg: string) => process.stdout.write(`tally stack: ${msg}\n`);
+
+export function stackCommand(): Command {
+  const cmd = new Command('stack').description('the local Kafka broker and ClickHouse server (no Docker)');
+  cmd.command('up')
+    .description('start Kafka and ClickHouse (idempotent), create topics, apply migrations; returns when both answer')
+    .option('--no-migrate', 'skip the ClickHouse migrations')
+    .action(async (opts: { migrate: boolean }) => {
+      const config = loadConfig();
+      await stackUp(config, say);
+      if (opts.migrate) await migrateCommandAction();
+    });
+  cmd.command('down').description('stop the local servers cleanly (data is kept in TALLY_STACK_DIR)')
+    .action(async () => stackDown(loadConfig(), say));
+  cmd.command('status').description('what runs where').option('--json', 'machine-readable')
+    .action(async (opts: { json?: boolean }) => {
+      const s = await stackStatus(loadConfig());
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+      const line = (name: string, where: string, ext: boolean, up: boolean, pid?: number) =>
+        `${name.padEnd(11)} ${up ? 'up  ' : 'DOWN'}  ${where}${ext ? '  (external)' : pid ? `  pid ${pid}` : ''}`;
+      process.stdout.write(`${line('kafka', s.kafka.brokers, s.kafka.external, s.kafka.up, s.kafka.pid)}\n`);
+      process.stdout.write(`${line('clickhouse', s.clickhouse.url, s.clickhouse.external, s.clickhouse.up, s.clickhouse.pid)}\n`);
+      if (!s.kafka.up || !s.clickhouse.up) process.exitCode = 1;
+    });
+  cmd.command('logs').description('the last lines of the servers\' logs').option('-n, --lines <n>', 'lines per log', '40')
+    .action((opts: { lines: string }) => void process.stdout.write(`${stackLogs(loadConfig(), Number(opts.lines))}\n`));
+  return cmd;
+}

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable tally reads, with its default and meaning.
+ * The README's config table is generated from the `describe` texts (see `tally config`).
+ */
+const port = z.coerce.number().int().min(1).max(65535);
+const ms = z.coerce.number().int().min(0);
+
+export const envSchema = z.object({
+  KAFKA_BROKERS: z.string().min(1).optional().describe(
+    'Kafka bootstrap servers. Unset: the local stack broker is started and used.'),
+  CLICKHOUSE_URL: z.url().optional().describe(
+    'ClickHouse HTTP URL. Unset: the local stack ClickHouse is started and used.'),
+  CLICKHOUSE_USER: z.string().default('default').describe('ClickHouse user.'),
+  CLICKHOUSE_PASSWORD: z.string().default('').describe('ClickHouse password.'),
+  TALLY_CLICKHOUSE_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tally').describe(
+    'ClickHouse database holding impression_counts.'),
+  TALLY_STACK_DIR: z.string().optional().describe(
+    'Where the local stack keeps data, configs, pids and logs. Default: <repo>/.stack'),
+  TALLY_CACHE_DIR: z.string().optional().describe(
+    'Download cache (Kafka jars), shared by clones. Default: ~/.cache/tally'),
+  TALLY_KAFKA_PORT: port.default(19092).describe('Local stack broker port.'),
+  TALLY_KAFKA_CONTROLLER_PORT: port.default(19093).describe('Local stack KRaft controller port.'),
+  TALLY_CLICKHOUSE_HTTP_PORT: port.default(18123).describe('Local stack ClickHouse HTTP port.'),
+  TALLY_CLICKHOUSE_TCP_PORT: port.default(19000).describe('Local stack ClickHouse native port.'),
+  TALLY_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{0,100}$/).default('').describe(
+    'Prefix for every topic and consumer group name (tests use a fresh one each).'),
+  TALLY_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8).describe(
+    'Partitions of impressions and the topics keyed like it. Fixed once data flows.'),
+  TALLY_WINDOW_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000).describe(
+    'Tumbling window size in ms (1 s to 1 day; must divide a day).'),
+  TALLY_OUT_OF_ORDERNESS_MS: ms.default(5_000).describe(
+    'Watermark = max event time seen minus this.'),
+  TALLY_ALLOWED_LATENESS_MS: ms.default(30_000).describe(
+    'A window is final once the watermark passes window end plus this.'),
+  TALLY_DEDUP_HORIZON_MS: ms.default(3_600_000).describe(
+    'How long after a window closes its dedup set is kept; older events go to the DLQ as too_late.'),
+  TALLY_MAX_CLOCK_SKEW_MS: ms.default(300_000).describe(
+    'Events further ahead of the wall clock go to the DLQ as future_timestamp.'),
+  TALLY_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(100).describe(
+    'Aggregator transaction interval.'),
+  TALLY_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000).describe(
+    'Kafka transaction timeout: bounds how long a crashed process can hold back read_committed readers.'),
+  TALLY_EXACTLY_ONCE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true').describe(
+    'false runs the aggregator at-least-once (no transactions), for benchmarks only.'),
+  TALLY_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional().describe(
+    'Stable id of this process; names its transactional id so a restart fences its own zombie at once. Default: hostname-pid.'),
+  TALLY_SINK_BATCH_ROWS: z.coerce.number().int().min(1).default(20_000).describe(
+    'Sink: max rows per ClickHouse insert.'),
+  TALLY_SINK_BATCH_MS: z.coerce.number().int().min(1).default(250).describe(
+    'Sink: max time a row waits before its batch is inserted.'),
+  TALLY_HTTP_HOST: z.string().default('127.0.0.1').describe('API/dashboard bind address.'),
+  TALLY_HTTP_PORT: port.default(8080).describe('API/dashboard port.'),
+  TALLY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0).describe(
+    'Port for /metrics of the aggregator and sink roles (0: an ephemeral port, logged at start).'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe(
+    'pino log level.'),
+});
+
+export type Env = z.infer<typeof envSchema>;

@@ -1,0 +1,119 @@
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { envSchema } from './env-schema.js';
+import { ConfigError } from '../errors.js';
+
+export { envSchema } from './env-schema.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+export interface Topics {
+  impressions: string;
+  counts: string;
+  changelog: string;
+  dlq: string;
+}
+
+export interface TallyConfig {
+  kafka: {
+    /** Bootstrap servers; `external` is true when given by KAFKA_BROKERS (tally starts no broker). */
+    brokers: string;
+    external: boolean;
+    port: number;
+    controllerPort: number;
+  };
+  clickhouse: {
+    url: string;
+    external: boolean;
+    user: string;
+    password: string;
+    database: string;
+    httpPort: number;
+    tcpPort: number;
+  };
+  stackDir: string;
+  cacheDir: string;
+  topics: Topics;
+  groups: { aggregator: string; sink: string };
+  partitions: number;
+  windowMs: number;
+  outOfOrdernessMs: number;
+  allowedLatenessMs: number;
+  dedupHorizonMs: number;
+  maxClockSkewMs: number;
+  commitIntervalMs: number;
+  transactionTimeoutMs: number;
+  exactlyOnce: boolean;
+  instanceId: string;
+  sink: { batchRows: number; batchMs: number };
+  http: { host: string; port: number };
+  metricsPort: number;
+  logLevel: string;
+}
+
+/** Reads and validates the environment; a bad value throws a ConfigError naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(env[String(i.path[0])] ?? '')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (86_400_000 % e.TALLY_WINDOW_MS !== 0) {
+    throw new ConfigError(`invalid configuration:\n  TALLY_WINDOW_MS=${e.TALLY_WINDOW_MS}: must divide a day (86400000) exactly`);
+  }
+  const prefix = e.TALLY_TOPIC_PREFIX;
+  return {
+    kafka: {
+      brokers: e.KAFKA_BROKERS ?? `127.0.0.1:${e.TALLY_KAFKA_PORT}`,
+      external: e.KAFKA_BROKERS !== undefined,
+      port: e.TALLY_KAFKA_PORT,
+      controllerPort: e.TALLY_KAFKA_CONTROLLER_PORT,
+    },
+    clickhouse: {
+      url: e.CLICKHOUSE_URL ?? `http://127.0.0.1:${e.TALLY_CLICKHOUSE_HTTP_PORT}`,
+      external: e.CLICKHOUSE_URL !== undefined,
+      user: e.CLICKHOUSE_USER,
+      password: e.CLICKHOUSE_PASSWORD,
+      database: e.TALLY_CLICKHOUSE_DATABASE,
+      httpPort: e.TALLY_CLICKHOUSE_HTTP_PORT,
+      tcpPort: e.TALLY_CLICKHOUSE_TCP_PORT,
+    },
+    stackDir: path.resolve(e.TALLY_STACK_DIR ?? path.join(repoRoot, '.stack')),
+    cacheDir: path.resolve(e.TALLY_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tally')),
+    topics: {
+      impressions: `${prefix}impressions`,
+      counts: `${prefix}impression-counts`,
+      changelog: `${prefix}aggregator-dedup-changelog`,
+      dlq: `${prefix}impressions-dlq`,
+    },
+    groups: { aggregator: `${prefix}tally-aggregator`, sink: `${prefix}tally-clickhouse-sink` },
+    partitions: e.TALLY_PARTITIONS,
+    windowMs: e.TALLY_WINDOW_MS,
+    outOfOrdernessMs: e.TALLY_OUT_OF_ORDERNESS_MS,
+    allowedLatenessMs: e.TALLY_ALLOWED_LATENESS_MS,
+    dedupHorizonMs: e.TALLY_DEDUP_HORIZON_MS,
+    maxClockSkewMs: e.TALLY_MAX_CLOCK_SKEW_MS,
+    commitIntervalMs: e.TALLY_COMMIT_INTERVAL_MS,
+    transactionTimeoutMs: e.TALLY_TRANSACTION_TIMEOUT_MS,
+    exactlyOnce: e.TALLY_EXACTLY_ONCE,
+    instanceId: e.TALLY_INSTANCE_ID ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}`,
+    sink: { batchRows: e.TALLY_SINK_BATCH_ROWS, batchMs: e.TALLY_SINK_BATCH_MS },
+    http: { host: e.TALLY_HTTP_HOST, port: e.TALLY_HTTP_PORT },
+    metricsPort: e.TALLY_METRICS_PORT,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** The config table for the README: variable, default, meaning. */
+export function describeConfig(): Array<{ name: string; default: string; description: string }> {
+  return Object.entries(envSchema.shape).map(([name, schema]) => {
+    const s = schema as z.ZodType;
+    let def = '';
+    const r = s.safeParse(undefined);
+    if (r.success && r.data !== undefined) def = String(r.data);
+    return { name, default: def, description: s.description ?? '' };
+  });
+}

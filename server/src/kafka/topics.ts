@@ -1,0 +1,48 @@
+import Kafka from 'node-rdkafka';
+import type { TallyConfig } from '../config/index.js';
+import { fetchMetadata } from './metadata.js';
+
+const ERR_TOPIC_ALREADY_EXISTS = 36;
+
+/** tally's topics with their configs. counts and changelog are keyed like impressions: same partition count. */
+export function topicSpecs(config: TallyConfig): Kafka.NewTopic[] {
+  const { topics, partitions } = config;
+  const compact = { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': '600000' };
+  return [
+    { topic: topics.impressions, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(7 * 86_400_000) } },
+    { topic: topics.counts, num_partitions: partitions, replication_factor: 1, config: compact },
+    { topic: topics.changelog, num_partitions: partitions, replication_factor: 1, config: compact },
+    { topic: topics.dlq, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(30 * 86_400_000) } },
+  ];
+}
+
+/** Creates the topics that do not exist yet (idempotent). Returns the names it created. */
+export async function ensureTopics(config: TallyConfig): Promise<string[]> {
+  const md = await fetchMetadata(config.kafka.brokers, 10_000);
+  const existing = new Set(md.topics.map((t) => t.name));
+  const missing = topicSpecs(config).filter((t) => !existing.has(t.topic));
+  if (missing.length === 0) return [];
+  const admin = Kafka.AdminClient.create({ 'metadata.broker.list': config.kafka.brokers, log_level: 0 });
+  try {
+    for (const spec of missing) {
+      await new Promise<void>((resolve, reject) => {
+        admin.createTopic(spec, 15_000, (err) => (err && err.code !== ERR_TOPIC_ALREADY_EXISTS ? reject(err) : resolve()));
+      });
+    }
+  } finally {
+    admin.disconnect();
+  }
+  return missing.map((t) => t.topic);
+}
+
+/** Deletes the topics (tests clean up after themselves). */
+export async function deleteTopics(brokers: string, names: string[]): Promise<void> {
+  const admin = Kafka.AdminClient.create({ 'metadata.broker.list': brokers, log_level: 0 });
+  try {
+    for (const name of names) {
+      await new Promise<void>((resolve) => admin.deleteTopic(name, 15_000, () => resolve()));
+    }
+  } finally {
+    admin.disconnect();
+  }
+}

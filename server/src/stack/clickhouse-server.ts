@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { TallyConfig } from '../config/index.js';
+import { StackError } from '../errors.js';
+import { ensureDebianPackage, runningPid, startDetached, stopProcess, tail, waitFor } from './processes.js';
+
+/** Debian's clickhouse-server (18.16) with a config generated under the stack directory. */
+export class LocalClickHouse {
+  readonly dir: string;
+  readonly logFile: string;
+  readonly pidFile: string;
+
+  constructor(private readonly config: TallyConfig) {
+    this.dir = path.join(config.stackDir, 'clickhouse');
+    this.logFile = path.join(this.dir, 'log', 'server.log');
+    this.pidFile = path.join(this.dir, 'clickhouse.pid');
+  }
+
+  get pid(): number | undefined {
+    return runningPid(this.pidFile);
+  }
+
+  async start(log: (msg: string) => void): Promise<void> {
+    if (this.pid === undefined) {
+      ensureDebianPackage('clickhouse-server', 'clickhouse-server', log);
+      for (const d of ['data', 'tmp', 'user_files', 'format_schemas', 'log']) fs.mkdirSync(path.join(this.dir, d), { recursive: true });
+      const configFile = this.writeConfig();
+      startDetached('clickhouse-server', [`--config-file=${configFile}`], {
+        cwd: this.dir, logFile: path.join(this.dir, 'log', 'stdout.log'), pidFile: this.pidFile,
+      });
+    }
+    await waitFor('ClickHouse', async () => {
+      if (this.pid === undefined) {
+        throw new StackError(`clickhouse-server exited at start; last log lines:\n${tail(path.join(this.dir, 'log', 'error.log'), 20)}`);
+      }
+      return this.ping();
+    }, 60_000, `see ${this.logFile}`);
+  }
+
+  async ping(): Promise<boolean> {
+    const res = await fetch(`${this.config.clickhouse.url}/ping`, { signal: AbortSignal.timeout(1000) });
+    return res.ok;
+  }
+
+  async stop(): Promise<boolean> {
+    return stopProcess(this.pidFile, 30_000);
+  }
+
+  private writeConfig(): string {
+    const { httpPort, tcpPort } = this.config.clickhouse;
+    const d = this.dir;
+    const configFile = path.join(d, 'config.xml');
+    fs.writeFileSync(configFile, `<?xml version="1.0"?>
+<!-- Written by \`tally stack up\`; edits are overwritten. Loopback only. -->
+<yandex>
+  <logger><level>warning</level><log>${d}/log/server.log</log><errorlog>${d}/log/error.log</errorlog><size>10M</size><count>2</count></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>${httpPort}</http_port>
+  <tcp_port>${tcpPort}</tcp_port>
+  <path>${d}/data/</path>
+  <tmp_path>${d}/tmp/</tmp_path>
+  <user_files_path>${d}/user_files/</user_files_path>
+  <format_schema_path>${d}/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+  <users_config>${d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
+</yandex>
+`);
+    fs.writeFileSync(path.join(d, 'users.xml'), `<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage><log_queries>1</log_queries></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+`);
+    return configFile;
+  }
+}

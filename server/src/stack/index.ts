@@ -1,0 +1,65 @@
+import type { TallyConfig } from '../config/index.js';
+import { ensureTopics, fetchMetadata } from '../kafka/index.js';
+import { LocalClickHouse } from './clickhouse-server.js';
+import { LocalKafkaBroker } from './kafka-broker.js';
+import { tail } from './processes.js';
+
+export { ensureDebianPackage, commandExists, runningPid } from './processes.js';
+export { LocalKafkaBroker } from './kafka-broker.js';
+export { LocalClickHouse } from './clickhouse-server.js';
+
+type Log = (msg: string) => void;
+
+export interface StackStatus {
+  kafka: { brokers: string; external: boolean; pid?: number; up: boolean };
+  clickhouse: { url: string; external: boolean; pid?: number; up: boolean };
+}
+
+/**
+ * Brings up what the config does not point elsewhere: the local broker and ClickHouse, in
+ * parallel; then creates the topics. Idempotent: a running server is left as it is.
+ * Returns what it started, so a caller (the test harness) can stop exactly that.
+ */
+export async function stackUp(config: TallyConfig, log: Log): Promise<{ startedKafka: boolean; startedClickHouse: boolean }> {
+  const kafka = new LocalKafkaBroker(config);
+  const ch = new LocalClickHouse(config);
+  const startedKafka = !config.kafka.external && kafka.pid === undefined;
+  const startedClickHouse = !config.clickhouse.external && ch.pid === undefined;
+  const t0 = Date.now();
+  await Promise.all([
+    config.kafka.external ? Promise.resolve() : kafka.start(log).then(() => log(`kafka up at ${config.kafka.brokers} (pid ${kafka.pid})`)),
+    config.clickhouse.external ? Promise.resolve() : ch.start(log).then(() => log(`clickhouse up at ${config.clickhouse.url} (pid ${ch.pid})`)),
+  ]);
+  const created = await ensureTopics(config);
+  if (created.length > 0) log(`created topics: ${created.join(', ')}`);
+  log(`stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { startedKafka, startedClickHouse };
+}
+
+/** Stops the local servers (never external ones). */
+export async function stackDown(config: TallyConfig, log: Log, which = { kafka: true, clickhouse: true }): Promise<void> {
+  await Promise.all([
+    which.kafka && !config.kafka.external ? new LocalKafkaBroker(config).stop().then((s) => log(s ? 'kafka stopped' : 'kafka was not running')) : undefined,
+    which.clickhouse && !config.clickhouse.external ? new LocalClickHouse(config).stop().then((s) => log(s ? 'clickhouse stopped' : 'clickhouse was not running')) : undefined,
+  ]);
+}
+
+export async function stackStatus(config: TallyConfig): Promise<StackStatus> {
+  const kafka = new LocalKafkaBroker(config);
+  const ch = new LocalClickHouse(config);
+  const kafkaUp = await fetchMetadata(config.kafka.brokers, 1500).then(() => true, () => false);
+  const chUp = await ch.ping().catch(() => false);
+  return {
+    kafka: { brokers: config.kafka.brokers, external: config.kafka.external, pid: kafka.pid, up: kafkaUp },
+    clickhouse: { url: config.clickhouse.url, external: config.clickhouse.external, pid: ch.pid, up: chUp },
+  };
+}
+
+export function stackLogs(config: TallyConfig, lines: number): string {
+  const kafka = new LocalKafkaBroker(config);
+  const ch = new LocalClickHouse(config);
+  return [
+    `==> ${kafka.logFile} <==`, tail(kafka.logFile, lines),
+    `==> ${ch.logFile} <==`, tail(ch.logFile, lines),
+  ].join('\n');
+}
