@@ -5,13 +5,21 @@ import { describeConfig } from './config/index.js';
 import { stackCommand } from './cli/stack-command.js';
 import { migrateCommand } from './cli/migrate-command.js';
 import { startCommand } from './cli/start-command.js';
+import { generateCommand } from './cli/generate-command.js';
+import { verifyCommand } from './cli/verify-command.js';
+import { aggregatorCommand } from './cli/aggregator-command.js';
+import { sinkCommand } from './cli/sink-command.js';
 
 const program = new Command('tally')
   .description('exactly-once ad-impression counting: Kafka → windowed aggregator → ClickHouse → live dashboard')
   .showHelpAfterError()
   .addCommand(stackCommand())
   .addCommand(migrateCommand())
-  .addCommand(startCommand());
+  .addCommand(startCommand())
+  .addCommand(aggregatorCommand())
+  .addCommand(sinkCommand())
+  .addCommand(generateCommand())
+  .addCommand(verifyCommand());
 
 program.command('config').description('the environment variables tally reads, with defaults').action(() => {
   for (const c of describeConfig()) process.stdout.write(`${c.name.padEnd(30)} ${(c.default || '-').padEnd(10)} ${c.description}\n`);

@@ -19,3 +19,35 @@ export class StackError extends TallyError {}
 
 /** A CLI argument or API parameter that is not valid; the message names it. */
 export class InvalidArgumentError extends TallyError {}
+
+/**
+ * The aggregator's tasks no longer belong to this process (producer fenced by a newer instance,
+ * or a fatal producer error): throw away the producer and all state, then rejoin and restore.
+ */
+export class TaskMigratedError extends TallyError {}
+
+/**
+ * A transaction was aborted (or its outcome is unknown): the in-memory state is ahead of what
+ * Kafka holds. Drop it, restore from the changelog, and rewind the input to the committed offsets.
+ */
+export class TaskCorruptedError extends TallyError {}
+
+/** The fields librdkafka puts on its errors (node-rdkafka's LibrdKafkaError). */
+export interface KafkaErrorLike {
+  message: string;
+  code: number;
+  isFatal?: boolean;
+  isRetriable?: boolean;
+  isTxnRequiresAbort?: boolean;
+}
+
+export function isKafkaError(err: unknown): err is KafkaErrorLike {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number' && typeof (err as { message?: unknown }).message === 'string';
+}
+
+/** A real Error (with stack) carrying librdkafka's code and flags, prefixed with what failed. */
+export function kafkaError(what: string, err: KafkaErrorLike): Error & KafkaErrorLike {
+  return Object.assign(new Error(`${what}: ${err.message}`), {
+    code: err.code, isFatal: err.isFatal, isRetriable: err.isRetriable, isTxnRequiresAbort: err.isTxnRequiresAbort,
+  });
+}

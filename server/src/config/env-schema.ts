@@ -38,6 +38,8 @@ export const envSchema = z.object({
     'How long after a window closes its dedup set is kept; older events go to the DLQ as too_late.'),
   TALLY_MAX_CLOCK_SKEW_MS: ms.default(300_000).describe(
     'Events further ahead of the wall clock go to the DLQ as future_timestamp.'),
+  TALLY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000).describe(
+    'A partition with no input for this long advances its watermark by the wall clock, so it holds nothing back.'),
   TALLY_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(100).describe(
     'Aggregator transaction interval.'),
   TALLY_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000).describe(

@@ -44,6 +44,7 @@ export interface TallyConfig {
   dedupHorizonMs: number;
   maxClockSkewMs: number;
   commitIntervalMs: number;
+  idleTimeoutMs: number;
   transactionTimeoutMs: number;
   exactlyOnce: boolean;
   instanceId: string;
@@ -97,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     dedupHorizonMs: e.TALLY_DEDUP_HORIZON_MS,
     maxClockSkewMs: e.TALLY_MAX_CLOCK_SKEW_MS,
     commitIntervalMs: e.TALLY_COMMIT_INTERVAL_MS,
+    idleTimeoutMs: e.TALLY_IDLE_TIMEOUT_MS,
     transactionTimeoutMs: e.TALLY_TRANSACTION_TIMEOUT_MS,
     exactlyOnce: e.TALLY_EXACTLY_ONCE,
     instanceId: e.TALLY_INSTANCE_ID ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}`,

@@ -1,4 +1,5 @@
 import Kafka from 'node-rdkafka';
+import { kafkaError } from '../errors.js';
 
 export interface OutgoingRecord {
   topic: string;
@@ -34,7 +35,7 @@ export class DeliveringProducer {
       const p = this.pending.get(id);
       if (!p) return;
       this.pending.delete(id);
-      if (err) p.reject(Object.assign(new Error(err.message), err));
+      if (err) p.reject(kafkaError('delivery', err));
       else p.resolve();
     });
   }

@@ -1,0 +1,283 @@
+import Kafka from 'node-rdkafka';
+import type { TallyConfig } from '../config/index.js';
+import { kafkaError, TaskCorruptedError, TaskMigratedError } from '../errors.js';
+import type { OutgoingRecord } from '../kafka/index.js';
+import type { Logger } from '../observability/index.js';
+import { AggregatorMetrics } from './aggregator-metrics.js';
+import type { WindowSettings } from './core/index.js';
+import { PartitionTask } from './partition-task.js';
+import { restorePartitions } from './restore.js';
+import { TransactionalProducer } from './transactional-producer.js';
+
+const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = Kafka.CODES.ERRORS;
+const CONSUME_BATCH = 5_000;
+/** Bounds a transaction's size (and a dedup chunk's: 16 bytes an id) when catching up. */
+const MAX_EVENTS_PER_TRANSACTION = 20_000;
+
+type RebalanceEvent = { kind: 'assign' | 'revoke'; partitions: number[] };
+
+/**
+ * The aggregator's loop, shaped like Kafka Streams' StreamThread: handle rebalances (restore on
+ * assign, commit and drop on revoke), poll a batch, process it into the partition tasks, and
+ * every commit interval write everything — window rows, dedup deltas, dead letters, forwards and
+ * the input offsets — in one Kafka transaction. Any failed transaction drops the in-memory state
+ * and restores it from Kafka, so memory never runs ahead of what Kafka committed.
+ */
+export class Aggregator {
+  readonly metrics = new AggregatorMetrics();
+  private readonly consumer: Kafka.KafkaConsumer;
+  private readonly producer: TransactionalProducer;
+  private readonly settings: WindowSettings;
+  private readonly tasks = new Map<number, PartitionTask>();
+  private readonly rebalances: RebalanceEvent[] = [];
+  private stopping = false;
+  private loopRunning = false;
+  private loopDone: Promise<void> | undefined;
+  private lastCommitAt = Date.now();
+  private processedSinceCommit = 0;
+
+  constructor(private readonly config: TallyConfig, private readonly log: Logger) {
+    this.settings = {
+      windowMs: config.windowMs,
+      outOfOrdernessMs: config.outOfOrdernessMs,
+      allowedLatenessMs: config.allowedLatenessMs,
+      dedupHorizonMs: config.dedupHorizonMs,
+      maxClockSkewMs: config.maxClockSkewMs,
+    };
+    this.consumer = new Kafka.KafkaConsumer({
+      'metadata.broker.list': config.kafka.brokers,
+      'group.id': config.groups.aggregator,
+      'client.id': `tally-aggregator-${config.instanceId}`,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'isolation.level': 'read_committed',
+      'partition.assignment.strategy': 'range',
+      'session.timeout.ms': 10_000,
+      'heartbeat.interval.ms': 1_000,
+      'max.poll.interval.ms': 300_000,
+      'fetch.wait.max.ms': 50,
+      'queued.max.messages.kbytes': 65_536,
+      rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
+        const partitions = assignment.map((a) => a.partition);
+        if (!this.loopRunning) {
+          // Leaving the group during disconnect: nothing to commit any more, just let go.
+          if (err.code === ERR__REVOKE_PARTITIONS) this.consumer.unassign();
+          return;
+        }
+        if (err.code === ERR__ASSIGN_PARTITIONS) this.rebalances.push({ kind: 'assign', partitions });
+        else if (err.code === ERR__REVOKE_PARTITIONS) this.rebalances.push({ kind: 'revoke', partitions });
+        else this.log.error({ err: err.message }, 'aggregator.rebalance_error');
+      },
+      log_level: 3,
+    }, { 'auto.offset.reset': 'earliest' });
+    this.producer = new TransactionalProducer(config.kafka.brokers, `${config.groups.aggregator}-${config.instanceId}`, config.transactionTimeoutMs, log);
+  }
+
+  async start(): Promise<void> {
+    await this.producer.init();
+    await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('consumer connect', err)) : resolve())));
+    this.consumer.subscribe([this.config.topics.impressions]);
+    this.log.info({ transactionalId: this.producer.transactionalId, group: this.config.groups.aggregator }, 'aggregator.started');
+    this.loopDone = this.runLoop();
+  }
+
+  /** Finishes the current transaction, leaves the group and disconnects. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loopDone;
+  }
+
+  /** Resolves when the loop ends; rejects if it crashed. */
+  get done(): Promise<void> {
+    return this.loopDone ?? Promise.resolve();
+  }
+
+  private async runLoop(): Promise<void> {
+    this.loopRunning = true;
+    try {
+      while (!this.stopping) {
+        await this.handleRebalances();
+        const batch = await this.consume();
+        this.processBatch(batch);
+        if (this.commitDue()) await this.commitOrRecover();
+      }
+      await this.handleRebalances();
+      await this.commitOrRecover();
+      this.log.info('aggregator.stopped_cleanly');
+    } finally {
+      this.loopRunning = false;
+      await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
+      await this.producer.disconnect();
+    }
+  }
+
+  private consume(): Promise<Kafka.Message[]> {
+    return new Promise((resolve, reject) => {
+      this.consumer.setDefaultConsumeTimeout(Math.max(10, Math.min(100, this.config.commitIntervalMs)));
+      this.consumer.consume(CONSUME_BATCH, (err, msgs) => (err ? reject(kafkaError('consume', err)) : resolve(msgs)));
+    });
+  }
+
+  private processBatch(batch: Kafka.Message[]): void {
+    if (batch.length === 0) return;
+    const now = Date.now();
+    const m = this.metrics;
+    for (const msg of batch) {
+      const task = this.tasks.get(msg.partition);
+      // Not ours (revoked while in flight) or already processed (before a rewind): skip; never committed.
+      if (task === undefined || msg.offset < task.nextOffset) continue;
+      const outcome = task.process(msg, now);
+      m.consumed.inc();
+      if (outcome === 'counted') m.counted.inc();
+      else if (outcome === 'duplicate') m.duplicates.inc();
+      else if (outcome === 'forwarded') m.forwarded.inc();
+      else m.deadLetters.inc({ reason: outcome });
+    }
+    this.processedSinceCommit += batch.length;
+  }
+
+  private commitDue(): boolean {
+    return Date.now() - this.lastCommitAt >= this.config.commitIntervalMs || this.processedSinceCommit >= MAX_EVENTS_PER_TRANSACTION;
+  }
+
+  /** One transaction for every task with changes; on failure, restore everything from Kafka. */
+  private async commitOrRecover(): Promise<void> {
+    const now = Date.now();
+    this.lastCommitAt = now;
+    this.processedSinceCommit = 0;
+    for (const task of this.tasks.values()) {
+      if (now - task.lastRecordAt >= this.config.idleTimeoutMs && this.caughtUp(task)) task.state.advanceIdle(now);
+    }
+    const dirty = [...this.tasks.values()].filter((t) => t.commitNeeded);
+    this.updateGauges();
+    if (dirty.length === 0) return;
+    const records: OutgoingRecord[] = [];
+    const offsets: Kafka.TopicPartitionOffset[] = [];
+    for (const task of dirty) {
+      records.push(...task.prepareCommit());
+      offsets.push({ topic: this.config.topics.impressions, partition: task.partition, offset: task.nextOffset });
+    }
+    const stopTimer = this.metrics.commitSeconds.startTimer();
+    try {
+      await this.producer.commitTransaction(records, offsets, this.consumer);
+      stopTimer();
+      for (const task of dirty) task.postCommit(task.state.watermark);
+      this.metrics.transactions.inc({ outcome: 'committed' });
+      this.metrics.lastCommitTimestamp.set(Date.now() / 1000);
+    } catch (err) {
+      this.metrics.transactions.inc({ outcome: 'aborted' });
+      if (!(err instanceof TaskCorruptedError || err instanceof TaskMigratedError)) throw err;
+      this.log.warn({ err: err.message, kind: err.name, partitions: [...this.tasks.keys()] }, 'aggregator.transaction_failed_restoring');
+      await this.reinitialize([...this.tasks.keys()], 'seek');
+    }
+  }
+
+  private async handleRebalances(): Promise<void> {
+    while (this.rebalances.length > 0) {
+      const ev = this.rebalances.shift() as RebalanceEvent;
+      if (ev.kind === 'revoke') {
+        this.log.info({ partitions: ev.partitions }, 'aggregator.partitions_revoked');
+        // Commit what the revoked tasks hold; if that fails the new owner re-reads it anyway.
+        if (!this.stopping || this.tasks.size > 0) await this.commitOrRecover().catch((err: unknown) => this.log.warn({ err: String(err) }, 'aggregator.revoke_commit_failed'));
+        this.tasks.clear();
+        this.consumer.unassign();
+      } else {
+        this.log.info({ partitions: ev.partitions }, 'aggregator.partitions_assigned');
+        await this.reinitialize(ev.partitions, 'assign');
+      }
+      this.metrics.assigned.set(this.tasks.size);
+    }
+  }
+
+  /**
+   * (Re)builds the tasks of `partitions`: committed offsets first (read_committed asks for stable
+   * offsets, so a pending transaction on them finishes before we read), then their state from the
+   * changelog, then the consumer is positioned at the committed offsets.
+   */
+  private async reinitialize(partitions: number[], how: 'assign' | 'seek'): Promise<void> {
+    for (const p of partitions) this.tasks.delete(p);
+    if (partitions.length === 0) {
+      if (how === 'assign') this.consumer.assign([]);
+      return;
+    }
+    const topic = this.config.topics.impressions;
+    const committed = await this.committedOffsets(partitions);
+    const stopTimer = this.metrics.restoreSeconds.startTimer();
+    const { states, stats } = await restorePartitions(this.config, this.settings, partitions);
+    stopTimer();
+    this.log.info({ ...stats, partitions }, 'aggregator.restored');
+    const now = Date.now();
+    for (const p of partitions) {
+      const offset = committed.get(p) ?? 0;
+      this.tasks.set(p, new PartitionTask(p, states.get(p)!, offset, this.config.topics, this.config.partitions, now));
+    }
+    if (how === 'assign') {
+      this.consumer.assign(partitions.map((p) => ({ topic, partition: p, offset: committed.get(p) ?? -2 })));
+    } else {
+      for (const p of partitions) {
+        await this.seek({ topic, partition: p, offset: committed.get(p) ?? 0 });
+      }
+    }
+  }
+
+  private async committedOffsets(partitions: number[]): Promise<Map<number, number>> {
+    const topic = this.config.topics.impressions;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const list = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
+          this.consumer.committed(partitions.map((partition) => ({ topic, partition })), 30_000, (err, tps) => (err ? reject(kafkaError('committed', err)) : resolve(tps))));
+        const out = new Map<number, number>();
+        for (const tp of list) if (tp.offset >= 0) out.set(tp.partition, tp.offset);
+        return out;
+      } catch (err) {
+        // UNSTABLE_OFFSET_COMMIT while a previous owner's transaction resolves, or a coordinator move.
+        if (attempt >= 30) throw err;
+        this.log.warn({ err: String(err), attempt }, 'aggregator.committed_offsets_retry');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async seek(tp: Kafka.TopicPartitionOffset): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await new Promise<void>((resolve, reject) => this.consumer.seek(tp, 10_000, (err) => (err ? reject(kafkaError('seek', err)) : resolve())));
+        return;
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /** At the end of the partition as last fetched (a transaction marker may sit after the last record). */
+  private caughtUp(task: PartitionTask): boolean {
+    try {
+      return this.consumer.getWatermarkOffsets(this.config.topics.impressions, task.partition).highOffset - task.nextOffset <= 1;
+    } catch {
+      return false;
+    }
+  }
+
+  private updateGauges(): void {
+    let windows = 0;
+    let ids = 0;
+    let bytes = 0;
+    for (const task of this.tasks.values()) {
+      const s = task.state;
+      windows += s.windowsOpen;
+      ids += s.idsHeld;
+      bytes += s.dedupBytes;
+      this.metrics.watermark.set({ partition: String(task.partition) }, s.watermark);
+      try {
+        const wm = this.consumer.getWatermarkOffsets(this.config.topics.impressions, task.partition);
+        this.metrics.lag.set({ partition: String(task.partition) }, Math.max(0, wm.highOffset - task.nextOffset));
+      } catch {
+        /* no fetch yet for this partition: lag unknown */
+      }
+    }
+    this.metrics.windowsOpen.set(windows);
+    this.metrics.idsHeld.set(ids);
+    this.metrics.dedupBytes.set(bytes);
+  }
+}

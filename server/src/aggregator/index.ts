@@ -1,0 +1,3 @@
+export { Aggregator } from './aggregator.js';
+export { AggregatorMetrics } from './aggregator-metrics.js';
+export * from './count-record.js';

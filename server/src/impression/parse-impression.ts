@@ -1,0 +1,142 @@
+import { isUtf8 } from 'node:buffer';
+import type { DeadLetterReason, Impression, ParseResult } from './types.js';
+
+/** Largest accepted Kafka value; checked before decoding so a huge record costs nothing to refuse. */
+export const MAX_EVENT_BYTES = 16384;
+
+/**
+ * Largest price of one impression: 1 000 000 currency units. Far above any real CPM, and low enough
+ * that a window row's spend (a JS number) stays exact up to 9 million impressions at this price.
+ */
+export const MAX_COST_MICROS = 1_000_000_000_000;
+
+/** Upper bound of a JS Date (±8.64e15 ms); anything beyond is not a time. */
+const MAX_EPOCH_MS = 8.64e15;
+
+// Compiled once at module load: the hot path only runs them.
+const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** ISO-8601 date-time with a mandatory zone (Z or ±hh:mm); seconds and fraction optional. */
+const ISO_WITH_ZONE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
+
+type Fields = Record<string, unknown>;
+
+function fail(reason: DeadLetterReason, detail: string): ParseResult {
+  return { ok: false, reason, detail };
+}
+
+/** typeof, but telling null and arrays apart: detail messages name what was actually sent. */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+/**
+ * Validates one Kafka value against the public impression contract (README) and returns the
+ * impression or the dead-letter reason. Pure and cheap: one size check, one UTF-8 check, one
+ * JSON.parse, a few precompiled regex tests.
+ */
+export function parseImpression(value: Buffer | null | undefined): ParseResult {
+  if (value === null || value === undefined || value.length === 0) return fail('bad_json', 'empty value');
+  if (value.length > MAX_EVENT_BYTES) return fail('too_large', `value is ${value.length} bytes, limit ${MAX_EVENT_BYTES}`);
+  // toString('utf8') would silently replace invalid bytes with U+FFFD; the contract says UTF-8.
+  if (!isUtf8(value)) return fail('bad_json', 'value is not valid UTF-8');
+
+  let doc: unknown;
+  try {
+    doc = JSON.parse(value.toString('utf8'));
+  } catch {
+    return fail('bad_json', 'value is not valid JSON');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    return fail('not_object', `value is JSON ${kindOf(doc)}, not an object`);
+  }
+  const fields = doc as Fields;
+
+  const impressionId = fields.impression_id;
+  const idError = checkId('impression_id', impressionId);
+  if (idError) return idError;
+  const advertiserId = fields.advertiser_id;
+  const advError = checkId('advertiser_id', advertiserId);
+  if (advError) return advError;
+  const campaignId = fields.campaign_id;
+  const cmpError = checkId('campaign_id', campaignId);
+  if (cmpError) return cmpError;
+
+  const rawTs = fields.ts;
+  if (rawTs === undefined) return fail('missing_field', 'ts is missing');
+  const ts = eventTimeMs(rawTs);
+  if (ts === null) {
+    return fail('bad_timestamp', 'ts must be epoch ms (integer > 0) or an ISO-8601 string with a zone (Z or ±hh:mm)');
+  }
+
+  const rawCost = fields.cost_micros;
+  let costMicros = 0;
+  if (rawCost !== undefined) {
+    // null is refused rather than read as 0: an unknown price billed as free is money lost silently.
+    if (typeof rawCost !== 'number' || !Number.isSafeInteger(rawCost) || rawCost < 0 || rawCost > MAX_COST_MICROS) {
+      const got = typeof rawCost === 'number' ? String(rawCost) : kindOf(rawCost);
+      return fail('bad_cost', `cost_micros must be an integer from 0 to ${MAX_COST_MICROS}, got ${got}`);
+    }
+    costMicros = rawCost + 0; // + 0 turns -0 into 0
+  }
+
+  const impression: Impression = {
+    impressionId: impressionId as string,
+    ts,
+    advertiserId: advertiserId as string,
+    campaignId: campaignId as string,
+    costMicros,
+  };
+  return { ok: true, impression };
+}
+
+function checkId(field: string, v: unknown): ParseResult | null {
+  if (v === undefined) return fail('missing_field', `${field} is missing`);
+  if (typeof v !== 'string') return fail('bad_type', `${field} must be a string, got ${kindOf(v)}`);
+  if (!ID_PATTERN.test(v)) return fail('bad_id', `${field} must match ^[A-Za-z0-9._:-]{1,128}$`);
+  return null;
+}
+
+/** Event time in epoch ms, or null when `v` is neither an accepted integer nor a zoned ISO string. */
+function eventTimeMs(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isInteger(v) && v > 0 && v <= MAX_EPOCH_MS ? v : null;
+  if (typeof v === 'string') return isoToMs(v);
+  return null;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function isLeapYear(y: number): boolean {
+  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+}
+
+/**
+ * Parses the fields by hand instead of Date.parse: Date.parse accepts zoneless strings (read as
+ * local time, which differs between machines) and rolls over impossible dates like 02-30.
+ */
+function isoToMs(s: string): number | null {
+  const m = ISO_WITH_ZONE.exec(s);
+  if (m === null) return null;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = m[6] === undefined ? 0 : Number(m[6]);
+  // Fraction digits beyond ms are truncated: the counting resolution is 1 ms.
+  const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
+  // Years below 100 would be mapped to 19xx by Date.UTC; they are before 1970 anyway.
+  if (year < 100 || month < 1 || month > 12 || day < 1) return null;
+  const monthDays = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
+  if (day > monthDays || hour > 23 || minute > 59 || second > 59) return null;
+  let offsetMin = 0;
+  if (m[8] === undefined) {
+    const oh = Number(m[10]);
+    const om = Number(m[11]);
+    if (oh > 23 || om > 59) return null;
+    offsetMin = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  const t = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
+  return t > 0 && t <= MAX_EPOCH_MS ? t : null;
+}

@@ -1,0 +1,6 @@
+export { ClickHouseSink, type ClickHouseSinkOptions } from './clickhouse-sink.js';
+export { SinkMetrics } from './sink-metrics.js';
+export {
+  RowBatch, IMPRESSION_COUNT_COLUMNS, PARTITION_WATERMARK_COLUMNS,
+  type AddOutcome, type ImpressionCountRow, type PartitionWatermarkRow,
+} from './row-batch.js';

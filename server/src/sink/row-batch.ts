@@ -1,0 +1,184 @@
+/**
+ * One batch of the ClickHouse sink, pure (no I/O): decodes `impression-counts` records, keeps
+ * the highest version per window key and the newest watermark per source partition, ignores
+ * tombstones, and tracks per Kafka partition the offset to commit once the batch is in
+ * ClickHouse (last offset seen + 1). Every record moves the offset, including tombstones and
+ * poison records, so a committed batch never has to be read again.
+ */
+import { decodeCountRecord, type CountRecord, type WatermarkRecord, type WindowCountRecord } from '../aggregator/count-record.js';
+
+/** A row of `impression_counts` as sent in JSONEachRow (DateTime as epoch seconds, booleans as 0/1). */
+export interface ImpressionCountRow {
+  window_start: number;
+  window_end: number;
+  advertiser_id: string;
+  campaign_id: string;
+  source_partition: number;
+  impressions: number;
+  spend_micros: number;
+  duplicates: number;
+  version: number;
+  final: 0 | 1;
+  revised: 0 | 1;
+}
+
+/** A row of `partition_watermarks` (version = the watermark, clamped at 0: it never decreases). */
+export interface PartitionWatermarkRow {
+  source_partition: number;
+  watermark_ms: number;
+  max_event_time_ms: number;
+  updated_at: number;
+  version: number;
+}
+
+export const IMPRESSION_COUNT_COLUMNS: [keyof ImpressionCountRow, ...Array<keyof ImpressionCountRow>] = [
+  'window_start', 'window_end', 'advertiser_id', 'campaign_id', 'source_partition',
+  'impressions', 'spend_micros', 'duplicates', 'version', 'final', 'revised',
+];
+
+export const PARTITION_WATERMARK_COLUMNS: [keyof PartitionWatermarkRow, ...Array<keyof PartitionWatermarkRow>] = [
+  'source_partition', 'watermark_ms', 'max_event_time_ms', 'updated_at', 'version',
+];
+
+export type AddOutcome =
+  | { kind: 'window' }
+  | { kind: 'watermark' }
+  | { kind: 'tombstone' }
+  /** Not a record tally wrote (not JSON, unknown type, fields out of range): skipped, offset still moves. */
+  | { kind: 'poison'; reason: string };
+
+/** DateTime (UInt32 seconds) covers epoch ms in [0, 2^32 · 1000). */
+const MAX_DATETIME_MS = 4_294_967_296_000;
+const MAX_UINT16 = 65_535;
+
+export class RowBatch {
+  private readonly windows = new Map<string, ImpressionCountRow>();
+  private readonly watermarks = new Map<number, PartitionWatermarkRow>();
+  private readonly nextOffsets = new Map<number, number>();
+  private recordCount = 0;
+  private openedAt: number | undefined;
+
+  /**
+   * Adds the record read at `partition`/`offset` of the counts topic. `now` (epoch ms) stamps
+   * when the batch received its first record, for the time bound.
+   */
+  add(partition: number, offset: number, value: Buffer | null | undefined, now = Date.now()): AddOutcome {
+    this.recordCount++;
+    this.openedAt ??= now;
+    const prev = this.nextOffsets.get(partition);
+    if (prev === undefined || offset + 1 > prev) this.nextOffsets.set(partition, offset + 1);
+
+    let rec: CountRecord | null;
+    try {
+      rec = decodeCountRecord(value);
+    } catch (err) {
+      return { kind: 'poison', reason: err instanceof SyntaxError ? 'not_json' : 'unknown_type' };
+    }
+    if (rec === null) return { kind: 'tombstone' };
+    if (typeof rec !== 'object' || Array.isArray(rec)) return { kind: 'poison', reason: 'unknown_type' };
+    if (rec.type === 'window') {
+      const row = toWindowRow(rec);
+      if (typeof row === 'string') return { kind: 'poison', reason: row };
+      const key = `${rec.window_start}|${row.advertiser_id}|${row.campaign_id}|${row.source_partition}`;
+      const held = this.windows.get(key);
+      // Equal versions carry the same counts; the later one wins all the same.
+      if (held === undefined || row.version >= held.version) this.windows.set(key, row);
+      return { kind: 'window' };
+    }
+    const wm = toWatermarkRow(rec);
+    if (typeof wm === 'string') return { kind: 'poison', reason: wm };
+    const held = this.watermarks.get(wm.source_partition);
+    if (held === undefined || wm.watermark_ms >= held.watermark_ms) this.watermarks.set(wm.source_partition, wm);
+    return { kind: 'watermark' };
+  }
+
+  /** Records added (rows, watermarks, tombstones and poison alike). */
+  get records(): number {
+    return this.recordCount;
+  }
+
+  /** Rows this batch will insert (both tables). */
+  get rowCount(): number {
+    return this.windows.size + this.watermarks.size;
+  }
+
+  get isEmpty(): boolean {
+    return this.recordCount === 0;
+  }
+
+  /** Epoch ms of the first record, or undefined while empty. */
+  get firstRecordAt(): number | undefined {
+    return this.openedAt;
+  }
+
+  windowRows(): ImpressionCountRow[] {
+    return [...this.windows.values()];
+  }
+
+  watermarkRows(): PartitionWatermarkRow[] {
+    return [...this.watermarks.values()];
+  }
+
+  /** Per Kafka partition the offset to commit: last offset added + 1. */
+  offsets(): Array<{ partition: number; offset: number }> {
+    return [...this.nextOffsets].sort((a, b) => a[0] - b[0]).map(([partition, offset]) => ({ partition, offset }));
+  }
+
+  clear(): void {
+    this.windows.clear();
+    this.watermarks.clear();
+    this.nextOffsets.clear();
+    this.recordCount = 0;
+    this.openedAt = undefined;
+  }
+}
+
+function isUint(v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+
+/** The ClickHouse row, or the name of the first field that cannot be stored. */
+function toWindowRow(r: WindowCountRecord): ImpressionCountRow | string {
+  if (!isUint(r.window_start, MAX_DATETIME_MS - 1)) return 'bad_window_start';
+  if (!isUint(r.window_end, MAX_DATETIME_MS - 1) || r.window_end <= r.window_start) return 'bad_window_end';
+  if (typeof r.advertiser_id !== 'string' || r.advertiser_id === '') return 'bad_advertiser_id';
+  if (typeof r.campaign_id !== 'string' || r.campaign_id === '') return 'bad_campaign_id';
+  if (!isUint(r.source_partition, MAX_UINT16)) return 'bad_source_partition';
+  if (!isUint(r.impressions)) return 'bad_impressions';
+  if (!isUint(r.spend_micros)) return 'bad_spend_micros';
+  if (!isUint(r.duplicates)) return 'bad_duplicates';
+  if (!isUint(r.version)) return 'bad_version';
+  if (typeof r.final !== 'boolean') return 'bad_final';
+  if (typeof r.revised !== 'boolean') return 'bad_revised';
+  return {
+    window_start: Math.floor(r.window_start / 1000),
+    window_end: Math.floor(r.window_end / 1000),
+    advertiser_id: r.advertiser_id,
+    campaign_id: r.campaign_id,
+    source_partition: r.source_partition,
+    impressions: r.impressions,
+    spend_micros: r.spend_micros,
+    duplicates: r.duplicates,
+    version: r.version,
+    final: r.final ? 1 : 0,
+    revised: r.revised ? 1 : 0,
+  };
+}
+
+function toWatermarkRow(r: WatermarkRecord): PartitionWatermarkRow | string {
+  if (!isUint(r.source_partition, MAX_UINT16)) return 'bad_source_partition';
+  if (!isInt(r.watermark)) return 'bad_watermark';
+  if (!isInt(r.max_event_time)) return 'bad_max_event_time';
+  if (!isUint(r.emitted_at, MAX_DATETIME_MS - 1)) return 'bad_emitted_at';
+  return {
+    source_partition: r.source_partition,
+    watermark_ms: r.watermark,
+    max_event_time_ms: r.max_event_time,
+    updated_at: Math.floor(r.emitted_at / 1000),
+    version: Math.max(0, r.watermark),
+  };
+}

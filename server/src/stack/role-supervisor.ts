@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { repoRoot } from '../config/index.js';
+
+export interface RoleSpec {
+  name: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Runs tally roles as child processes for `tally start`: prefixes their output with the role
+ * name, restarts a role that dies (as a container orchestrator would), and on stop sends SIGTERM
+ * so each finishes its current transaction.
+ */
+export class RoleSupervisor {
+  private readonly children = new Map<string, ChildProcess>();
+  private stopping = false;
+
+  constructor(private readonly out: (line: string) => void) {}
+
+  start(spec: RoleSpec): void {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server/src/cli.ts'), ...spec.args], {
+      cwd: repoRoot, env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.children.set(spec.name, child);
+    for (const stream of [child.stdout, child.stderr]) {
+      readline.createInterface({ input: stream }).on('line', (line) => this.out(`${spec.name.padEnd(10)} | ${line}`));
+    }
+    child.on('exit', (code, signal) => {
+      this.children.delete(spec.name);
+      if (this.stopping) return;
+      this.out(`${spec.name.padEnd(10)} | exited (${signal ?? code}); restarting in 2 s`);
+      setTimeout(() => !this.stopping && this.start(spec), 2000);
+    });
+  }
+
+  async stop(timeoutMs = 30_000): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.children.values()].map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('exit', () => { clearTimeout(timer); resolve(); });
+      child.kill('SIGTERM');
+    })));
+  }
+}

@@ -1,0 +1,20 @@
+export {
+  type GroundTruth, type TruthRow, type TruthCounts, type TruthPhase,
+  mergeTruth, readTruth, writeTruth, parseTruth, truthTotals, truthRowKey, emptyDeadLetters,
+} from './ground-truth.js';
+export {
+  type GeneratorOptions, type PlanContext, type EventPlan, type PlannedRecord, type RecordKind, type KeyMode, type KeyModeOption, type BadKind,
+  buildEventPlan, resolveGeneratorOptions, planContext, createRng, DEFAULT_GENERATOR_OPTIONS, BAD_KINDS, KEY_MODE_OPTIONS, TOO_LARGE_BYTES,
+} from './event-generator.js';
+export {
+  type GenerateOptions, type GenerateProgress, type GenerateProgressFn, type ProduceOptions,
+  generate, producePlan, randomSeed,
+} from './generate.js';
+export {
+  type VerifyOptions, type VerifyResult, type VerifyDifference, type VerifyTotals, type VerifyProgress, type ActualRow, type Comparison,
+  verify, compareWithTruth, queryActualRows, actualRowsSql, likePrefix, formatVerifyReport,
+} from './verify.js';
+export {
+  type ReadToEndOptions, type ReadToEndResult, type DeadLetterDiff,
+  readDeadLetters, readTopicToEnd, headerValue, diffDeadLetters, NO_REASON,
+} from './dlq-reader.js';

@@ -1,0 +1,74 @@
+/**
+ * The whole pipeline as real processes for the exactness tests: aggregators and a sink as child
+ * processes on a sandbox, the ground truth from the generator, and one check that compares
+ * ClickHouse (FINAL), the DLQ and the duplicate counts with it.
+ */
+import assert from 'node:assert/strict';
+import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
+import { formatVerifyReport, readDeadLetters, verify, type GroundTruth } from '../../server/src/tools/index.js';
+import { RoleProcess, type Sandbox } from './harness.js';
+
+export class Pipeline {
+  readonly aggregators: RoleProcess[] = [];
+  sink: RoleProcess | undefined;
+  private nextInstance = 1;
+
+  constructor(readonly sb: Sandbox) {}
+
+  /** Starts an aggregator; `instance` names its transactional id (a restart with the same one fences its zombie). */
+  startAggregator(instance = `agg-${this.nextInstance++}`): RoleProcess {
+    const p = new RoleProcess('aggregator', { ...this.sb.env, TALLY_INSTANCE_ID: instance });
+    this.aggregators.push(p);
+    return p;
+  }
+
+  startSink(): RoleProcess {
+    this.sink = new RoleProcess('sink', this.sb.env);
+    return this.sink;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.aggregators, ...(this.sink ? [this.sink] : [])].map((p) => p.stop()));
+  }
+
+  /** Tails of every process log, for a failure message. */
+  logs(): string {
+    return [...this.aggregators, ...(this.sink ? [this.sink] : [])]
+      .map((p) => `--- ${p.role} ${p.logFile}\n${p.log().split('\n').filter((l) => /"level":(4|5|6)0/.test(l)).slice(-8).join('\n')}`)
+      .join('\n');
+  }
+}
+
+export interface ExactOptions {
+  /** Duplicates the aggregator must have seen in total (default: the truth's duplicatesSent). */
+  duplicates?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * The exactness check: ClickHouse FINAL equals the truth per (window, advertiser, campaign),
+ * every expected dead letter is on the DLQ with its reason, and the duplicates column adds up.
+ */
+export async function assertExact(pipeline: Pipeline, truth: GroundTruth, opts: ExactOptions = {}): Promise<void> {
+  const { config } = pipeline.sb;
+  const result = await verify(config, truth, { timeoutMs: opts.timeoutMs ?? 120_000, stableMs: 2_000 });
+  assert.ok(result.ok, `ClickHouse differs from the ground truth:\n${formatVerifyReport(result)}\n${pipeline.logs()}`);
+  const dlq = await readDeadLetters(config, { timeoutMs: 30_000 });
+  const expectedDlq = Object.fromEntries(Object.entries(truth.deadLetters).filter(([, n]) => n > 0));
+  assert.deepEqual(sortKeys(dlq), sortKeys(expectedDlq), 'dead letters by reason');
+  const ch = createClickHouse(config);
+  try {
+    const rows = await queryRows<{ d: string }>(ch, `SELECT sum(duplicates) AS d FROM ${config.clickhouse.database}.impression_counts FINAL`);
+    assert.equal(Number(rows[0].d), opts.duplicates ?? truth.counts.duplicatesSent, 'duplicates removed');
+  } finally {
+    await ch.close();
+  }
+}
+
+function sortKeys(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+export function randomBetween(lo: number, hi: number): number {
+  return lo + Math.random() * (hi - lo);
+}

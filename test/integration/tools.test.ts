@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import Kafka from 'node-rdkafka';
+import { createClickHouse, identifier, stringLiteral, uintLiteral } from '../../server/src/clickhouse/index.js';
+import { DeliveringProducer } from '../../server/src/kafka/index.js';
+import { homePartition } from '../../server/src/impression/index.js';
+import {
+  buildEventPlan, formatVerifyReport, generate, planContext, readDeadLetters, readTopicToEnd, readTruth, verify,
+  type GenerateProgress, type GroundTruth,
+} from '../../server/src/tools/index.js';
+import { artifactsDir, createSandbox, RoleProcess, type Sandbox } from './harness.js';
+
+function waitExit(p: RoleProcess, timeoutMs: number): Promise<number | null> {
+  if (p.child.exitCode !== null) return Promise.resolve(p.child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${p.role} did not exit within ${timeoutMs} ms:\n${p.log()}`)), timeoutMs);
+    p.child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+/** Multiset of (partition, key, value) as text keys. */
+function tally(into: Map<string, number>, partition: number, key: string | null, value: string): void {
+  const k = `${partition}\u0000${key ?? '\u0001'}\u0000${value}`;
+  into.set(k, (into.get(k) ?? 0) + 1);
+}
+
+describe('ground-truth tools (real Kafka and ClickHouse)', function () {
+  this.timeout(180_000);
+  const sandboxes: Sandbox[] = [];
+  const sandbox = async (name: string) => {
+    const sb = await createSandbox(name);
+    sandboxes.push(sb);
+    return sb;
+  };
+  after(async () => {
+    for (const sb of sandboxes) await sb.cleanup();
+  });
+
+  it('generate produces every planned record once; home-mode records land on their murmur2 home partition', async () => {
+    const sb = await sandbox('toolsgen');
+    const { config } = sb;
+    const now = Date.now();
+    const options = { count: 2000, idPrefix: 'itgen-', seed: 20251126, keyMode: 'mixed' as const, bad: 18, tooLate: 5, lateWithinHorizon: 10 };
+    const progress: GenerateProgress[] = [];
+    const truth = await generate(config, { ...options, now, batch: 300 }, (p) => progress.push(p));
+    assert.equal(progress.at(-1)?.phase, 'done');
+    assert.equal(progress.at(-1)?.sent, truth.counts.sent);
+
+    // The same seed and start rebuild the same plan: what must be on the topic, record for record.
+    const plan = buildEventPlan(options, planContext(config, now));
+    assert.deepEqual(plan.truth, truth);
+    const expected = new Map<string, number>();
+    let homeMode = 0;
+    for (const r of plan.records) {
+      if (r.partition === null) homeMode++;
+      const partition = r.partition ?? homePartition(r.key as string, config.partitions);
+      tally(expected, partition, r.key, r.value);
+    }
+    assert.ok(homeMode > 600, `${homeMode} home-mode records`);
+
+    const actual = new Map<string, number>();
+    const read = await readTopicToEnd(config.kafka.brokers, config.topics.impressions, (m) => {
+      const key = m.key === null || m.key === undefined ? null : m.key.toString();
+      tally(actual, m.partition, key, m.value?.toString('utf8') ?? '');
+    }, { timeoutMs: 60_000 });
+    assert.equal(read.messages, truth.counts.sent);
+    assert.equal(read.ends.reduce((s, e) => s + e, 0), truth.counts.sent);
+    // Equal multisets: librdkafka's murmur2_random partitioner chose homePartition() for every keyed record.
+    const missing = [...expected].filter(([k, n]) => actual.get(k) !== n);
+    assert.equal(missing.length, 0, `${missing.length} records not where expected, e.g. ${JSON.stringify(missing[0]?.[0].slice(0, 80))}`);
+    assert.equal(actual.size, expected.size);
+  });
+
+  it('verify passes on exact ClickHouse rows and names the key of a one-off difference', async () => {
+    const sb = await sandbox('toolsverify');
+    const { config } = sb;
+    const truth = buildEventPlan({ count: 400, idPrefix: 'itv_', seed: 5, tooLate: 2, lateWithinHorizon: 3 }, planContext(config, Date.now())).truth;
+    const db = identifier(config.clickhouse.database);
+    const ch = createClickHouse(config);
+    const insert = async (rows: Array<{ ws: number; adv: string; cmp: string; part: number; imps: number; spend: number; version: number }>) => {
+      const values = rows.map((r) => `(toDateTime(${uintLiteral(r.ws / 1000)}), toDateTime(${uintLiteral((r.ws + truth.windowMs) / 1000)}), `
+        + `${stringLiteral(r.adv)}, ${stringLiteral(r.cmp)}, ${uintLiteral(r.part)}, ${uintLiteral(r.imps)}, ${uintLiteral(r.spend)}, 0, ${uintLiteral(r.version)}, 0, 0)`);
+      await ch.command({
+        query: `INSERT INTO ${db}.impression_counts (window_start, window_end, advertiser_id, campaign_id, source_partition, impressions, spend_micros, duplicates, version, final, revised) VALUES ${values.join(', ')}`,
+      });
+    };
+    try {
+      // Each truth row split over two source partitions, written first with a stale version (FINAL must drop it).
+      const stale = truth.rows.map((r) => ({ ws: r.windowStart, adv: r.advertiserId, cmp: r.campaignId, part: 0, imps: r.impressions + 7, spend: r.spendMicros + 7, version: 1 }));
+      await insert(stale);
+      const split = truth.rows.flatMap((r) => {
+        const a = Math.floor(r.impressions / 2);
+        const s = Math.floor(r.spendMicros / 3);
+        return [
+          { ws: r.windowStart, adv: r.advertiserId, cmp: r.campaignId, part: 0, imps: a, spend: s, version: 2 },
+          { ws: r.windowStart, adv: r.advertiserId, cmp: r.campaignId, part: 5, imps: r.impressions - a, spend: r.spendMicros - s, version: 1 },
+        ];
+      });
+      await insert(split);
+      // Another run's rows in the same table: outside the prefix (itv_ must not match itvX: '_' is escaped in LIKE).
+      await insert([{ ws: truth.rows[0].windowStart, adv: 'itvXadv-1', cmp: 'itvXadv-1-cmp-1', part: 1, imps: 3, spend: 300, version: 1 }]);
+
+      const ok = await verify(config, truth, { timeoutMs: 10_000, intervalMs: 200 });
+      assert.equal(ok.ok, true, formatVerifyReport(ok));
+      assert.equal(ok.actual.impressions, String(truth.counts.unique));
+      assert.equal(ok.differences.length, 0);
+
+      // One impression too many in one key (a newer version of one partition's row).
+      const target = truth.rows[Math.floor(truth.rows.length / 2)];
+      const a = Math.floor(target.impressions / 2);
+      await insert([{ ws: target.windowStart, adv: target.advertiserId, cmp: target.campaignId, part: 0, imps: a + 1, spend: Math.floor(target.spendMicros / 3), version: 3 }]);
+      const bad = await verify(config, truth, { timeoutMs: 1_500, intervalMs: 300 });
+      assert.equal(bad.ok, false);
+      assert.ok(bad.attempts >= 2, 'it re-polled before giving up');
+      assert.deepEqual(bad.differences, [{
+        windowStart: target.windowStart, advertiserId: target.advertiserId, campaignId: target.campaignId, kind: 'different',
+        expectedImpressions: String(target.impressions), actualImpressions: String(target.impressions + 1),
+        expectedSpendMicros: String(target.spendMicros), actualSpendMicros: String(target.spendMicros),
+      }]);
+      assert.equal(BigInt(bad.actual.impressions) - BigInt(bad.expected.impressions), 1n);
+      const report = formatVerifyReport(bad);
+      assert.match(report, new RegExp(target.campaignId));
+      assert.match(report, /MISMATCH/);
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it('readDeadLetters counts committed records by reason and stops at the end despite transaction markers', async () => {
+    const sb = await sandbox('toolsdlq');
+    const { config } = sb;
+    assert.deepEqual(await readDeadLetters(config, { timeoutMs: 20_000 }), {});
+
+    const topic = config.topics.dlq;
+    const plain = new DeliveringProducer(config.kafka.brokers);
+    await plain.connect();
+    const rec = (partition: number, reason: string) => {
+      const headers: Kafka.MessageHeader[] = [{ reason: Buffer.from(reason) }, { detail: 'x' }];
+      return { topic, partition, key: 'k', value: Buffer.from('{}'), headers };
+    };
+    await plain.send([rec(0, 'bad_json'), rec(0, 'bad_json'), rec(3, 'bad_json'), { topic, partition: 4, key: null, value: Buffer.from('x') }]);
+    await plain.disconnect();
+
+    const tx = new Kafka.Producer({ 'metadata.broker.list': config.kafka.brokers, 'transactional.id': `${topic}-test-tx`, log_level: 3 });
+    const call = (fn: (cb: (err: Kafka.LibrdKafkaError | null) => void) => void) =>
+      new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+    await call((cb) => tx.connect({}, (err) => cb(err ?? null)));
+    tx.setPollInterval(20);
+    try {
+      await call((cb) => tx.initTransactions(10_000, cb));
+      await call((cb) => tx.beginTransaction(cb));
+      tx.produce(topic, 1, Buffer.from('{}'), 'a', null, undefined, [{ reason: 'too_late' }]);
+      tx.produce(topic, 2, Buffer.from('{}'), 'b', null, undefined, [{ reason: 'too_late' }]);
+      await call((cb) => tx.commitTransaction(10_000, cb));
+      await call((cb) => tx.beginTransaction(cb));
+      for (let i = 0; i < 5; i++) tx.produce(topic, 1, Buffer.from('{}'), 'c', null, undefined, [{ reason: 'bad_cost' }]);
+      await call((cb) => new Promise<void>((r) => setTimeout(r, 500)).then(() => tx.abortTransaction(10_000, cb)));
+    } finally {
+      await new Promise<void>((resolve) => tx.disconnect(() => resolve()));
+    }
+
+    const started = Date.now();
+    const counts = await readDeadLetters(config, { timeoutMs: 20_000 });
+    assert.deepEqual(counts, { bad_json: 3, too_late: 2, '(none)': 1 });
+    assert.ok(Date.now() - started < 15_000);
+  });
+
+  it('tally generate and tally verify work from the command line', async () => {
+    const sb = await sandbox('toolscli');
+    fs.mkdirSync(artifactsDir, { recursive: true });
+    const truthFile = path.join(artifactsDir, `${sb.env.TALLY_TOPIC_PREFIX}truth.json`);
+    const gen = new RoleProcess('generate', sb.env, ['--count', '300', '--id-prefix', 'cli-', '--seed', '9', '--bad', '9', '--too-late', '2', '--truth', truthFile, '--quiet']);
+    assert.equal(await waitExit(gen, 60_000), 0, gen.log());
+    assert.match(gen.log(), /records acknowledged/);
+    const truth: GroundTruth = readTruth(truthFile);
+    assert.equal(truth.idPrefix, 'cli-');
+    assert.equal(truth.deadLetters.too_late, 2);
+    assert.equal(truth.deadLetters.bad_json, 1);
+    let n = 0;
+    await readTopicToEnd(sb.config.kafka.brokers, sb.config.topics.impressions, () => void n++, { timeoutMs: 30_000 });
+    assert.equal(n, truth.counts.sent);
+
+    // Nothing counts these impressions here (no aggregator): verify must fail with exit code 1.
+    const ver = new RoleProcess('verify', sb.env, ['--truth', truthFile, '--timeout', '1', '--quiet']);
+    assert.equal(await waitExit(ver, 60_000), 1, ver.log());
+    assert.match(ver.log(), /missing/);
+    assert.match(ver.log(), /MISMATCH/);
+    fs.rmSync(truthFile, { force: true });
+  });
+});
