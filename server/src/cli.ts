@@ -21,9 +21,15 @@ const program = new Command('tally')
   .addCommand(generateCommand())
   .addCommand(verifyCommand());
 
-program.command('config').description('the environment variables tally reads, with defaults').action(() => {
-  for (const c of describeConfig()) process.stdout.write(`${c.name.padEnd(30)} ${(c.default || '-').padEnd(10)} ${c.description}\n`);
-});
+program.command('config').description('the environment variables tally reads, with defaults')
+  .option('--markdown', 'as the table in README.md')
+  .action((opts: { markdown?: boolean }) => {
+    for (const c of describeConfig()) {
+      process.stdout.write(opts.markdown
+        ? `| \`${c.name}\` | ${c.default === '' ? '' : `\`${c.default}\``} | ${c.description} |\n`
+        : `${c.name.padEnd(30)} ${(c.default || '-').padEnd(10)} ${c.description}\n`);
+    }
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Expected failures (bad config, missing Java…) get one clear line, not a stack trace.

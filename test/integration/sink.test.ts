@@ -228,7 +228,8 @@ async function committedAndEnd(config: TallyConfig): Promise<Array<{ partition: 
     const out = [];
     for (const tp of committed) {
       const wm = await cb<Kafka.WatermarkOffsets>((d) => c.queryWatermarkOffsets(topic, tp.partition, 10_000, d), 'watermarks');
-      out.push({ partition: tp.partition, committed: tp.offset, end: wm.highOffset });
+      // No committed offset: node-rdkafka leaves `offset` out (librdkafka's -1001).
+      out.push({ partition: tp.partition, committed: (tp.offset as number | undefined) ?? -1001, end: wm.highOffset });
     }
     return out.sort((a, b) => a.partition - b.partition);
   } finally {
@@ -330,6 +331,28 @@ describe('tally sink (real Kafka + ClickHouse)', function () {
     assert.equal(await sink.stop(), 0);
     await assertExact(ch, db, model, 5_000);
     for (const o of await committedAndEnd(sb.config)) assert.equal(o.committed, o.end, `partition ${o.partition} committed to the end`);
+  });
+
+  it('SIGTERM while ClickHouse is unreachable: nothing is committed, the next sink inserts it all', async () => {
+    const { sb, ch, producer, db } = await setup('sinkdeadch', { TALLY_PARTITIONS: '4' });
+    const model = new CountsModel(sb.config.topics.counts, 4, 50, 7);
+    await producer.send(model.next(1_000));
+    await producer.send(model.watermarkEveryPartition());
+    // Nothing listens on port 1.
+    const blind = startSink({ ...sb.env, CLICKHOUSE_URL: 'http://127.0.0.1:1' });
+    await eventually('the sink to report it waits for ClickHouse', async () =>
+      metricValue(await metricsOf(blind), 'tally_sink_waiting_for_clickhouse') === 1, 60_000, 200);
+    const t0 = Date.now();
+    assert.equal(await blind.stop(), 0);
+    const stopMs = Date.now() - t0;
+    assert.ok(stopMs < 15_000, `stopped within the shutdown grace (${stopMs} ms)`);
+    assert.equal(logLines(blind, 'sink.stopped_with_unflushed_batch').length, 1);
+    assert.equal(logLines(blind, 'sink.stopped_cleanly').length, 0);
+    assert.equal(logLines(blind, 'sink.clickhouse_unavailable').length, 1);
+    for (const o of await committedAndEnd(sb.config)) assert.ok(o.committed < 0, `partition ${o.partition}: nothing committed (${o.committed})`);
+    const sink = startSink(sb.env);
+    await assertExact(ch, db, model, 60_000);
+    assert.equal(await sink.stop(), 0);
   });
 
   it('SIGKILL at random moments mid-stream (50k records, 8 partitions): the table ends exact', async () => {

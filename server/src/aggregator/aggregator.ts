@@ -146,7 +146,8 @@ export class Aggregator {
     this.lastCommitAt = now;
     this.processedSinceCommit = 0;
     for (const task of this.tasks.values()) {
-      if (now - task.lastRecordAt >= this.config.idleTimeoutMs && this.caughtUp(task)) task.state.advanceIdle(now);
+      // Whole seconds: an idle partition publishes a new watermark once a second, not every commit.
+      if (now - task.lastRecordAt >= this.config.idleTimeoutMs && this.caughtUp(task)) task.state.advanceIdle(now - (now % 1000));
     }
     const dirty = [...this.tasks.values()].filter((t) => t.commitNeeded);
     this.updateGauges();

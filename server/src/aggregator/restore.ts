@@ -46,6 +46,7 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
     'enable.partition.eof': true,
     'isolation.level': 'read_committed',
     'fetch.max.bytes': 52_428_800,
+    'fetch.wait.max.ms': 10,
     'max.partition.fetch.bytes': 10_485_760,
     log_level: 3,
   }, { 'auto.offset.reset': 'earliest' });

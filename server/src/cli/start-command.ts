@@ -18,7 +18,8 @@ export function startCommand(): Command {
       supervisor.start({ name: 'aggregator', args: ['aggregator'], env: { TALLY_INSTANCE_ID: 'local-1' } });
       supervisor.start({ name: 'sink', args: ['sink'] });
       if (opts.demo) {
-        supervisor.start({ name: 'demo', args: ['generate', '--rate', opts.demoRate, '--duration', '86400', '--id-prefix', 'demo-', '--duplicates', '0.05'] });
+        // One minute of traffic at a time, again and again: duplicates, late and malformed events included.
+        supervisor.start({ name: 'demo', repeat: true, args: ['generate', '--rate', opts.demoRate, '--duration', '60', '--id-prefix', 'demo-', '--duplicates', '0.05', '--quiet'] });
       }
       say(`tally: ready — Kafka ${config.kafka.brokers}, ClickHouse ${config.clickhouse.url} (database ${config.clickhouse.database}); Ctrl-C to stop`);
       await new Promise<void>((resolve) => {

@@ -62,6 +62,8 @@ export class ClickHouseSink {
   private stopping = false;
   private stopRequestedAt = 0;
   private closing = false;
+  /** A batch was left uncommitted at shutdown because ClickHouse did not take it in time. */
+  private abandoned = false;
   private loopDone: Promise<void> | undefined;
   private outage: { since: number; attempts: number } | undefined;
   private lastCommitAttemptAt = 0;
@@ -139,7 +141,11 @@ export class ClickHouseSink {
     }
     if (err.code === ERR__ASSIGN_PARTITIONS) this.rebalances.push({ kind: 'assign', partitions });
     else if (err.code === ERR__REVOKE_PARTITIONS) this.rebalances.push({ kind: 'revoke', partitions });
-    else this.log.error({ err: err.message, code: err.code }, 'sink.rebalance_error');
+    else {
+      // librdkafka wants an unassign after a failed rebalance: drop everything, as on a revoke.
+      this.log.error({ err: err.message, code: err.code }, 'sink.rebalance_error');
+      this.rebalances.push({ kind: 'revoke', partitions: [...this.assigned] });
+    }
   }
 
   private async runLoop(): Promise<void> {
@@ -155,7 +161,9 @@ export class ClickHouseSink {
       this.handleRebalances();
       await this.flush();
       if (this.pendingCommit.size > 0) this.commit([]);
-      this.log.info({ pendingCommit: Object.fromEntries(this.pendingCommit) }, 'sink.stopped_cleanly');
+      if (!this.abandoned && this.pendingCommit.size === 0) this.log.info('sink.stopped_cleanly');
+      // Not an error: what was not committed is read again by the next owner of the partitions.
+      else this.log.warn({ pendingCommit: Object.fromEntries(this.pendingCommit) }, 'sink.stopped_with_uncommitted_records');
     } finally {
       this.closing = true;
       this.metrics.waitingForClickHouse.set(0);
@@ -254,7 +262,7 @@ export class ClickHouseSink {
     });
   }
 
-  /** Inserts the batch (retrying until ClickHouse takes it), then commits its offsets. */
+  /** Inserts the batch (retrying until ClickHouse takes it, a rebalance voids it, or the shutdown grace ends), then commits its offsets. */
   private async flush(): Promise<void> {
     if (this.batch.isEmpty) return;
     if (!(await this.insertWithRetry())) return;
@@ -302,6 +310,7 @@ export class ClickHouseSink {
         if (this.stopping && Date.now() - this.stopRequestedAt >= this.shutdownGraceMs) {
           this.log.warn({ records: this.batch.records, offsets: this.batch.offsets() }, 'sink.stopped_with_unflushed_batch');
           this.metrics.batches.inc({ outcome: 'abandoned' });
+          this.abandoned = true;
           this.metrics.waitingForClickHouse.set(0);
           this.batch.clear();
           return false;

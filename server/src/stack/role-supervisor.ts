@@ -7,6 +7,8 @@ export interface RoleSpec {
   name: string;
   args: string[];
   env?: NodeJS.ProcessEnv;
+  /** A finite job run again each time it ends (the demo traffic), rather than a service restarted on failure. */
+  repeat?: boolean;
 }
 
 /**
@@ -31,6 +33,7 @@ export class RoleSupervisor {
     child.on('exit', (code, signal) => {
       this.children.delete(spec.name);
       if (this.stopping) return;
+      if (spec.repeat && code === 0) return this.start(spec);
       this.out(`${spec.name.padEnd(10)} | exited (${signal ?? code}); restarting in 2 s`);
       setTimeout(() => !this.stopping && this.start(spec), 2000);
     });
