@@ -48,6 +48,9 @@ export class Aggregator {
       'metadata.broker.list': config.kafka.brokers,
       'group.id': config.groups.aggregator,
       'client.id': `tally-aggregator-${config.instanceId}`,
+      // Static membership: a restarted instance takes its partitions back at once instead of
+      // waiting out the dead member's session; a second process with the same id is fenced.
+      'group.instance.id': `tally-aggregator-${config.instanceId}`,
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
       'isolation.level': 'read_committed',
