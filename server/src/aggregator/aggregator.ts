@@ -24,7 +24,6 @@ type RebalanceEvent = { kind: 'assign' | 'revoke'; partitions: number[] };
  * and restores it from Kafka, so memory never runs ahead of what Kafka committed.
  */
 export class Aggregator {
-  readonly metrics = new AggregatorMetrics();
   private readonly consumer: Kafka.KafkaConsumer;
   private readonly producer: TransactionalProducer;
   private readonly settings: WindowSettings;
@@ -36,7 +35,11 @@ export class Aggregator {
   private lastCommitAt = Date.now();
   private processedSinceCommit = 0;
 
-  constructor(private readonly config: TallyConfig, private readonly log: Logger) {
+  constructor(
+    private readonly config: TallyConfig,
+    private readonly log: Logger,
+    readonly metrics: AggregatorMetrics = new AggregatorMetrics(),
+  ) {
     this.settings = {
       windowMs: config.windowMs,
       outOfOrdernessMs: config.outOfOrdernessMs,

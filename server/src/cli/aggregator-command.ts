@@ -1,7 +1,14 @@
 import { Command } from 'commander';
-import { Aggregator } from '../aggregator/index.js';
+import Kafka from 'node-rdkafka';
+import { Aggregator, AggregatorMetrics } from '../aggregator/index.js';
 import { loadConfig } from '../config/index.js';
+import { isKafkaError } from '../errors.js';
 import { createLogger, serveMetrics } from '../observability/index.js';
+
+/** A client librdkafka declared unusable (e.g. a static member fenced after a broker restart): start over. */
+function isFatalKafkaError(err: unknown): boolean {
+  return isKafkaError(err) && (err.isFatal === true || err.code === Kafka.CODES.ERRORS.ERR__FATAL);
+}
 
 export function aggregatorCommand(): Command {
   return new Command('aggregator')
@@ -9,23 +16,38 @@ export function aggregatorCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const log = createLogger('aggregator', config.logLevel);
-      const aggregator = new Aggregator(config, log);
-      const metrics = await serveMetrics(aggregator.metrics.registry, config.http.host, config.metricsPort);
-      log.info({ metricsPort: metrics.port, instanceId: config.instanceId }, 'aggregator.metrics_listening');
+      const metrics = new AggregatorMetrics();
+      const server = await serveMetrics(metrics.registry, config.http.host, config.metricsPort);
+      log.info({ metricsPort: server.port, instanceId: config.instanceId }, 'aggregator.metrics_listening');
+      let current: Aggregator | undefined;
+      let stopping = false;
       let signals = 0;
       const onSignal = (sig: string) => {
         signals++;
+        stopping = true;
         log.info({ signal: sig }, 'aggregator.stopping');
         if (signals > 1) process.exit(130);
-        void aggregator.stop();
+        void current?.stop();
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
-      await aggregator.start();
       try {
-        await aggregator.done;
+        // Like a runner's onCrash: a fatal client error ends this incarnation, not the process.
+        // Nothing is lost: the next one restores from Kafka; anything else is a bug and exits.
+        while (!stopping) {
+          current = new Aggregator(config, log, metrics);
+          try {
+            await current.start();
+            await current.done;
+          } catch (err) {
+            if (!isFatalKafkaError(err)) throw err;
+            log.error({ err: (err as Error).message }, 'aggregator.fatal_kafka_error_restarting');
+            await current.stop().catch(() => undefined);
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        }
       } finally {
-        await metrics.close();
+        await server.close();
       }
     });
 }

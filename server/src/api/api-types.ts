@@ -1,0 +1,78 @@
+/**
+ * Response shapes of the REST API (/api/v1/…), shared with the dashboard (web/ imports these types).
+ * Integers are JSON numbers (exact below 2^53); spend is in micros. Times are epoch ms.
+ * Errors: `{ "error": { "status": 400, "message": "…", "parameter"?: "from" } }` with 400/401/403/404/413/429/503.
+ */
+
+export type Granularity = 'window' | 'hour' | 'day';
+
+export interface CountRow {
+  /** Start of the window/hour/day (UTC), epoch ms. */
+  periodStart: number;
+  periodEnd: number;
+  advertiserId: string;
+  campaignId: string;
+  impressions: number;
+  spendMicros: number;
+  duplicates: number;
+}
+
+/** GET /api/v1/counts?advertiser_id=&campaign_id=&from=&to=&granularity= */
+export interface CountsResponse {
+  advertiserId: string | null;
+  campaignId: string | null;
+  from: number;
+  to: number;
+  granularity: Granularity;
+  rows: CountRow[];
+  totals: { impressions: number; spendMicros: number; duplicates: number };
+}
+
+/** GET /api/v1/campaigns?advertiser_id= */
+export interface CampaignsResponse {
+  campaigns: Array<{ advertiserId: string; campaignId: string; impressions: number; spendMicros: number; firstWindow: number; lastWindow: number }>;
+}
+
+/** GET /api/v1/advertisers (admin: all; advertiser token: its own). */
+export interface AdvertisersResponse {
+  advertisers: Array<{ advertiserId: string; campaigns: number; impressions: number; spendMicros: number }>;
+}
+
+/** GET /api/v1/me: who the token is. */
+export interface MeResponse {
+  name: string;
+  admin: boolean;
+  ingest: boolean;
+  /** null for admin (all). */
+  advertisers: string[] | null;
+}
+
+/** POST /api/v1/impressions → 202 (some or all accepted) or 400 (none valid). */
+export interface IngestResponse {
+  accepted: number;
+  rejected: number;
+  /** One entry per refused event: its index in the request and why (the DLQ reason vocabulary). */
+  errors: Array<{ index: number; reason: string; message: string }>;
+}
+
+/** GET /api/v1/pipeline (admin). */
+export interface PipelineStatus {
+  partitions: Array<{
+    partition: number;
+    /** Input records not yet committed by the aggregator. */
+    aggregatorLag: number;
+    /** impression-counts records not yet committed by the sink. */
+    sinkLag: number;
+    watermark: number;
+  }>;
+  /** ms since the newest committed aggregator transaction (from the watermark records' emitted_at); null if none seen. */
+  lastTransactionAgeMs: number | null;
+  /** Input records committed by the aggregator per second, over the last ~10 s. */
+  throughputPerSec: number;
+  duplicatesRemoved: number;
+  deadLetters: Record<string, number>;
+  clickhouseReachable: boolean;
+  /** Closed windows: totals committed in Kafka (live feed) vs ClickHouse FINAL. equal = the "exact ✓" signal. */
+  exact: { windows: number; kafkaImpressions: number; clickhouseImpressions: number; equal: boolean } | null;
+  serverTime: number;
+}
