@@ -9,6 +9,9 @@ import { generateCommand } from './cli/generate-command.js';
 import { verifyCommand } from './cli/verify-command.js';
 import { aggregatorCommand } from './cli/aggregator-command.js';
 import { sinkCommand } from './cli/sink-command.js';
+import { apiCommand } from './cli/api-command.js';
+import { tokensCommand } from './cli/tokens-command.js';
+import { billingCommand } from './cli/billing-command.js';
 
 const program = new Command('tally')
   .description('exactly-once ad-impression counting: Kafka → windowed aggregator → ClickHouse → live dashboard')
@@ -18,6 +21,9 @@ const program = new Command('tally')
   .addCommand(startCommand())
   .addCommand(aggregatorCommand())
   .addCommand(sinkCommand())
+  .addCommand(apiCommand())
+  .addCommand(tokensCommand())
+  .addCommand(billingCommand())
   .addCommand(generateCommand())
   .addCommand(verifyCommand());
 

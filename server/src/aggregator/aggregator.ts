@@ -62,6 +62,9 @@ export class Aggregator {
       'heartbeat.interval.ms': 1_000,
       'max.poll.interval.ms': 300_000,
       'fetch.wait.max.ms': 50,
+      // node-rdkafka's consume(n) waits its timeout per record; at a partition's end (EOF) it
+      // returns at once, so a steady trickle does not hold a batch (and the commit) back.
+      'enable.partition.eof': true,
       'queued.max.messages.kbytes': 65_536,
       rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
         const partitions = assignment.map((a) => a.partition);
@@ -82,6 +85,7 @@ export class Aggregator {
   async start(): Promise<void> {
     await this.producer.init();
     await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('consumer connect', err)) : resolve())));
+    this.consumer.setDefaultConsumeTimeout(Math.max(5, Math.min(20, this.config.commitIntervalMs)));
     this.consumer.subscribe([this.config.topics.impressions]);
     this.log.info({ transactionalId: this.producer.transactionalId, group: this.config.groups.aggregator }, 'aggregator.started');
     this.loopDone = this.runLoop();
@@ -119,7 +123,6 @@ export class Aggregator {
 
   private consume(): Promise<Kafka.Message[]> {
     return new Promise((resolve, reject) => {
-      this.consumer.setDefaultConsumeTimeout(Math.max(10, Math.min(100, this.config.commitIntervalMs)));
       this.consumer.consume(CONSUME_BATCH, (err, msgs) => (err ? reject(kafkaError('consume', err)) : resolve(msgs)));
     });
   }

@@ -54,6 +54,23 @@ export const envSchema = z.object({
     'Sink: max time a row waits before its batch is inserted.'),
   TALLY_HTTP_HOST: z.string().default('127.0.0.1').describe('API/dashboard bind address.'),
   TALLY_HTTP_PORT: port.default(8080).describe('API/dashboard port.'),
+  TALLY_CORS_ORIGINS: z.string().default('').refine(
+    (v) => v.split(',').map((o) => o.trim()).filter((o) => o !== '').every((o) => /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(o)),
+    'must be a comma-separated list of origins like https://dash.example.com (scheme://host[:port], no path)',
+  ).describe(
+    'Origins allowed to call the API from a browser (CORS), comma-separated. Empty: no CORS headers (same-origin dashboard only).'),
+  TALLY_API_RATE_LIMIT_PER_MIN: z.coerce.number().int().min(1).default(600).describe(
+    'API: requests per minute per token on the read routes (429 beyond; per API process).'),
+  TALLY_INGEST_RATE_LIMIT_PER_MIN: z.coerce.number().int().min(1).default(120).describe(
+    'API: POST /api/v1/impressions requests per minute per token (429 beyond; per API process).'),
+  TALLY_AUTH_FAILURE_LIMIT_PER_MIN: z.coerce.number().int().min(1).default(60).describe(
+    'API: requests with a missing or invalid token per minute per client address (429 beyond).'),
+  TALLY_HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000).describe(
+    'API: longest time to receive a request and answer it (503 after that).'),
+  TALLY_INGEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(10_000).describe(
+    'API ingest: longest wait for Kafka to acknowledge a request\'s events (connecting included); 503 with Retry-After after that.'),
+  TALLY_METRICS_AUTH: z.enum(['loopback', 'token']).default('loopback').describe(
+    'API /metrics: loopback = open to loopback clients, admin token from elsewhere; token = admin token always (behind a local reverse proxy).'),
   TALLY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0).describe(
     'Port for /metrics of the aggregator and sink roles (0: an ephemeral port, logged at start).'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe(

@@ -49,7 +49,18 @@ export interface TallyConfig {
   exactlyOnce: boolean;
   instanceId: string;
   sink: { batchRows: number; batchMs: number };
-  http: { host: string; port: number };
+  http: {
+    host: string;
+    port: number;
+    /** Allowed browser origins (exact match); empty: no CORS headers. */
+    corsOrigins: string[];
+    apiRateLimitPerMin: number;
+    ingestRateLimitPerMin: number;
+    authFailureLimitPerMin: number;
+    requestTimeoutMs: number;
+    ingestTimeoutMs: number;
+    metricsAuth: 'loopback' | 'token';
+  };
   metricsPort: number;
   logLevel: string;
 }
@@ -103,7 +114,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     exactlyOnce: e.TALLY_EXACTLY_ONCE,
     instanceId: e.TALLY_INSTANCE_ID ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}`,
     sink: { batchRows: e.TALLY_SINK_BATCH_ROWS, batchMs: e.TALLY_SINK_BATCH_MS },
-    http: { host: e.TALLY_HTTP_HOST, port: e.TALLY_HTTP_PORT },
+    http: {
+      host: e.TALLY_HTTP_HOST,
+      port: e.TALLY_HTTP_PORT,
+      corsOrigins: e.TALLY_CORS_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== ''),
+      apiRateLimitPerMin: e.TALLY_API_RATE_LIMIT_PER_MIN,
+      ingestRateLimitPerMin: e.TALLY_INGEST_RATE_LIMIT_PER_MIN,
+      authFailureLimitPerMin: e.TALLY_AUTH_FAILURE_LIMIT_PER_MIN,
+      requestTimeoutMs: e.TALLY_HTTP_REQUEST_TIMEOUT_MS,
+      ingestTimeoutMs: e.TALLY_INGEST_TIMEOUT_MS,
+      metricsAuth: e.TALLY_METRICS_AUTH,
+    },
     metricsPort: e.TALLY_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };

@@ -4,9 +4,26 @@
  * total of a key), never increments, so a repeated or replayed update cannot double-add and a
  * reconnect resumes from a fresh snapshot.
  *
- * Connect: `io(url, { auth: { token } })`. The handshake is refused (connect_error with message
- * `unauthorized`) for an unknown or revoked token; an open connection whose token is revoked is
- * disconnected within ~1 s.
+ * Connect: `io(url, { auth: { token } })` (path `/socket.io`; an `Authorization: Bearer` header
+ * works too). The handshake is refused with a connect_error whose message is
+ *   `unauthorized` for a missing, unknown or revoked token,
+ *   `forbidden` for a valid token that may read no advertiser (e.g. ingest only),
+ *   `unavailable` when the token could not be checked (try again).
+ * An open connection whose token is revoked (or loses access to its view) receives `denied` and is
+ * disconnected by the server ("io server disconnect": socket.io does not reconnect by itself)
+ * within ~1 s.
+ *
+ * Views and rooms: an advertiser token starts in its (first) advertiser's view, an admin in the
+ * all-advertisers view (null). Optional `auth.advertiserId` (an id, or null for all) picks the
+ * initial view; if it is not allowed the connection starts in the default view and receives
+ * `denied`. `join` switches the view: the ack comes first, then the new view's `snapshot`; a
+ * refused join is acked `{ ok: false, message }`, followed by `denied`, and the view is unchanged.
+ * Every join re-verifies the token; more than 20 joins in 10 s are refused.
+ *
+ * Updates: every ~260 ms (never two within 255 ms, so at most 4 per second per client), one
+ * `update` per view with the rows changed since the previous one (sums changed, or the row became
+ * final), or with no rows when only the watermark moved (those at most once a second). Replace rows by
+ * (windowStart, advertiserId, campaignId); never add.
  */
 
 /** One (window, advertiser, campaign), summed over source partitions, as committed in Kafka. */
@@ -32,6 +49,8 @@ export interface LiveSnapshot {
   /** Minimum over partitions of the published watermarks (ms); periods ending before it minus lateness are closed. */
   watermark: number;
   serverTime: number;
+  /** Extension: first window start the feed holds (older windows are not in `rows`; ask the REST API). */
+  rangeStart?: number;
 }
 
 export interface LiveUpdate {

@@ -1,0 +1,99 @@
+/**
+ * GET /api/v1/billing/export — the billing export over HTTP, streamed.
+ *
+ * Mount inside the authenticated /api/v1 router (after authenticate + requireAuthenticated), e.g.
+ * `v1.use(apiLimiter, billingRouter({ config, log, clickhouse: ch, now }))`: the route reads the
+ * principal with principalOf(req) and answers 403 unless it may read the advertiser; bad
+ * parameters are 400 naming the parameter (ApiError, rendered by the API's error handler).
+ *
+ * Response headers: Content-Type, Content-Disposition (attachment), X-Tally-Export-Status
+ * (final | provisional), and X-Tally-Export-SHA256 as an HTTP trailer (the digest is known only
+ * after the last row; `Trailer:` announces it). The same digest ends the file itself. If ClickHouse
+ * fails mid-stream the connection is cut, so a client never sees a truncated file as complete.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import express, { type Request, type Response } from 'express';
+import { canReadAdvertiser, type Principal } from '../auth/principal.js';
+import type { TallyConfig } from '../config/index.js';
+import type { Logger } from '../observability/index.js';
+import { principalOf as apiPrincipalOf } from '../api/auth-middleware.js';
+import { badRequest, forbidden, isClickHouseUnavailable, unavailable } from '../api/http-errors.js';
+import { contentType } from './export-format.js';
+import { BillingParamError, isoUtc, parseExportParams, type ExportQuery } from './export-params.js';
+import { runExport } from './export-query.js';
+
+export const EXPORT_STATUS_HEADER = 'X-Tally-Export-Status';
+export const EXPORT_SHA256_HEADER = 'X-Tally-Export-SHA256';
+
+export interface BillingRouterDeps {
+  config: TallyConfig;
+  clickhouse: ClickHouseClient;
+  log: Logger;
+  now?: () => number;
+  /** Where the route finds the caller (default: the API's auth middleware). */
+  principalOf?: (req: Request) => Principal;
+  /** Route path inside the mount point (default /billing/export, for mounting under /api/v1). */
+  path?: string;
+}
+
+export function exportFileName(q: ExportQuery): string {
+  const stamp = (ms: number) => isoUtc(ms).replace(/:/g, '');
+  return `tally-billing-${q.advertiserId}-${stamp(q.from)}-${stamp(q.to)}-${q.granularity}.${q.format}`;
+}
+
+/** Resolves on 'drain', rejects if the client went away first. */
+function writeTo(res: Response): (chunk: string) => Promise<void> {
+  return (chunk) => new Promise<void>((resolve, reject) => {
+    if (res.destroyed || res.writableEnded) return reject(new Error('client closed the connection'));
+    if (res.write(chunk)) return resolve();
+    const onDrain = () => { cleanup(); resolve(); };
+    const onClose = () => { cleanup(); reject(new Error('client closed the connection')); };
+    const cleanup = () => { res.off('drain', onDrain); res.off('close', onClose); };
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
+}
+
+export function billingRouter(deps: BillingRouterDeps): express.Router {
+  const { config, clickhouse: ch, log } = deps;
+  const principalOf = deps.principalOf ?? apiPrincipalOf;
+  const router = express.Router();
+  router.get(deps.path ?? '/billing/export', async (req: Request, res: Response) => {
+    let q: ExportQuery;
+    try {
+      q = parseExportParams(req.query);
+    } catch (err) {
+      if (err instanceof BillingParamError) throw badRequest(err.message, err.parameter);
+      throw err;
+    }
+    if (!canReadAdvertiser(principalOf(req), q.advertiserId)) throw forbidden('this token may not read that advertiser');
+    const t0 = Date.now();
+    try {
+      const result = await runExport(ch, config, q, writeTo(res), {
+        now: deps.now,
+        onStart: (meta) => {
+          res.status(200);
+          res.setHeader('Content-Type', contentType(q.format));
+          res.setHeader('Content-Disposition', `attachment; filename="${exportFileName(q)}"`);
+          res.setHeader('Cache-Control', 'no-store');
+          res.setHeader(EXPORT_STATUS_HEADER, meta.status);
+          res.setHeader('Trailer', EXPORT_SHA256_HEADER);
+        },
+      });
+      res.addTrailers({ [EXPORT_SHA256_HEADER]: result.sha256 });
+      res.end();
+      log.info({ advertiserId: q.advertiserId, from: q.from, to: q.to, granularity: q.granularity, format: q.format,
+        status: result.status, rows: result.rows, ms: Date.now() - t0 }, 'billing.export');
+    } catch (err) {
+      if (res.headersSent) {
+        // Mid-stream: cut the connection (no final chunk), so the client sees an incomplete response.
+        log.warn({ err: err instanceof Error ? err.message : String(err), advertiserId: q.advertiserId }, 'billing.export_aborted');
+        res.destroy();
+        return;
+      }
+      if (isClickHouseUnavailable(err)) throw unavailable('ClickHouse is unavailable; retry later');
+      throw err;
+    }
+  });
+  return router;
+}

@@ -1,0 +1,31 @@
+/**
+ * Money as exact integers: spend is carried in micros (millionths of the currency) as BigInt and
+ * printed in currency units with string arithmetic. No floating point anywhere on this path.
+ */
+
+const UINT = /^\d{1,20}$/;
+const MAX_UINT64 = (1n << 64n) - 1n;
+
+/** Micros as a decimal string in currency units with exactly 6 decimals: 1250n → "0.001250". */
+export function formatMicros(micros: bigint): string {
+  const negative = micros < 0n;
+  const abs = negative ? -micros : micros;
+  const units = abs / 1_000_000n;
+  const fraction = (abs % 1_000_000n).toString().padStart(6, '0');
+  return `${negative ? '-' : ''}${units.toString()}.${fraction}`;
+}
+
+/**
+ * A ClickHouse UInt64 as it arrives in JSONEachRow (a quoted decimal string, or a number when
+ * small) as a BigInt; anything else is refused rather than guessed.
+ */
+export function parseUInt64(value: unknown, what: string): bigint {
+  let text: string;
+  if (typeof value === 'string') text = value;
+  else if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) text = String(value);
+  else throw new TypeError(`${what}: not an unsigned integer: ${JSON.stringify(value)}`);
+  if (!UINT.test(text)) throw new TypeError(`${what}: not an unsigned integer: ${JSON.stringify(value)}`);
+  const n = BigInt(text);
+  if (n > MAX_UINT64) throw new TypeError(`${what}: beyond UInt64: ${text}`);
+  return n;
+}

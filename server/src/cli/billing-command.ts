@@ -1,0 +1,83 @@
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { BillingParamError, parseExportParams, runExport, type ExportQuery } from '../billing/index.js';
+import { createClickHouse } from '../clickhouse/index.js';
+import { loadConfig } from '../config/index.js';
+import { InvalidArgumentError } from '../errors.js';
+
+interface ExportFlags {
+  advertiser: string;
+  from: string;
+  to: string;
+  granularity: string;
+  format: string;
+  out?: string;
+  quiet?: boolean;
+}
+
+function exportCommand(): Command {
+  return new Command('export')
+    .description('write an advertiser\'s billing statement (per campaign and day/hour, exact integers, totals, status final|provisional, sha256 trailer) from ClickHouse, streamed')
+    .requiredOption('--advertiser <id>', 'advertiser id (^[A-Za-z0-9._:-]{1,128}$)')
+    .requiredOption('--from <time>', 'period start: YYYY-MM-DD, ISO-8601 with a zone, or epoch ms; aligned to the granularity')
+    .requiredOption('--to <time>', 'period end (exclusive), same forms; at most 93 days after --from')
+    .addOption(new Option('--granularity <g>', 'one row per campaign and').choices(['day', 'hour']).default('day'))
+    .addOption(new Option('--format <f>', 'file format').choices(['csv', 'json']).default('csv'))
+    .option('--out <file>', 'write here (via FILE.partial, renamed when complete) instead of stdout')
+    .option('-q, --quiet', 'no progress on stderr')
+    .addHelpText('after', `
+A period is final when every source partition's watermark passed its end plus TALLY_ALLOWED_LATENESS_MS;
+a final export is byte-identical on every run. Otherwise it is marked provisional (and carries its
+generation time). Exit code 1 on any error; an incomplete --out file is never left under FILE.`)
+    .action(async (flags: ExportFlags) => {
+      let q: ExportQuery;
+      try {
+        q = parseExportParams({ advertiser_id: flags.advertiser, from: flags.from, to: flags.to, granularity: flags.granularity, format: flags.format });
+      } catch (err) {
+        if (err instanceof BillingParamError) {
+          const flag = { advertiser_id: '--advertiser', from: '--from', to: '--to' }[err.parameter] ?? `--${err.parameter}`;
+          throw new InvalidArgumentError(`${flag}: ${err.message.slice(err.parameter.length + 1)}`);
+        }
+        throw err;
+      }
+      const config = loadConfig();
+      const ch = createClickHouse(config, { requestTimeoutMs: 60_000 });
+      const partial = flags.out === undefined ? undefined : `${flags.out}.partial`;
+      const out = partial === undefined ? process.stdout : fs.createWriteStream(partial);
+      const write = (chunk: string) => new Promise<void>((resolve, reject) => {
+        out.write(chunk, (err) => (err ? reject(err) : resolve()));
+      });
+      const t0 = Date.now();
+      const progress = (rows: number) => {
+        if (!flags.quiet) process.stderr.write(`tally billing export: ${rows} rows written (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+      };
+      try {
+        const result = await runExport(ch, config, q, write, {
+          onStart: (meta) => { if (!flags.quiet) process.stderr.write(`tally billing export: ${meta.advertiserId}, status ${meta.status}\n`); },
+          onProgress: progress,
+        });
+        if (partial !== undefined && flags.out !== undefined) {
+          await new Promise<void>((resolve, reject) => (out as fs.WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));
+          fs.renameSync(partial, flags.out);
+        }
+        if (!flags.quiet) {
+          process.stderr.write(`tally billing export: done, ${result.rows} rows, status ${result.status}, `
+            + `impressions ${result.totals.impressions}, spend ${result.totals.spend}, too_late_events ${result.tooLateEvents}, sha256 ${result.sha256}\n`);
+        }
+      } catch (err) {
+        if (partial !== undefined) {
+          (out as fs.WriteStream).destroy();
+          fs.rmSync(partial, { force: true });
+        }
+        throw err;
+      } finally {
+        await ch.close();
+      }
+    });
+}
+
+export function billingCommand(): Command {
+  return new Command('billing')
+    .description('billing statements from ClickHouse (exact, final or provisional)')
+    .addCommand(exportCommand());
+}

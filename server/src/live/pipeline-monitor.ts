@@ -1,0 +1,314 @@
+/**
+ * The pipeline's health for GET /api/v1/pipeline (PipelineStatus), computed from Kafka offsets,
+ * the live state and ClickHouse, cached ~1 s.
+ *
+ * Committed offsets of the aggregator's and the sink's groups are read with one KafkaConsumer per
+ * group configured with that group.id that never subscribes: it asks the group coordinator for
+ * offsets (OffsetFetch) but never joins, so it can neither trigger a rebalance nor commit.
+ *
+ * Lag = end offset − committed offset. On a transactional topic the last offset is often a
+ * transaction marker (or aborted records) that no reader ever receives, which would leave a lag
+ * of 1 forever; when the gap is small, a read_committed probe reads from the committed offset
+ * and counts only the records a reader would actually get.
+ */
+import crypto from 'node:crypto';
+import type { ClickHouseClient } from '@clickhouse/client';
+import Kafka from 'node-rdkafka';
+import type { PipelineStatus } from '../api/api-types.js';
+import type { TallyConfig } from '../config/index.js';
+import type { Logger } from '../observability/index.js';
+import type { FeedConsumer } from './feed-consumer.js';
+import { clickhouseMinWatermark, closedTotals } from './live-clickhouse.js';
+import type { LiveState } from './live-state.js';
+
+const CACHE_MS = 1_000;
+const SAMPLE_EVERY_MS = 2_000;
+const THROUGHPUT_SPAN_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 5_000;
+/** Gaps up to this many offsets are probed for records (vs. markers). */
+const PROBE_MAX_GAP = 20;
+const PROBE_TIMEOUT_MS = 1_000;
+/** ClickHouse not answering within this long counts as unreachable for the status. */
+const CLICKHOUSE_STATUS_TIMEOUT_MS = 5_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((resolve) => { timer = setTimeout(() => resolve(fallback), ms); })])
+    .finally(() => clearTimeout(timer));
+}
+
+interface OffsetSample {
+  at: number;
+  /** Committed offset per input partition (only partitions with a committed offset). */
+  offsets: Map<number, number>;
+}
+
+interface Gap {
+  topic: string;
+  partition: number;
+  committed: number;
+  end: number;
+}
+
+function promisify<T>(fn: (cb: (err: Kafka.LibrdKafkaError | null | undefined, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+/**
+ * Throughput (records/s) over about `spanMs`, pure: per partition, from the sample closest to
+ * `spanMs` before the newest that has an offset for it (a partition first committed meanwhile is
+ * measured from its first commit) to the newest; offsets going back count as 0.
+ */
+export function throughputFromSamples(samples: ReadonlyArray<{ at: number; offsets: ReadonlyMap<number, number> }>, spanMs = THROUGHPUT_SPAN_MS): number {
+  if (samples.length < 2) return 0;
+  const newest = samples[samples.length - 1];
+  const target = newest.at - spanMs;
+  let rate = 0;
+  for (const [p, off] of newest.offsets) {
+    let base: { at: number; offset: number } | undefined;
+    for (let i = 0; i < samples.length - 1; i++) {
+      const before = samples[i].offsets.get(p);
+      if (before === undefined || samples[i].at >= newest.at) continue;
+      if (base === undefined || Math.abs(samples[i].at - target) < Math.abs(base.at - target)) base = { at: samples[i].at, offset: before };
+    }
+    if (base !== undefined && off > base.offset) rate += ((off - base.offset) * 1000) / (newest.at - base.at);
+  }
+  return Math.round(rate);
+}
+
+export class PipelineMonitor {
+  private readonly aggGroup: Kafka.KafkaConsumer;
+  private readonly sinkGroup: Kafka.KafkaConsumer;
+  private readonly probe: Kafka.KafkaConsumer;
+  private samples: OffsetSample[] = [];
+  private cached: { at: number; status: PipelineStatus } | undefined;
+  private inflight: Promise<PipelineStatus> | undefined;
+  private sampler: NodeJS.Timeout | undefined;
+  private probeBusy: Promise<unknown> = Promise.resolve();
+  private connected = false;
+
+  constructor(
+    private readonly config: TallyConfig,
+    private readonly state: LiveState,
+    private readonly feed: FeedConsumer,
+    private readonly ch: ClickHouseClient,
+    private readonly log: Logger,
+  ) {
+    const base = {
+      'metadata.broker.list': config.kafka.brokers,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      // Committed offsets as stored; no waiting on pending transactional commits.
+      'isolation.level': 'read_uncommitted' as const,
+      log_level: 3,
+    };
+    this.aggGroup = new Kafka.KafkaConsumer({ ...base, 'group.id': config.groups.aggregator, 'client.id': 'tally-live-status-aggregator' }, {});
+    this.sinkGroup = new Kafka.KafkaConsumer({ ...base, 'group.id': config.groups.sink, 'client.id': 'tally-live-status-sink' }, {});
+    this.probe = new Kafka.KafkaConsumer({
+      ...base,
+      'group.id': `tally-live-probe-${crypto.randomBytes(6).toString('hex')}`,
+      'client.id': 'tally-live-status-probe',
+      'isolation.level': 'read_committed',
+      'enable.partition.eof': true,
+      'fetch.wait.max.ms': 20,
+    }, { 'auto.offset.reset': 'earliest' });
+    for (const c of [this.aggGroup, this.sinkGroup, this.probe]) c.on('event.error', () => undefined);
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.aggGroup, this.sinkGroup, this.probe].map((c) =>
+      promisify<unknown>((cb) => c.connect({ timeout: 30_000 }, (err, md) => cb(err, md)))));
+    this.connected = true;
+    this.sampler = setInterval(() => {
+      this.committed(this.aggGroup, this.config.topics.impressions).then((offsets) => this.addSample(offsets), () => undefined);
+    }, SAMPLE_EVERY_MS);
+    this.sampler.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.sampler) clearInterval(this.sampler);
+    await this.inflight?.catch(() => undefined);
+    await this.probeBusy.catch(() => undefined);
+    if (!this.connected) return;
+    await Promise.all([this.aggGroup, this.sinkGroup, this.probe].map((c) => new Promise<void>((resolve) => c.disconnect(() => resolve()))));
+  }
+
+  /** The current status, at most ~1 s old; concurrent callers share one computation. */
+  async status(): Promise<PipelineStatus> {
+    const now = Date.now();
+    if (this.cached && now - this.cached.at < CACHE_MS) return this.cached.status;
+    this.inflight ??= this.compute().then((status) => {
+      this.cached = { at: Date.now(), status };
+      return status;
+    }).finally(() => { this.inflight = undefined; });
+    return this.inflight;
+  }
+
+  private async compute(): Promise<PipelineStatus> {
+    const { impressions, counts } = this.config.topics;
+    const n = this.config.partitions;
+    const [aggCommitted, sinkCommitted, inputEnds, countsEnds, ch] = await Promise.all([
+      this.committed(this.aggGroup, impressions),
+      this.committed(this.sinkGroup, counts),
+      this.endOffsets(impressions, n),
+      this.endOffsets(counts, n),
+      withTimeout(this.clickhouseView(), CLICKHOUSE_STATUS_TIMEOUT_MS, { reachable: false, exact: null }),
+    ]);
+    this.addSample(aggCommitted);
+
+    const gaps: Gap[] = [];
+    const lagOf = (topic: string, committed: Map<number, number>, ends: Map<number, { low: number; high: number }>, p: number): number | Gap => {
+      const e = ends.get(p);
+      if (e === undefined) return 0;
+      const from = committed.get(p) ?? e.low;
+      const raw = Math.max(0, e.high - from);
+      if (raw > 0 && raw <= PROBE_MAX_GAP) return { topic, partition: p, committed: from, end: e.high };
+      return raw;
+    };
+    const raw: Array<{ partition: number; agg: number | Gap; sink: number | Gap }> = [];
+    for (let p = 0; p < n; p++) {
+      const agg = lagOf(impressions, aggCommitted, inputEnds, p);
+      const sink = lagOf(counts, sinkCommitted, countsEnds, p);
+      if (typeof agg !== 'number') gaps.push(agg);
+      if (typeof sink !== 'number') gaps.push(sink);
+      raw.push({ partition: p, agg, sink });
+    }
+    const probed = await this.probeGaps(gaps);
+    const resolve = (v: number | Gap): number => (typeof v === 'number' ? v : probed.get(`${v.topic}|${v.partition}`) ?? v.end - v.committed);
+
+    const watermarks = this.state.partitionWatermarks();
+    const lastEmittedAt = this.state.lastEmittedAt;
+    const serverTime = Date.now();
+    return {
+      partitions: raw.map((r) => ({
+        partition: r.partition,
+        aggregatorLag: resolve(r.agg),
+        sinkLag: resolve(r.sink),
+        watermark: watermarks[r.partition]?.watermark ?? 0,
+      })),
+      lastTransactionAgeMs: lastEmittedAt === null ? null : Math.max(0, serverTime - lastEmittedAt),
+      throughputPerSec: throughputFromSamples(this.samples),
+      duplicatesRemoved: this.state.duplicatesRemoved,
+      deadLetters: this.feed.deadLetters(),
+      clickhouseReachable: ch.reachable,
+      exact: ch.exact,
+      serverTime,
+    };
+  }
+
+  private addSample(offsets: Map<number, number>): void {
+    const now = Date.now();
+    this.samples.push({ at: now, offsets });
+    const keepFrom = now - THROUGHPUT_SPAN_MS - 3 * SAMPLE_EVERY_MS;
+    while (this.samples.length > 2 && this.samples[0].at < keepFrom) this.samples.shift();
+  }
+
+  /** Committed offsets of the consumer's group for every partition of `topic` (absent: none committed). */
+  private async committed(c: Kafka.KafkaConsumer, topic: string): Promise<Map<number, number>> {
+    const toppars = Array.from({ length: this.config.partitions }, (_, partition) => ({ topic, partition }));
+    const out = new Map<number, number>();
+    try {
+      const tps = await promisify<Kafka.TopicPartitionOffset[]>((cb) => c.committed(toppars, REQUEST_TIMEOUT_MS, (err, r) => cb(err, r)));
+      for (const tp of tps) if (tp.offset >= 0) out.set(tp.partition, tp.offset);
+    } catch (err) {
+      this.log.debug({ topic, err: String(err) }, 'live.committed_offsets_failed');
+    }
+    return out;
+  }
+
+  private async endOffsets(topic: string, partitions: number): Promise<Map<number, { low: number; high: number }>> {
+    const out = new Map<number, { low: number; high: number }>();
+    await Promise.all(Array.from({ length: partitions }, async (_, p) => {
+      try {
+        const w = await promisify<Kafka.WatermarkOffsets>((cb) => this.aggGroup.queryWatermarkOffsets(topic, p, REQUEST_TIMEOUT_MS, (err, o) => cb(err, o)));
+        out.set(p, { low: Math.max(0, w.lowOffset), high: Math.max(0, w.highOffset) });
+      } catch (err) {
+        this.log.debug({ topic, partition: p, err: String(err) }, 'live.end_offset_failed');
+      }
+    }));
+    return out;
+  }
+
+  /**
+   * Records (not markers) a read_committed reader would get from each gap's committed offset to
+   * its end; a gap not settled within the timeout keeps its offset difference.
+   */
+  private probeGaps(gaps: Gap[]): Promise<Map<string, number>> {
+    const run = async (): Promise<Map<string, number>> => {
+      const result = new Map<string, number>();
+      if (gaps.length === 0) return result;
+      const open = new Map<string, Gap & { records: number }>();
+      for (const g of gaps) open.set(`${g.topic}|${g.partition}`, { ...g, records: 0 });
+      const onEof = (e: { topic: string; partition: number; offset: number }) => {
+        const key = `${e.topic}|${e.partition}`;
+        const g = open.get(key);
+        if (g === undefined) return;
+        // At EOF: every record up to here was delivered; anything beyond is an open transaction, still to read.
+        result.set(key, g.records + Math.max(0, g.end - e.offset));
+        open.delete(key);
+      };
+      this.probe.on('partition.eof', onEof);
+      try {
+        this.probe.assign(gaps.map((g) => ({ topic: g.topic, partition: g.partition, offset: g.committed })));
+        this.probe.setDefaultConsumeTimeout(50);
+        const deadline = Date.now() + PROBE_TIMEOUT_MS;
+        while (open.size > 0 && Date.now() < deadline) {
+          const msgs = await promisify<Kafka.Message[]>((cb) => this.probe.consume(500, (err, m) => cb(err, m))).catch(() => [] as Kafka.Message[]);
+          for (const m of msgs) {
+            const g = open.get(`${m.topic}|${m.partition}`);
+            if (g === undefined) continue;
+            if (m.offset < g.end) g.records++;
+            if (m.offset + 1 >= g.end) {
+              result.set(`${m.topic}|${m.partition}`, g.records);
+              open.delete(`${m.topic}|${m.partition}`);
+            }
+          }
+        }
+      } finally {
+        this.probe.removeListener('partition.eof', onEof);
+        try {
+          this.probe.unassign();
+        } catch { /* not assigned */ }
+      }
+      return result;
+    };
+    const p = this.probeBusy.then(run, run);
+    this.probeBusy = p.catch(() => undefined);
+    return p.catch((err: unknown) => {
+      this.log.debug({ err: String(err) }, 'live.probe_failed');
+      return new Map<string, number>();
+    });
+  }
+
+  /** Reachability and the exact check of closed windows (null when unknown). */
+  private async clickhouseView(): Promise<{ reachable: boolean; exact: PipelineStatus['exact'] }> {
+    const ping = await this.ch.ping().catch((err: unknown) => ({ success: false as const, error: err as Error }));
+    if (!ping.success) return { reachable: false, exact: null };
+    try {
+      const db = this.config.clickhouse.database;
+      // Windows closed by both: every row of them is in ClickHouse (the sink inserts rows before
+      // the watermark that closes them) and in the live state (same transaction as that watermark).
+      const chWatermark = await clickhouseMinWatermark(this.ch, db, this.config.partitions);
+      const liveWatermark = this.state.minWatermark();
+      if (chWatermark === null || liveWatermark === null) return { reachable: true, exact: null };
+      const totals = this.state.finalTotals(Math.min(chWatermark, liveWatermark));
+      if (totals.windows === 0 || totals.lastWindowStart === null) {
+        return { reachable: true, exact: { windows: 0, kafkaImpressions: 0, clickhouseImpressions: 0, equal: true } };
+      }
+      const fromMs = this.state.rangeStart;
+      const chTotals = await closedTotals(this.ch, db, fromMs, totals.lastWindowStart);
+      return {
+        reachable: true,
+        exact: {
+          windows: totals.windows,
+          kafkaImpressions: Number(totals.impressions),
+          clickhouseImpressions: Number(chTotals.impressions),
+          equal: totals.impressions === chTotals.impressions && totals.windows === chTotals.windows,
+        },
+      };
+    } catch (err) {
+      this.log.debug({ err: String(err) }, 'live.exact_check_failed');
+      return { reachable: true, exact: null };
+    }
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * The REST API and HTTP ingest on the real stack: `tally api` as a child process, with an
+ * aggregator and a sink, on a fresh sandbox. Events go in through POST /api/v1/impressions; the
+ * counts endpoint must then equal the ground truth built here from what was sent (and ClickHouse
+ * FINAL must equal it too, assertExact-style). Around it: 401/403/400/503 behaviour.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/api/api-types.js';
+import { TokenStore } from '../../server/src/auth/index.js';
+import { createClickHouse } from '../../server/src/clickhouse/index.js';
+import { emptyDeadLetters, truthRowKey, type GroundTruth, type TruthRow } from '../../server/src/tools/index.js';
+import { createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
+import { assertExact, Pipeline } from './pipeline.js';
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+interface Answer<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: T & { error?: { status: number; message: string; parameter?: string } };
+}
+
+async function call<T = Record<string, unknown>>(base: string, path: string, opts: { token?: string; body?: string; type?: string } = {}): Promise<Answer<T>> {
+  const headers: Record<string, string> = {};
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.type !== undefined) headers['content-type'] = opts.type;
+  const res = await fetch(base + path, { method: opts.body === undefined ? 'GET' : 'POST', headers, body: opts.body, signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  let body: Answer<T>['body'];
+  try {
+    body = JSON.parse(text) as Answer<T>['body'];
+  } catch {
+    throw new Error(`${path}: status ${res.status}, not JSON: ${text.slice(0, 200)}`);
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+function assertError(a: Answer<unknown>, status: number, parameter?: string, what = ''): void {
+  assert.equal(a.status, status, `${what}: ${JSON.stringify(a.body)}`);
+  assert.ok(a.body.error, `${what}: no error object`);
+  assert.equal(a.body.error.status, status, what);
+  assert.equal(typeof a.body.error.message, 'string', what);
+  assert.equal(a.body.error.parameter, parameter, what);
+}
+
+async function waitHealthy(base: string, proc: RoleProcess): Promise<void> {
+  await eventually(`${proc.role} /healthz`, async () => {
+    if (!proc.alive) throw new Error(`api exited:\n${proc.log()}`);
+    return (await fetch(`${base}/healthz`)).ok;
+  }, 60_000, 200);
+}
+
+interface Event {
+  impression_id: string;
+  ts: number | string;
+  advertiser_id: string;
+  campaign_id: string;
+  cost_micros?: number;
+  device?: string;
+}
+
+describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a process)', function () {
+  this.timeout(300_000);
+  const WINDOW_MS = 60_000;
+  const run = crypto.randomBytes(3).toString('hex');
+  const P = `itapi${run}-`;
+  const ADV1 = `${P}adv-1`;
+  const ADV2 = `${P}adv-2`;
+  /** Another advertiser whose id differs from ADV1 only in case: never merged with it. */
+  const ADV1_UPPER = `${P}ADV-1`;
+  const CAMPAIGNS = ['cmp-a', 'cmp-b', 'cmp-c'];
+
+  let sb: Sandbox;
+  let pipeline: Pipeline;
+  let api: RoleProcess;
+  let base: string;
+  let ch: ClickHouseClient;
+  let store: TokenStore;
+  const others: RoleProcess[] = [];
+  const tok: Record<'admin' | 'ingest' | 'adv1' | 'adv2' | 'both', string> = { admin: '', ingest: '', adv1: '', adv2: '', both: '' };
+
+  /** The ground truth: counted impressions per (window, advertiser, campaign), first copy wins. */
+  const truth = new Map<string, TruthRow>();
+  const counted = new Map<string, Event>();
+  let duplicatesSent = 0;
+  let sent = 0;
+  let seq = 0;
+  const now0 = Date.now();
+
+  function makeEvent(adv: string, over: Partial<Event> = {}): Event {
+    seq++;
+    const e: Event = {
+      impression_id: `${P}imp-${seq}`,
+      // Within the last ten minutes: windows closed or open, always inside the dedup horizon.
+      ts: now0 - Math.floor(Math.random() * 600_000),
+      advertiser_id: adv,
+      campaign_id: CAMPAIGNS[seq % CAMPAIGNS.length],
+      device: 'mobile',
+    };
+    if (seq % 7 !== 0) e.cost_micros = (seq * 37) % 5000;
+    return { ...e, ...over };
+  }
+
+  /** Records an event the API accepted: counted once, later copies are duplicates. */
+  function accepted(e: Event): void {
+    sent++;
+    if (counted.has(e.impression_id)) {
+      duplicatesSent++;
+      return;
+    }
+    counted.set(e.impression_id, e);
+    const ts = typeof e.ts === 'number' ? e.ts : Date.parse(e.ts);
+    const windowStart = Math.floor(ts / WINDOW_MS) * WINDOW_MS;
+    const k = truthRowKey({ windowStart, advertiserId: e.advertiser_id, campaignId: e.campaign_id });
+    const row = truth.get(k) ?? { windowStart, advertiserId: e.advertiser_id, campaignId: e.campaign_id, impressions: 0, spendMicros: 0 };
+    row.impressions++;
+    row.spendMicros += e.cost_micros ?? 0;
+    truth.set(k, row);
+  }
+
+  const post = (token: string, body: string, type = 'application/json') => call<IngestResponse>(base, '/api/v1/impressions', { token, body, type });
+
+  before(async () => {
+    sb = await createSandbox('api', { TALLY_WINDOW_MS: String(WINDOW_MS) });
+    ch = createClickHouse(sb.config);
+    store = TokenStore.forClickHouse(ch, sb.config.clickhouse.database);
+    tok.admin = (await store.create('it admin', ['admin'])).token;
+    tok.ingest = (await store.create('it ingest', ['ingest'])).token;
+    tok.adv1 = (await store.create('it adv1', [`advertiser:${ADV1}`])).token;
+    tok.adv2 = (await store.create('it adv2', [`advertiser:${ADV2}`])).token;
+    tok.both = (await store.create('it both', [`advertiser:${ADV1}`, `advertiser:${ADV2}`, 'ingest'])).token;
+    pipeline = new Pipeline(sb);
+    pipeline.startAggregator();
+    pipeline.startSink();
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    api = new RoleProcess('api', { ...sb.env, TALLY_HTTP_PORT: String(port) }, ['--no-web-build']);
+    await waitHealthy(base, api);
+  });
+
+  after(async () => {
+    await Promise.all([api?.stop(), pipeline?.stopAll(), ...others.map((p) => p.stop())]);
+    await ch?.close();
+    await sb?.cleanup();
+  });
+
+  it('health and readiness need no token; /metrics is open to loopback', async () => {
+    assert.equal((await call(base, '/healthz')).status, 200);
+    await eventually('/readyz 200', async () => (await call(base, '/readyz')).status === 200, 30_000);
+    const m = await fetch(`${base}/metrics`);
+    assert.equal(m.status, 200);
+    assert.match(await m.text(), /tally_api_http_requests_total/);
+  });
+
+  it('ingests a JSON array: 202 after the broker acknowledged every event', async () => {
+    const events: Event[] = [];
+    for (let i = 0; i < 300; i++) events.push(makeEvent(i % 2 === 0 ? ADV1 : ADV2));
+    // Some event times as ISO-8601 strings with a zone, as the contract allows.
+    for (let i = 0; i < events.length; i += 10) events[i] = { ...events[i], ts: new Date(events[i].ts as number).toISOString() };
+    const a = await post(tok.ingest, JSON.stringify(events));
+    assert.equal(a.status, 202, JSON.stringify(a.body));
+    assert.deepEqual(a.body, { accepted: 300, rejected: 0, errors: [] });
+    events.forEach(accepted);
+  });
+
+  it('ingests a mixed NDJSON batch: valid events kept, each bad one named by index and contract reason', async () => {
+    const good = Array.from({ length: 120 }, (_, i) => makeEvent(i % 3 === 0 ? ADV1_UPPER : i % 3 === 1 ? ADV1 : ADV2));
+    const lines: string[] = good.map((e) => JSON.stringify(e));
+    const bad: Array<[number, string, string]> = [
+      [3, '{"impression_id": "x", broken', 'bad_json'],
+      [10, '[1, 2]', 'not_object'],
+      [20, JSON.stringify({ ts: now0, advertiser_id: ADV1, campaign_id: 'c' }), 'missing_field'],
+      [30, JSON.stringify({ impression_id: 42, ts: now0, advertiser_id: ADV1, campaign_id: 'c' }), 'bad_type'],
+      [40, JSON.stringify({ impression_id: 'has space', ts: now0, advertiser_id: ADV1, campaign_id: 'c' }), 'bad_id'],
+      [50, JSON.stringify({ impression_id: `${P}z1`, ts: '2025-11-26T10:00:00', advertiser_id: ADV1, campaign_id: 'c' }), 'bad_timestamp'],
+      [60, JSON.stringify({ impression_id: `${P}z2`, ts: now0, advertiser_id: ADV1, campaign_id: 'c', cost_micros: 1.5 }), 'bad_cost'],
+      [70, JSON.stringify({ impression_id: `${P}z3`, ts: now0, advertiser_id: ADV1, campaign_id: 'c', pad: 'x'.repeat(17_000) }), 'too_large'],
+      [80, JSON.stringify({ impression_id: `${P}z4`, ts: now0, advertiser_id: "adv'1", campaign_id: 'c' }), 'bad_id'],
+      [90, JSON.stringify({ impression_id: `${P}z5`, ts: Date.now() + 3_600_000, advertiser_id: ADV1, campaign_id: 'c' }), 'future_timestamp'],
+    ];
+    for (const [index, line] of bad) lines.splice(index, 0, line);
+    // Blank lines and CRLF are tolerated and not counted as events.
+    const body = `${lines.join('\r\n')}\n\n`;
+    const a = await post(tok.both, body, 'application/x-ndjson');
+    assert.equal(a.status, 202, JSON.stringify(a.body).slice(0, 500));
+    assert.equal(a.body.accepted, good.length);
+    assert.equal(a.body.rejected, bad.length);
+    assert.deepEqual(a.body.errors.map((e) => [e.index, e.reason]), bad.map(([i, , r]) => [i, r]));
+    for (const e of a.body.errors) assert.ok(e.message.length > 0);
+    good.forEach(accepted);
+  });
+
+  it('a batch with no valid event is a 400 listing every reason; nothing is produced', async () => {
+    const a = await post(tok.ingest, JSON.stringify([{ nope: true }, 'text', { impression_id: `${P}q`, ts: -1, advertiser_id: ADV1, campaign_id: 'c' }]));
+    assertError(a, 400);
+    assert.deepEqual(a.body.errors.map((e) => [e.index, e.reason]), [[0, 'missing_field'], [1, 'not_object'], [2, 'bad_timestamp']]);
+    assert.equal(a.body.accepted, 0);
+    assert.equal(a.body.rejected, 3);
+    assertError(await post(tok.ingest, '[]'), 400);
+    assertError(await post(tok.ingest, '{"impression_id":"x"}'), 400);
+    assertError(await post(tok.ingest, 'not json at all'), 400);
+    assertError(await post(tok.ingest, '[]', 'text/csv'), 415);
+  });
+
+  it('a client retry of an acknowledged batch is counted once (duplicates removed downstream)', async () => {
+    const again = [...counted.values()].slice(0, 60);
+    const a = await post(tok.ingest, JSON.stringify(again));
+    assert.equal(a.status, 202);
+    assert.equal(a.body.accepted, 60);
+    again.forEach(accepted);
+    assert.equal(duplicatesSent, 60);
+  });
+
+  it('ingest limits: more than 10 000 events or 5 MB → 413', async () => {
+    const many = `[${Array.from({ length: 10_001 }, () => '{}').join(',')}]`;
+    assertError(await post(tok.ingest, many), 413);
+    const big = JSON.stringify([{ impression_id: 'big', pad: 'x'.repeat(5 * 1024 * 1024) }]);
+    assertError(await post(tok.ingest, big), 413);
+  });
+
+  it('counts equal the ground truth exactly, per window, hour and day, and ClickHouse FINAL agrees', async () => {
+    const expected = [...truth.values()];
+    const minTs = Math.min(...expected.map((r) => r.windowStart));
+    const from = minTs - 3_600_000;
+    const to = Date.now() + 60_000;
+    const expectedFor = (adv: string) => expected.filter((r) => r.advertiserId === adv)
+      .sort((a, b) => a.windowStart - b.windowStart || (a.campaignId < b.campaignId ? -1 : 1))
+      .map((r) => ({ periodStart: r.windowStart, periodEnd: r.windowStart + WINDOW_MS, advertiserId: adv, campaignId: r.campaignId, impressions: r.impressions, spendMicros: r.spendMicros }));
+
+    let last: unknown;
+    await eventually('counts per window = ground truth', async () => {
+      for (const [adv, token] of [[ADV1, tok.adv1], [ADV2, tok.adv2], [ADV1_UPPER, tok.admin]] as const) {
+        const a = await call<CountsResponse>(base, `/api/v1/counts?advertiser_id=${adv}&from=${from}&to=${to}&granularity=window`, { token });
+        assert.equal(a.status, 200, JSON.stringify(a.body));
+        const actual = a.body.rows.map(({ duplicates: _d, ...r }) => r);
+        last = { adv, actual: actual.length, expected: expectedFor(adv).length };
+        if (JSON.stringify(actual) !== JSON.stringify(expectedFor(adv))) return false;
+      }
+      return true;
+    }, 120_000, 1000).catch((err: Error) => {
+      throw new Error(`${err.message}; last: ${JSON.stringify(last)}\n${pipeline.logs()}`);
+    });
+
+    // Exact totals at every granularity, the same from the advertiser's token and from admin.
+    const sum = (adv: string) => expected.filter((r) => r.advertiserId === adv).reduce(
+      (t, r) => ({ impressions: t.impressions + r.impressions, spendMicros: t.spendMicros + r.spendMicros }), { impressions: 0, spendMicros: 0 });
+    for (const granularity of ['window', 'hour', 'day']) {
+      for (const [adv, token] of [[ADV1, tok.adv1], [ADV2, tok.both], [ADV1_UPPER, tok.admin]] as const) {
+        const a = await call<CountsResponse>(base, `/api/v1/counts?advertiser_id=${adv}&from=${new Date(from).toISOString()}&to=${to}&granularity=${granularity}`, { token });
+        assert.equal(a.status, 200);
+        const { duplicates: _d, ...totals } = a.body.totals;
+        assert.deepEqual(totals, sum(adv), `${adv} ${granularity}`);
+        assert.equal(a.body.rows.reduce((s, r) => s + r.impressions, 0), sum(adv).impressions);
+        for (const r of a.body.rows) assert.equal(r.advertiserId, adv, 'ids are never normalized: ADV-1 and adv-1 stay apart');
+      }
+    }
+    const all = await call<CountsResponse>(base, `/api/v1/counts?from=${from}&to=${to}&granularity=day`, { token: tok.admin });
+    assert.equal(all.body.totals.impressions, counted.size);
+    assert.equal(all.body.totals.duplicates, duplicatesSent, 'the retried batch shows up as duplicates removed');
+
+    // One campaign only.
+    const one = await call<CountsResponse>(base, `/api/v1/counts?advertiser_id=${ADV1}&campaign_id=cmp-b&from=${from}&to=${to}`, { token: tok.adv1 });
+    assert.equal(one.body.totals.impressions, expected.filter((r) => r.advertiserId === ADV1 && r.campaignId === 'cmp-b').reduce((s, r) => s + r.impressions, 0));
+
+    // ClickHouse FINAL equals the same ground truth (and the DLQ is empty: ingest produced only valid events).
+    const gt: GroundTruth = {
+      windowMs: WINDOW_MS,
+      idPrefix: P,
+      generatedAt: new Date(now0).toISOString(),
+      counts: { sent, valid: sent, unique: counted.size, duplicatesSent, lateWithinHorizon: 0 },
+      deadLetters: emptyDeadLetters(),
+      rows: expected.sort((a, b) => a.windowStart - b.windowStart || (a.advertiserId < b.advertiserId ? -1 : a.advertiserId > b.advertiserId ? 1 : a.campaignId < b.campaignId ? -1 : 1)),
+      phases: [],
+    };
+    await assertExact(pipeline, gt, { timeoutMs: 60_000 });
+  });
+
+  it('campaigns and advertisers: totals per campaign, limited to what the token may read', async () => {
+    const c = await call<CampaignsResponse>(base, `/api/v1/campaigns?advertiser_id=${ADV1}`, { token: tok.adv1 });
+    assert.equal(c.status, 200);
+    assert.deepEqual(c.body.campaigns.map((x) => [x.advertiserId, x.campaignId, x.impressions]), CAMPAIGNS.map((cmp) => [
+      ADV1, cmp, [...truth.values()].filter((r) => r.advertiserId === ADV1 && r.campaignId === cmp).reduce((s, r) => s + r.impressions, 0),
+    ]));
+    const mine = await call<CampaignsResponse>(base, '/api/v1/campaigns', { token: tok.adv2 });
+    assert.ok(mine.body.campaigns.length > 0 && mine.body.campaigns.every((x) => x.advertiserId === ADV2));
+    const advs = await call<{ advertisers: Array<{ advertiserId: string; impressions: number }> }>(base, '/api/v1/advertisers', { token: tok.admin });
+    assert.deepEqual(advs.body.advertisers.map((a) => a.advertiserId).sort(), [ADV1, ADV2, ADV1_UPPER].sort());
+    assert.equal(advs.body.advertisers.reduce((s, a) => s + a.impressions, 0), counted.size);
+    const own = await call<{ advertisers: Array<{ advertiserId: string }> }>(base, '/api/v1/advertisers', { token: tok.adv1 });
+    assert.deepEqual(own.body.advertisers.map((a) => a.advertiserId), [ADV1]);
+  });
+
+  it('401: no token, malformed, unknown, wrong secret, revoked (within about a second)', async () => {
+    assertError(await call(base, '/api/v1/me'), 401, undefined, 'none');
+    assertError(await call(base, '/api/v1/me', { token: 'tly_nope' }), 401, undefined, 'malformed');
+    const fake = `tly_${crypto.randomBytes(6).toString('hex')}_${crypto.randomBytes(32).toString('base64url')}`;
+    assertError(await call(base, '/api/v1/me', { token: fake }), 401, undefined, 'unknown');
+    const wrongSecret = `${tok.adv1.slice(0, 17)}${crypto.randomBytes(32).toString('base64url')}`;
+    assertError(await call(base, '/api/v1/me', { token: wrongSecret }), 401, undefined, 'wrong secret');
+    assertError(await call(base, '/api/v1/counts?advertiser_id=x', { token: tok.adv1.toUpperCase() }), 401, undefined, 'case-changed token');
+
+    const victim = await store.create('it victim', [`advertiser:${ADV1}`, 'ingest']);
+    assert.equal((await call(base, '/api/v1/me', { token: victim.token })).status, 200);
+    assert.equal(await store.revoke(victim.id), 'revoked');
+    const revokedAt = Date.now();
+    await eventually('revoked token refused', async () => (await call(base, '/api/v1/me', { token: victim.token })).status === 401, 5_000, 100);
+    assert.ok(Date.now() - revokedAt < 2_500, `revoke took ${Date.now() - revokedAt} ms to take effect`);
+    assertError(await post(victim.token, JSON.stringify([makeEvent(ADV1)])), 401, undefined, 'revoked ingest');
+  });
+
+  it('403: another advertiser (including case and padding variants), wrong scope for ingest, pipeline, reads', async () => {
+    for (const adv of [ADV2, ADV1_UPPER, `${P}adv-01`, `${P}Adv-1`, `${P}adv-1.`, `${P}adv-10`]) {
+      assertError(await call(base, `/api/v1/counts?advertiser_id=${adv}`, { token: tok.adv1 }), 403, undefined, `counts ${adv}`);
+      assertError(await call(base, `/api/v1/campaigns?advertiser_id=${adv}`, { token: tok.adv1 }), 403, undefined, `campaigns ${adv}`);
+    }
+    assertError(await post(tok.adv1, JSON.stringify([makeEvent(ADV1)])), 403, undefined, 'ingest without scope');
+    assertError(await call(base, '/api/v1/pipeline', { token: tok.adv1 }), 403, undefined, 'pipeline');
+    assertError(await call(base, `/api/v1/counts?advertiser_id=${ADV1}`, { token: tok.ingest }), 403, undefined, 'ingest token reads');
+    assertError(await call(base, '/api/v1/advertisers', { token: tok.ingest }), 403, undefined, 'ingest token advertisers');
+  });
+
+  it('400 for every bad parameter, injection-shaped values included; never a 500', async () => {
+    const a1 = `advertiser_id=${ADV1}`;
+    const cases: Array<[string, string]> = [
+      [`${a1}&from=yesterday`, 'from'],
+      [`${a1}&from=2025-11-26T10:00:00`, 'from'],
+      [`${a1}&to=2025-02-30T00:00:00Z`, 'to'],
+      [`${a1}&from=-1`, 'from'],
+      [`${a1}&from=1e12`, 'from'],
+      [`${a1}&from=2000&to=1000`, 'from'],
+      [`${a1}&from=1000&to=1000`, 'from'],
+      [`${a1}&from=2025-01-01T00:00:00Z&to=2025-04-05T00:00:01Z`, 'to'],
+      [`${a1}&granularity=minute`, 'granularity'],
+      [`${a1}&granularity=`, 'granularity'],
+      [`advertiser_id=${encodeURIComponent(`${ADV1}'`)}`, 'advertiser_id'],
+      [`advertiser_id=${encodeURIComponent(`${ADV1}' OR '1'='1`)}`, 'advertiser_id'],
+      [`advertiser_id=${encodeURIComponent(`${ADV1}'--`)}`, 'advertiser_id'],
+      [`advertiser_id=${encodeURIComponent(`${ADV1}/**/`)}`, 'advertiser_id'],
+      [`advertiser_id=${encodeURIComponent(`${ADV1}#`)}`, 'advertiser_id'],
+      [`advertiser_id=${ADV1}%00`, 'advertiser_id'],
+      [`advertiser_id=${encodeURIComponent(`${ADV1}\\`)}`, 'advertiser_id'],
+      [`advertiser_id=${encodeURIComponent(` ${ADV1}`)}`, 'advertiser_id'],
+      [`advertiser_id=${ADV1}&advertiser_id=${ADV1}`, 'advertiser_id'],
+      [`${a1}&campaign_id=${encodeURIComponent("x'); DROP TABLE impression_counts; --")}`, 'campaign_id'],
+      [`${a1}&campaign_id=${'c'.repeat(129)}`, 'campaign_id'],
+    ];
+    for (const [qs, parameter] of cases) {
+      assertError(await call(base, `/api/v1/counts?${qs}`, { token: tok.adv1 }), 400, parameter, qs);
+    }
+    assertError(await call(base, '/api/v1/counts', { token: tok.adv1 }), 400, 'advertiser_id', 'advertiser_id missing');
+    assertError(await call(base, `/api/v1/campaigns?advertiser_id=${encodeURIComponent("a'b")}`, { token: tok.admin }), 400, 'advertiser_id', 'campaigns');
+    // Unknown parameters are ignored.
+    assert.equal((await call(base, `/api/v1/counts?${a1}&utm_source=x&from_=1`, { token: tok.adv1 })).status, 200);
+    assert.doesNotMatch(api.log(), /api\.internal_error/, 'no 500 was logged');
+  });
+
+  it('billing export is mounted behind the same tokens: own advertiser 200, another 403, no read scope 403', async () => {
+    const day = 86_400_000;
+    const from = Math.floor((now0 - 3_600_000) / day) * day;
+    const q = (adv: string) => `/api/v1/billing/export?advertiser_id=${adv}&from=${from}&to=${from + 2 * day}&format=json`;
+    const res = await fetch(base + q(ADV1), { headers: { authorization: `Bearer ${tok.adv1}` } });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.match(res.headers.get('content-type') ?? '', /json/);
+    await res.arrayBuffer();
+    assertError(await call(base, q(ADV2), { token: tok.adv1 }), 403, undefined, 'billing other advertiser');
+    assertError(await call(base, q(ADV1), { token: tok.ingest }), 403, undefined, 'billing ingest token');
+    assertError(await call(base, q(ADV1)), 401, undefined, 'billing no token');
+    assertError(await call(base, `/api/v1/billing/export?advertiser_id=${encodeURIComponent("a' OR 1=1")}`, { token: tok.admin }), 400, 'advertiser_id', 'billing bad id');
+  });
+
+  it('pipeline status for admin (from the live feed)', async () => {
+    await eventually('pipeline status', async () => (await call(base, '/api/v1/pipeline', { token: tok.admin })).status === 200, 60_000);
+    const a = await call<{ partitions: unknown[]; serverTime: number }>(base, '/api/v1/pipeline', { token: tok.admin });
+    assert.equal(a.body.partitions.length, sb.config.partitions);
+  });
+
+  it('Kafka unreachable: ingest answers 503 with Retry-After, reads still work, /readyz 503', async () => {
+    const port = await freePort();
+    const deadKafka = await freePort();
+    const b = `http://127.0.0.1:${port}`;
+    const p = new RoleProcess('api', {
+      ...sb.env, TALLY_HTTP_PORT: String(port), KAFKA_BROKERS: `127.0.0.1:${deadKafka}`, TALLY_INGEST_TIMEOUT_MS: '2000',
+    }, ['--no-web-build']);
+    others.push(p);
+    await waitHealthy(b, p);
+    const t0 = Date.now();
+    const a = await call<IngestResponse>(b, '/api/v1/impressions', { token: tok.ingest, type: 'application/json', body: JSON.stringify([makeEvent(ADV1)]) });
+    assertError(a, 503);
+    assert.ok(a.headers.get('retry-after'));
+    assert.ok(Date.now() - t0 < 10_000, `503 after ${Date.now() - t0} ms`);
+    assert.equal((await call(b, '/api/v1/me', { token: tok.admin })).status, 200);
+    const r = await call<{ kafka: boolean; clickhouse: boolean }>(b, '/readyz');
+    assert.equal(r.status, 503);
+    assert.deepEqual([r.body.kafka, r.body.clickhouse], [false, true]);
+    await p.stop();
+  });
+
+  it('ClickHouse unreachable: 503 (not 401, not 500), /healthz still 200', async () => {
+    const port = await freePort();
+    const deadCh = await freePort();
+    const b = `http://127.0.0.1:${port}`;
+    const p = new RoleProcess('api', { ...sb.env, TALLY_HTTP_PORT: String(port), CLICKHOUSE_URL: `http://127.0.0.1:${deadCh}` }, ['--no-web-build']);
+    others.push(p);
+    await waitHealthy(b, p);
+    const a = await call(b, '/api/v1/counts?advertiser_id=x', { token: tok.admin });
+    assertError(a, 503);
+    assert.ok(a.headers.get('retry-after'));
+    assert.equal((await call(b, '/readyz')).status, 503);
+    assert.equal((await call(b, '/healthz')).status, 200);
+    await sleep(100);
+    assert.doesNotMatch(p.log(), /api\.internal_error/);
+    await p.stop();
+  });
+});

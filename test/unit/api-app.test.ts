@@ -1,0 +1,390 @@
+/**
+ * The express app around fakes (token verifier, ClickHouse client, event sink): status codes,
+ * error shapes, scopes, limits, CORS, timeouts. The real-stack version is test/integration/api.test.ts.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import zlib from 'node:zlib';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { createApiApp, type ApiDeps, type PipelineStatus, type Readiness } from '../../server/src/api/index.js';
+import type { Principal, TokenVerifier } from '../../server/src/auth/index.js';
+import { loadConfig } from '../../server/src/config/index.js';
+import { KafkaUnavailableError, type EventSink } from '../../server/src/ingest/index.js';
+import type { OutgoingRecord } from '../../server/src/kafka/index.js';
+import { createLogger } from '../../server/src/observability/index.js';
+
+const TOKENS: Record<string, Principal> = {
+  admin: { tokenId: 'a00000000001', name: 'admin', scopes: ['admin'] },
+  ingest: { tokenId: 'a00000000002', name: 'ingest', scopes: ['ingest'] },
+  adv1: { tokenId: 'a00000000003', name: 'adv1', scopes: ['advertiser:adv-1'] },
+  adv12: { tokenId: 'a00000000004', name: 'adv12', scopes: ['advertiser:adv-1', 'advertiser:adv-2'] },
+};
+
+const econnrefused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:18123'), { code: 'ECONNREFUSED' });
+
+class FakeVerifier implements TokenVerifier {
+  down = false;
+  async verify(token: string): Promise<Principal | undefined> {
+    if (this.down) throw econnrefused();
+    return TOKENS[token];
+  }
+}
+
+class FakeClickHouse {
+  queries: string[] = [];
+  mode: 'ok' | 'down' | 'bug' = 'ok';
+  rows: unknown[] = [];
+  async query(params: { query: string }): Promise<{ json: () => Promise<unknown[]> }> {
+    this.queries.push(params.query);
+    if (this.mode === 'down') throw econnrefused();
+    if (this.mode === 'bug') throw Object.assign(new Error('Syntax error: secret internals'), { code: '62' });
+    const rows = this.rows;
+    return { json: async () => rows };
+  }
+}
+
+class FakeSink implements EventSink {
+  records: OutgoingRecord[] = [];
+  mode: 'ok' | 'down' | 'slow' = 'ok';
+  async send(records: OutgoingRecord[]): Promise<void> {
+    if (this.mode === 'down') throw new KafkaUnavailableError('Kafka is unreachable');
+    if (this.mode === 'slow') await new Promise((r) => setTimeout(r, 3000));
+    this.records.push(...records);
+  }
+}
+
+interface Harness {
+  base: string;
+  ch: FakeClickHouse;
+  sink: FakeSink;
+  verifier: FakeVerifier;
+  ready: Readiness;
+  close: () => Promise<void>;
+}
+
+async function start(env: Record<string, string> = {}, over: Partial<ApiDeps> = {}): Promise<Harness> {
+  const config = loadConfig({ TALLY_HTTP_REQUEST_TIMEOUT_MS: '1500', ...env });
+  const ch = new FakeClickHouse();
+  const sink = new FakeSink();
+  const verifier = new FakeVerifier();
+  const h = { ready: { ready: true, kafka: true, clickhouse: true } };
+  const status: PipelineStatus = {
+    partitions: [], lastTransactionAgeMs: null, throughputPerSec: 0, duplicatesRemoved: 0, deadLetters: {},
+    clickhouseReachable: true, exact: null, serverTime: 1,
+  };
+  const { app } = createApiApp({
+    config, log: createLogger('test', 'silent'), verifier, clickhouse: ch as unknown as ClickHouseClient, ingest: sink,
+    readiness: async () => h.ready, pipelineStatus: async () => status, ...over,
+  });
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    base, ch, sink, verifier,
+    get ready() { return h.ready; },
+    set ready(r: Readiness) { h.ready = r; },
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown>;
+}
+
+async function call(base: string, path: string, opts: { token?: string; method?: string; body?: string | Buffer; type?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.type !== undefined) headers['content-type'] = opts.type;
+  const payload = typeof opts.body === 'string' || opts.body === undefined ? opts.body : new Uint8Array(opts.body);
+  const res = await fetch(base + path, { method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'), headers, body: payload });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { text };
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+function assertError(a: Answer, status: number, parameter?: string): void {
+  assert.equal(a.status, status, JSON.stringify(a.body));
+  const err = a.body.error as { status: number; message: string; parameter?: string };
+  assert.ok(err, `no error object in ${JSON.stringify(a.body)}`);
+  assert.equal(err.status, status);
+  assert.equal(typeof err.message, 'string');
+  assert.equal(err.parameter, parameter);
+}
+
+const event = (id: string, adv = 'adv-1') => ({ impression_id: id, ts: 1764150000123, advertiser_id: adv, campaign_id: 'cmp-1', cost_micros: 10 });
+
+describe('API app (fakes)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await start();
+  });
+  after(async () => h.close());
+
+  it('health, readiness, security headers, no x-powered-by', async () => {
+    const hz = await call(h.base, '/healthz');
+    assert.equal(hz.status, 200);
+    assert.equal(hz.headers.get('x-powered-by'), null);
+    assert.equal(hz.headers.get('x-content-type-options'), 'nosniff');
+    const csp = hz.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /default-src 'self'/);
+    assert.doesNotMatch(csp, /upgrade-insecure-requests/);
+    assert.equal((await call(h.base, '/readyz')).status, 200);
+    h.ready = { ready: false, kafka: false, clickhouse: true };
+    const nr = await call(h.base, '/readyz');
+    assert.equal(nr.status, 503);
+    assert.deepEqual(nr.body, { status: 'not_ready', kafka: false, clickhouse: true, liveFeed: false });
+    h.ready = { ready: true, kafka: true, clickhouse: true };
+  });
+
+  it('401 without or with a bad token (JSON, WWW-Authenticate); 503 when tokens cannot be checked', async () => {
+    for (const opts of [{}, { token: 'nope' }, { headers: { authorization: 'Basic YTpi' } }, { headers: { authorization: 'Bearer' } }]) {
+      const a = await call(h.base, '/api/v1/me', opts);
+      assertError(a, 401);
+      assert.match(a.headers.get('www-authenticate') ?? '', /^Bearer/);
+    }
+    assertError(await call(h.base, '/api/v1/nothing-here'), 401);
+    h.verifier.down = true;
+    const a = await call(h.base, '/api/v1/me', { token: 'admin' });
+    h.verifier.down = false;
+    assertError(a, 503);
+    assert.ok(a.headers.get('retry-after'));
+  });
+
+  it('/me describes the token', async () => {
+    assert.deepEqual((await call(h.base, '/api/v1/me', { token: 'adv12' })).body, { name: 'adv12', admin: false, ingest: false, advertisers: ['adv-1', 'adv-2'] });
+    const admin = await call(h.base, '/api/v1/me', { token: 'admin' });
+    assert.deepEqual(admin.body, { name: 'admin', admin: true, ingest: true, advertisers: null });
+    assert.equal(admin.headers.get('cache-control'), 'no-store');
+  });
+
+  it('403 for the wrong scope, before any query runs', async () => {
+    h.ch.queries = [];
+    for (const path of ['/api/v1/counts?advertiser_id=adv-1', '/api/v1/campaigns', '/api/v1/advertisers', '/api/v1/pipeline']) {
+      assertError(await call(h.base, path, { token: 'ingest' }), 403);
+    }
+    for (const adv of ['adv-2', 'ADV-1', 'adv-01', 'Adv-1', 'adv-1.', 'adv-10']) {
+      assertError(await call(h.base, `/api/v1/counts?advertiser_id=${adv}`, { token: 'adv1' }), 403);
+      assertError(await call(h.base, `/api/v1/campaigns?advertiser_id=${adv}`, { token: 'adv1' }), 403);
+    }
+    assertError(await call(h.base, '/api/v1/pipeline', { token: 'adv1' }), 403);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'adv1', body: JSON.stringify([event('i')]), type: 'application/json' }), 403);
+    assert.deepEqual(h.ch.queries, []);
+  });
+
+  it('400 naming the parameter; injection-shaped values never reach ClickHouse', async () => {
+    h.ch.queries = [];
+    const cases: Array<[string, string]> = [
+      ['advertiser_id=adv-1&from=yesterday', 'from'],
+      ['advertiser_id=adv-1&to=2025-11-26T10:00:00', 'to'],
+      ['advertiser_id=adv-1&from=2000&to=1000', 'from'],
+      ['advertiser_id=adv-1&from=0&to=8035200001', 'to'],
+      ['advertiser_id=adv-1&granularity=minute', 'granularity'],
+      ["advertiser_id=adv-1'", 'advertiser_id'],
+      ["advertiser_id=adv-1'%20OR%20'1'%3D'1", 'advertiser_id'],
+      ['advertiser_id=adv-1%20--%20x', 'advertiser_id'],
+      ['advertiser_id=adv/**/1', 'advertiser_id'],
+      ['advertiser_id=adv-1%00', 'advertiser_id'],
+      ['advertiser_id=%20adv-1', 'advertiser_id'],
+      ['advertiser_id=adv-1&advertiser_id=adv-2', 'advertiser_id'],
+      ['advertiser_id[x]=1&advertiser_id=adv-1%27', 'advertiser_id'],
+      ['advertiser_id=adv-1&campaign_id=%22%3B', 'campaign_id'],
+      ['advertiser_id=%FF%FE', 'advertiser_id'],
+    ];
+    for (const [qs, parameter] of cases) {
+      const a = await call(h.base, `/api/v1/counts?${qs}`, { token: 'admin' });
+      assert.equal(a.status, 400, qs);
+      assertError(a, 400, parameter);
+    }
+    assertError(await call(h.base, '/api/v1/counts', { token: 'adv1' }), 400, 'advertiser_id');
+    assertError(await call(h.base, "/api/v1/campaigns?advertiser_id=x'", { token: 'admin' }), 400, 'advertiser_id');
+    assert.deepEqual(h.ch.queries, []);
+  });
+
+  it('counts: the query carries the validated values; the answer has the api-types shape', async () => {
+    h.ch.queries = [];
+    h.ch.rows = [{ period_s: 1764147600, end_s: 1764147660, advertiser_id: 'adv-1', campaign_id: 'c', impressions: '3', spend_micros: '30', duplicates: '1' }];
+    const a = await call(h.base, '/api/v1/counts?advertiser_id=adv-1&from=2025-11-26T00:00:00Z&to=2025-11-27T00:00:00Z&granularity=hour&unknown=1', { token: 'adv1' });
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.deepEqual(a.body, {
+      advertiserId: 'adv-1', campaignId: null, from: Date.UTC(2025, 10, 26), to: Date.UTC(2025, 10, 27), granularity: 'hour',
+      rows: [{ periodStart: 1764147600000, periodEnd: 1764151200000, advertiserId: 'adv-1', campaignId: 'c', impressions: 3, spendMicros: 30, duplicates: 1 }],
+      totals: { impressions: 3, spendMicros: 30, duplicates: 1 },
+    });
+    assert.equal(h.ch.queries.length, 1);
+    assert.match(h.ch.queries[0], /advertiser_id = 'adv-1'/);
+    assert.match(h.ch.queries[0], /FINAL/);
+    h.ch.rows = [];
+  });
+
+  it('campaigns/advertisers of an advertiser token are limited to its advertisers', async () => {
+    h.ch.queries = [];
+    assert.equal((await call(h.base, '/api/v1/campaigns', { token: 'adv12' })).status, 200);
+    assert.match(h.ch.queries[0], /advertiser_id IN \('adv-1', 'adv-2'\)/);
+    const adv = await call(h.base, '/api/v1/advertisers', { token: 'adv12' });
+    assert.deepEqual(adv.body, { advertisers: [
+      { advertiserId: 'adv-1', campaigns: 0, impressions: 0, spendMicros: 0 },
+      { advertiserId: 'adv-2', campaigns: 0, impressions: 0, spendMicros: 0 },
+    ] });
+    assert.match(h.ch.queries[1], /advertiser_id IN \('adv-1', 'adv-2'\)/);
+    assert.equal((await call(h.base, '/api/v1/advertisers', { token: 'admin' })).status, 200);
+    assert.match(h.ch.queries[2], /WHERE 1 /);
+  });
+
+  it('ClickHouse down → 503 with Retry-After; a real fault → 500 without internals', async () => {
+    h.ch.mode = 'down';
+    const down = await call(h.base, '/api/v1/counts?advertiser_id=adv-1', { token: 'admin' });
+    h.ch.mode = 'bug';
+    const bug = await call(h.base, '/api/v1/counts?advertiser_id=adv-1', { token: 'admin' });
+    h.ch.mode = 'ok';
+    assertError(down, 503);
+    assert.ok(down.headers.get('retry-after'));
+    assertError(bug, 500);
+    assert.doesNotMatch(JSON.stringify(bug.body), /secret internals/);
+  });
+
+  it('ingest: JSON array and NDJSON, per-index errors, 202 only after the sink took the events', async () => {
+    h.sink.records = [];
+    const a = await call(h.base, '/api/v1/impressions', {
+      token: 'ingest', type: 'application/json', body: JSON.stringify([event('i-1'), { nope: 1 }, event('i-2')]),
+    });
+    assert.equal(a.status, 202, JSON.stringify(a.body));
+    assert.deepEqual(a.body, { accepted: 2, rejected: 1, errors: [{ index: 1, reason: 'missing_field', message: 'impression_id is missing' }] });
+    assert.deepEqual(h.sink.records.map((r) => r.key), ['i-1', 'i-2']);
+    assert.equal(h.sink.records[0].value?.toString(), JSON.stringify(event('i-1')));
+
+    const nd = await call(h.base, '/api/v1/impressions', {
+      token: 'admin', type: 'application/x-ndjson', body: `${JSON.stringify(event('i-3'))}\n{bad\n\n${JSON.stringify(event('i-4'))}\n`,
+    });
+    assert.equal(nd.status, 202);
+    assert.deepEqual(nd.body, { accepted: 2, rejected: 1, errors: [{ index: 1, reason: 'bad_json', message: 'value is not valid JSON' }] });
+
+    const gz = await call(h.base, '/api/v1/impressions', {
+      token: 'ingest', type: 'application/json', body: zlib.gzipSync(JSON.stringify([event('i-5')])), headers: { 'content-encoding': 'gzip' },
+    });
+    assert.equal(gz.status, 202);
+  });
+
+  it('ingest: 400 when nothing is valid (with errors[]), bad bodies, 413, 415', async () => {
+    const none = await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: '[1, {"impression_id": 5}]' });
+    assertError(none, 400);
+    assert.deepEqual(none.body.errors, [
+      { index: 0, reason: 'not_object', message: 'value is JSON number, not an object' },
+      { index: 1, reason: 'bad_type', message: 'impression_id must be a string, got number' },
+    ]);
+    assert.equal(none.body.accepted, 0);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: '{"impression_id":"x"}' }), 400);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: '[' }), 400);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: '[]' }), 400);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: Buffer.from([0x5b, 0xff, 0x5d]) }), 400);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', method: 'POST' }), 400);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'text/plain', body: '[]' }), 415);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: `[${'1,'.repeat(10_000)}1]` }), 413);
+    assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: `["${'x'.repeat(5 * 1024 * 1024)}"]` }), 413);
+  });
+
+  it('ingest: Kafka not acknowledging → 503 with Retry-After', async () => {
+    h.sink.mode = 'down';
+    const a = await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: JSON.stringify([event('i-9')]) });
+    h.sink.mode = 'ok';
+    assertError(a, 503);
+    assert.equal(a.headers.get('retry-after'), '5');
+  });
+
+  it('a request that takes too long gets a 503', async () => {
+    h.sink.mode = 'slow';
+    const t0 = Date.now();
+    const a = await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: JSON.stringify([event('i-10')]) });
+    h.sink.mode = 'ok';
+    assertError(a, 503);
+    assert.ok(Date.now() - t0 < 2900, 'answered at the timeout, not when the sink finished');
+  });
+
+  it('unknown routes: JSON 404 under /api; pipeline for admin', async () => {
+    assertError(await call(h.base, '/api/v1/nothing', { token: 'admin' }), 404);
+    assertError(await call(h.base, '/api/v2/counts'), 404);
+    assertError(await call(h.base, '/elsewhere'), 404);
+    assert.equal((await call(h.base, '/api/v1/pipeline', { token: 'admin' })).status, 200);
+  });
+
+  it('/metrics from loopback, with request counters by route and status', async () => {
+    const res = await fetch(`${h.base}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /tally_api_http_requests_total\{method="GET",route="\/api\/v1\/counts",status="400"\} \d+/);
+    assert.match(text, /tally_api_http_request_duration_seconds_bucket/);
+    assert.match(text, /tally_ingest_events_rejected_total\{reason="missing_field"\} \d+/);
+    assert.match(text, /tally_ingest_events_accepted_total \d+/);
+  });
+
+  describe('limits, CORS, metrics auth', () => {
+    it('per-token API and ingest limits are separate buckets; 429 in the error shape', async () => {
+      const l = await start({ TALLY_API_RATE_LIMIT_PER_MIN: '3', TALLY_INGEST_RATE_LIMIT_PER_MIN: '2' });
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await call(l.base, '/api/v1/me', { token: 'admin' })).status, 200);
+        const limited = await call(l.base, '/api/v1/me', { token: 'admin' });
+        assertError(limited, 429);
+        assert.ok(limited.headers.get('retry-after'));
+        assert.equal((await call(l.base, '/api/v1/me', { token: 'adv1' })).status, 200, 'another token has its own bucket');
+        const ingest = () => call(l.base, '/api/v1/impressions', { token: 'admin', type: 'application/json', body: JSON.stringify([event('x')]) });
+        assert.equal((await ingest()).status, 202);
+        assert.equal((await ingest()).status, 202);
+        assertError(await ingest(), 429);
+      } finally {
+        await l.close();
+      }
+    });
+
+    it('requests with bad tokens are limited per address; valid tokens are not held back by them', async () => {
+      const l = await start({ TALLY_AUTH_FAILURE_LIMIT_PER_MIN: '2' });
+      try {
+        assertError(await call(l.base, '/api/v1/me', { token: 'bad' }), 401);
+        assertError(await call(l.base, '/api/v1/me'), 401);
+        assertError(await call(l.base, '/api/v1/me', { token: 'bad' }), 429);
+        assert.equal((await call(l.base, '/api/v1/me', { token: 'admin' })).status, 200);
+      } finally {
+        await l.close();
+      }
+    });
+
+    it('CORS only for the listed origins', async () => {
+      const c = await start({ TALLY_CORS_ORIGINS: 'https://dash.example.com, http://127.0.0.1:5173' });
+      try {
+        const ok = await call(c.base, '/api/v1/me', { token: 'admin', headers: { origin: 'https://dash.example.com' } });
+        assert.equal(ok.headers.get('access-control-allow-origin'), 'https://dash.example.com');
+        const other = await call(c.base, '/api/v1/me', { token: 'admin', headers: { origin: 'https://evil.example.com' } });
+        assert.equal(other.headers.get('access-control-allow-origin'), null);
+        const pre = await fetch(`${c.base}/api/v1/counts`, {
+          method: 'OPTIONS', headers: { origin: 'http://127.0.0.1:5173', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+        });
+        assert.equal(pre.status, 204);
+        assert.match(pre.headers.get('access-control-allow-headers') ?? '', /Authorization/);
+      } finally {
+        await c.close();
+      }
+      const none = await call(h.base, '/api/v1/me', { token: 'admin', headers: { origin: 'https://dash.example.com' } });
+      assert.equal(none.headers.get('access-control-allow-origin'), null);
+      assert.throws(() => loadConfig({ TALLY_CORS_ORIGINS: 'https://x.example.com/path' }), /TALLY_CORS_ORIGINS/);
+    });
+
+    it('TALLY_METRICS_AUTH=token: /metrics needs an admin token even from loopback', async () => {
+      const m = await start({ TALLY_METRICS_AUTH: 'token' });
+      try {
+        assertError(await call(m.base, '/metrics'), 401);
+        assertError(await call(m.base, '/metrics', { token: 'adv1' }), 403);
+        const res = await fetch(`${m.base}/metrics`, { headers: { authorization: 'Bearer admin' } });
+        assert.equal(res.status, 200);
+        assert.match(await res.text(), /tally_api_http_requests_total/);
+      } finally {
+        await m.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import {
+  generateToken, hashSecret, parseScope, parseScopes, parseToken, TokenStore, type StoredToken, type TokenRepository,
+} from '../../server/src/auth/index.js';
+import { InvalidArgumentError } from '../../server/src/errors.js';
+
+/** api_tokens in memory: newest version per id, and a switch that makes it unreachable. */
+class MemoryRepo implements TokenRepository {
+  readonly rows = new Map<string, StoredToken>();
+  gets = 0;
+  down = false;
+
+  async get(id: string): Promise<StoredToken | undefined> {
+    this.gets++;
+    if (this.down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:18123'), { code: 'ECONNREFUSED' });
+    const r = this.rows.get(id);
+    return r === undefined ? undefined : { ...r };
+  }
+
+  async put(t: StoredToken): Promise<void> {
+    const prev = this.rows.get(t.id);
+    if (prev === undefined || t.version >= prev.version) this.rows.set(t.id, { ...t });
+  }
+
+  async all(): Promise<StoredToken[]> {
+    return [...this.rows.values()];
+  }
+}
+
+describe('API tokens', () => {
+  it('format: tly_<12 hex>_<43 base64url>, 256 random bits, different every time', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const { token, id, secret } = generateToken();
+      assert.match(token, /^tly_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+      assert.equal(token, `tly_${id}_${secret}`);
+      assert.equal(Buffer.from(secret, 'base64url').length, 32);
+      assert.deepEqual(parseToken(token), { id, secret });
+      seen.add(token);
+    }
+    assert.equal(seen.size, 200);
+  });
+
+  it('parseToken accepts nothing but the exact format', () => {
+    const { token } = generateToken();
+    for (const bad of [
+      '', token.toUpperCase(), ` ${token}`, `${token} `, `${token}x`, token.slice(0, -1), token.replace('tly_', 'TLY_'),
+      token.replace('tly_', 'tlx_'), `${token.slice(0, 4)}${'G'.repeat(12)}${token.slice(16)}`, `${token.slice(0, 17)}+${token.slice(18)}`,
+      `${token.slice(0, 17)}=${token.slice(18)}`, `${token}\u0000`, 'tly_abc_def',
+    ]) {
+      assert.equal(parseToken(bad), undefined, JSON.stringify(bad));
+    }
+  });
+
+  it('stores SHA-256 of the secret as lowercase hex', () => {
+    assert.equal(hashSecret('abc'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    const { secret } = generateToken();
+    assert.equal(hashSecret(secret), crypto.createHash('sha256').update(secret).digest('hex'));
+  });
+
+  it('scopes: admin, ingest, advertiser:<contract id>, exactly', () => {
+    assert.equal(parseScope('admin'), 'admin');
+    assert.equal(parseScope('ingest'), 'ingest');
+    assert.equal(parseScope('advertiser:adv-42'), 'advertiser:adv-42');
+    assert.equal(parseScope('advertiser:a:b.c_d-E'), 'advertiser:a:b.c_d-E');
+    for (const bad of ['', 'Admin', 'admin ', 'advertiser:', 'advertiser: adv', 'advertiser:a b', "advertiser:a'", `advertiser:${'a'.repeat(129)}`, 'Advertiser:a', 'read', '*']) {
+      assert.equal(parseScope(bad), undefined, JSON.stringify(bad));
+    }
+    assert.deepEqual(parseScopes(['ingest', 'advertiser:a', 'ingest']), ['ingest', 'advertiser:a']);
+    assert.throws(() => parseScopes([]), InvalidArgumentError);
+    assert.throws(() => parseScopes(['admin', 'root']), /invalid scope "root"/);
+  });
+
+  describe('TokenStore', () => {
+    let now = 1_000_000;
+    const clock = () => now;
+
+    it('create → verify gives the principal; the store never holds the secret', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock });
+      const { token, id } = await store.create('ad server 1', ['ingest', 'advertiser:adv-1']);
+      const stored = repo.rows.get(id) as StoredToken;
+      assert.ok(!JSON.stringify(stored).includes(token.slice(17)), 'secret stored in clear');
+      assert.equal(stored.secretSha256, hashSecret(token.slice(17)));
+      assert.deepEqual(await store.verify(token), { tokenId: id, name: 'ad server 1', scopes: ['ingest', 'advertiser:adv-1'] });
+      const listed = await store.list();
+      assert.deepEqual(listed, [{ id, name: 'ad server 1', scopes: ['ingest', 'advertiser:adv-1'], createdAt: now, revoked: false }]);
+      assert.ok(!JSON.stringify(listed).includes(stored.secretSha256));
+    });
+
+    it('refuses a wrong secret, an unknown id and malformed tokens', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock });
+      const { token, id } = await store.create('t', ['admin']);
+      const other = generateToken();
+      assert.equal(await store.verify(`tly_${id}_${other.secret}`), undefined);
+      assert.equal(await store.verify(other.token), undefined);
+      assert.equal(await store.verify(token.slice(0, -1)), undefined);
+      assert.equal(await store.verify(''), undefined);
+      // A stored row with a corrupt hash verifies nothing.
+      repo.rows.set(id, { ...(repo.rows.get(id) as StoredToken), secretSha256: 'zz' });
+      now += 5_000;
+      assert.equal(await store.verify(token), undefined);
+    });
+
+    it('create validates the name and scopes', async () => {
+      const store = new TokenStore(new MemoryRepo(), { now: clock });
+      await assert.rejects(store.create('', ['admin']), InvalidArgumentError);
+      await assert.rejects(store.create("x'y", ['admin']), InvalidArgumentError);
+      await assert.rejects(store.create('ok', ['advertiser:ADV 1']), InvalidArgumentError);
+      await assert.rejects(store.create('ok', []), InvalidArgumentError);
+    });
+
+    it('a revoke by another process is seen within the 1 s cache; in this one at once', async () => {
+      const repo = new MemoryRepo();
+      const here = new TokenStore(repo, { now: clock });
+      const elsewhere = new TokenStore(repo, { now: clock });
+      const { token, id } = await here.create('t', ['admin']);
+      assert.ok(await here.verify(token));
+      const gets = repo.gets;
+      assert.ok(await here.verify(token));
+      assert.equal(repo.gets, gets, 'second verify within the second is cached');
+
+      assert.equal(await elsewhere.revoke(id), 'revoked');
+      assert.equal(await elsewhere.verify(token), undefined, 'the revoking process sees it at once');
+      now += 999;
+      assert.ok(await here.verify(token), 'still cached just under a second');
+      now += 1;
+      assert.equal(await here.verify(token), undefined, 'revoked after one second');
+      assert.equal(await here.revoke(id), 'already_revoked');
+      assert.equal(await here.revoke('000000000000'), 'not_found');
+      await assert.rejects(here.revoke('ABC'), InvalidArgumentError);
+    });
+
+    it('revokeByName revokes every active token of that name and only those', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock });
+      const a = await store.create('demo-admin', ['admin']);
+      now += 1000;
+      const b = await store.create('demo-admin', ['admin']);
+      const keep = await store.create('demo-admin-2', ['admin']);
+      assert.deepEqual((await store.revokeByName('demo-admin')).sort(), [a.id, b.id].sort());
+      assert.equal(await store.verify(a.token), undefined);
+      assert.equal(await store.verify(b.token), undefined);
+      assert.ok(await store.verify(keep.token));
+    });
+
+    it('an unreachable store rejects (503 upstream, not 401) and is not cached', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock });
+      const { token } = await store.create('t', ['admin']);
+      now += 5_000;
+      repo.down = true;
+      await assert.rejects(store.verify(token), /ECONNREFUSED/);
+      repo.down = false;
+      assert.ok(await store.verify(token));
+    });
+
+    it('the cache is bounded', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock, maxCacheEntries: 3 });
+      const { token } = await store.create('t', ['admin']);
+      await store.verify(token);
+      for (let i = 0; i < 5; i++) await store.verify(generateToken().token);
+      const gets = repo.gets;
+      await store.verify(token);
+      assert.equal(repo.gets, gets + 1, 'the oldest entry was dropped');
+    });
+
+    it('the cache never lasts longer than a second, whatever is asked', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock, cacheMs: 60_000 });
+      const { token } = await store.create('t', ['admin']);
+      await store.verify(token);
+      now += 1000;
+      const gets = repo.gets;
+      await store.verify(token);
+      assert.equal(repo.gets, gets + 1);
+    });
+  });
+});

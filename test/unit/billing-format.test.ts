@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { csvField, csvLine, ExportEncoder, formatMicros, parseUInt64, periodStatus, type ExportMeta } from '../../server/src/billing/index.js';
+import { toDeadLetterRow } from '../../server/src/sink/index.js';
+
+const sha = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
+
+describe('billing: decimal formatting', () => {
+  it('formats micros with exactly six decimals, without floats', () => {
+    assert.equal(formatMicros(0n), '0.000000');
+    assert.equal(formatMicros(1n), '0.000001');
+    assert.equal(formatMicros(1250n), '0.001250');
+    assert.equal(formatMicros(1_000_000n), '1.000000');
+    assert.equal(formatMicros(123_456_789n), '123.456789');
+    assert.equal(formatMicros(-1_500_000n), '-1.500000');
+    // Beyond 2^53, where a float would round.
+    assert.equal(formatMicros(18_446_744_073_709_551_615n), '18446744073709.551615');
+    assert.equal(formatMicros(9_007_199_254_740_993n), '9007199254.740993');
+  });
+  it('parses ClickHouse UInt64 values exactly and refuses anything else', () => {
+    assert.equal(parseUInt64('18446744073709551615', 'x'), 18_446_744_073_709_551_615n);
+    assert.equal(parseUInt64(42, 'x'), 42n);
+    for (const bad of ['18446744073709551616', '-1', '1.5', '1e3', '', ' 1', 1.5, -1, null, undefined]) {
+      assert.throws(() => parseUInt64(bad, 'x'), TypeError, String(bad));
+    }
+  });
+});
+
+describe('billing: CSV escaping', () => {
+  it('quotes only fields that need it (RFC 4180), doubling quotes', () => {
+    assert.equal(csvField('adv-1'), 'adv-1');
+    assert.equal(csvField('a,b'), '"a,b"');
+    assert.equal(csvField('say "hi"'), '"say ""hi"""');
+    assert.equal(csvField('line\nbreak'), '"line\nbreak"');
+    assert.equal(csvField('cr\r'), '"cr\r"');
+    assert.equal(csvField('#not-a-comment'), '"#not-a-comment"');
+    assert.equal(csvField(' padded'), '" padded"');
+    assert.equal(csvField(''), '');
+    assert.equal(csvLine(['a', 'b,c', '']), 'a,"b,c",\n');
+  });
+});
+
+function meta(over: Partial<ExportMeta> = {}): ExportMeta {
+  return { advertiserId: 'adv-1', from: Date.UTC(2025, 0, 1), to: Date.UTC(2025, 0, 2), granularity: 'hour', status: 'final', tooLateEvents: 2n, ...over };
+}
+const rows = [
+  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-1', impressions: 10n, spendMicros: 12_500n, duplicates: 1n },
+  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-2', impressions: 3n, spendMicros: 9_007_199_254_740_993n, duplicates: 0n },
+  { periodStartMs: Date.UTC(2025, 0, 1, 5), campaignId: 'cmp-1', impressions: 7n, spendMicros: 1n, duplicates: 2n },
+];
+
+function encode(format: 'csv' | 'json', m = meta()): { text: string; enc: ExportEncoder } {
+  const enc = new ExportEncoder(format, m);
+  let text = enc.begin();
+  for (const r of rows) text += enc.row(r);
+  text += enc.end();
+  return { text, enc };
+}
+
+describe('billing: export encoder', () => {
+  it('writes CSV with the comment block, exact rows, a totals row and the sha256 of everything before the trailer', () => {
+    const { text, enc } = encode('csv');
+    const lines = text.split('\n');
+    assert.deepEqual(lines.slice(0, 7), [
+      '# tally billing export', '# status: final', '# advertiser: adv-1', '# period: 2025-01-01T00:00:00Z/2025-01-02T00:00:00Z',
+      '# granularity: hour', '# too_late_events: 2',
+      'period_start,advertiser_id,campaign_id,impressions,spend_micros,spend,duplicates_removed',
+    ]);
+    assert.equal(lines[7], '2025-01-01T00:00:00Z,adv-1,cmp-1,10,12500,0.012500,1');
+    assert.equal(lines[8], '2025-01-01T00:00:00Z,adv-1,cmp-2,3,9007199254740993,9007199254.740993,0');
+    assert.equal(lines[10], 'total,adv-1,,20,9007199254753494,9007199254.753494,3');
+    const trailer = lines[11];
+    assert.match(trailer, /^# sha256: [0-9a-f]{64}$/);
+    assert.equal(trailer.slice('# sha256: '.length), sha(text.slice(0, text.indexOf('# sha256: '))));
+    assert.equal(enc.sha256, trailer.slice('# sha256: '.length));
+    assert.equal(lines[12], '');
+    assert.equal(lines.length, 13);
+  });
+
+  it('is deterministic when final; a provisional export carries its generation time', () => {
+    assert.equal(encode('csv').text, encode('csv').text);
+    assert.equal(encode('json').text, encode('json').text);
+    const prov = encode('csv', meta({ status: 'provisional', generatedAt: Date.UTC(2025, 0, 1, 12) })).text;
+    assert.match(prov, /^# status: provisional$/m);
+    assert.match(prov, /^# generated_at: 2025-01-01T12:00:00.000Z$/m);
+    assert.doesNotMatch(encode('csv', meta({ generatedAt: 123 })).text, /generated_at/, 'never in a final file');
+  });
+
+  it('writes JSON whose sha256 is over the canonical header, rows and totals', () => {
+    const { text } = encode('json');
+    const doc = JSON.parse(text) as Record<string, unknown> & { rows: unknown[]; totals: unknown; sha256: string };
+    assert.equal(doc.status, 'final');
+    assert.equal(doc.too_late_events, '2');
+    assert.equal(doc.rows.length, 3);
+    assert.deepEqual(doc.totals, { impressions: '20', spend_micros: '9007199254753494', spend: '9007199254.753494', duplicates_removed: '3' });
+    const header = { status: doc.status, advertiser_id: doc.advertiser_id, from: doc.from, to: doc.to, granularity: doc.granularity, too_late_events: doc.too_late_events };
+    const canonical = [header, ...doc.rows, doc.totals].map((o) => `${JSON.stringify(o)}\n`).join('');
+    assert.equal(doc.sha256, sha(canonical));
+  });
+
+  it('writes an empty export with zero totals', () => {
+    const enc = new ExportEncoder('json', meta());
+    const text = enc.begin() + enc.end();
+    const doc = JSON.parse(text) as { rows: unknown[]; totals: { impressions: string } };
+    assert.deepEqual(doc.rows, []);
+    assert.equal(doc.totals.impressions, '0');
+  });
+
+  it('refuses rows out of (period, campaign) order', () => {
+    const enc = new ExportEncoder('csv', meta());
+    enc.begin();
+    enc.row(rows[1]);
+    assert.throws(() => enc.row(rows[0]), /out of order/);
+  });
+});
+
+describe('billing: period status', () => {
+  const to = Date.UTC(2025, 0, 2);
+  const wm = (ms: number, n = 4) => Array.from({ length: n }, (_, p) => ({ source_partition: p, watermark_ms: ms }));
+  it('is final only when every partition is present and past to + allowed lateness', () => {
+    assert.equal(periodStatus(wm(to + 30_000), 4, to, 30_000).status, 'final');
+    assert.equal(periodStatus(wm(to + 29_999), 4, to, 30_000).status, 'provisional');
+    assert.equal(periodStatus(wm(to + 60_000, 3), 4, to, 30_000).status, 'provisional', 'a partition without a watermark');
+    assert.equal(periodStatus([...wm(to + 60_000, 3), { source_partition: 3, watermark_ms: to }], 4, to, 30_000).status, 'provisional');
+    assert.equal(periodStatus([], 4, to, 30_000).status, 'provisional');
+  });
+});
+
+describe('dead-letter rows', () => {
+  const headers: Array<Record<string, string>> = [{ reason: 'too_late' }, { detail: 'too old' }, { 'source-topic': 'impressions' }, { 'source-partition': '3' }, { 'source-offset': '1234' }];
+  it('keys a dead letter by its source coordinates and reads advertiser and event time from a valid value', () => {
+    const value = Buffer.from(JSON.stringify({ impression_id: 'i-1', ts: 1_764_150_000_123, advertiser_id: 'adv-9', campaign_id: 'c', cost_micros: 5 }));
+    assert.deepEqual(toDeadLetterRow({ topic: 'dlq', partition: 1, offset: 7, value, headers }), {
+      reason: 'too_late', detail: 'too old', source_topic: 'impressions', source_partition: 3, source_offset: 1234,
+      dlq_partition: 1, dlq_offset: 7, advertiser_id: 'adv-9', event_ts: 1_764_150_000,
+    });
+  });
+  it('falls back to empty advertiser, zero time and the DLQ coordinates', () => {
+    const row = toDeadLetterRow({ topic: 'dlq', partition: 2, offset: 9, value: Buffer.from('{not json'), headers: [{ reason: 'bad_json' }] });
+    assert.equal(row.advertiser_id, '');
+    assert.equal(row.event_ts, 0);
+    assert.deepEqual([row.source_topic, row.source_partition, row.source_offset], ['dlq', 2, 9]);
+    const bad = toDeadLetterRow({ topic: 'dlq', partition: 0, offset: 1, value: Buffer.from(JSON.stringify({ advertiser_id: 'adv 1!', ts: 'yesterday' })), headers });
+    assert.equal(bad.advertiser_id, '');
+    assert.equal(bad.event_ts, 0);
+  });
+});

@@ -1,0 +1,10 @@
+/**
+ * The server's contracts the dashboard builds against (type-only: nothing of the server is bundled).
+ * REST shapes: server/src/api/api-types.ts; socket.io events: server/src/live/live-protocol.ts.
+ */
+export type {
+  AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, MeResponse, PipelineStatus,
+} from '../../server/src/api/api-types';
+export type {
+  ClientToServerEvents, LiveSnapshot, LiveUpdate, LiveWindowRow, ServerToClientEvents,
+} from '../../server/src/live/live-protocol';
