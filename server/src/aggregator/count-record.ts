@@ -84,3 +84,57 @@ export function decodeCountRecord(value: Buffer | null | undefined): CountRecord
   if (rec.type !== 'window' && rec.type !== 'watermark') throw new Error(`unknown count record type ${String((rec as { type?: unknown }).type)}`);
   return rec;
 }
+
+/** A value of the counts topic as a reader may use it: checked field by field, never trusted blindly. */
+export type CheckedCountRecord =
+  | { kind: 'window'; record: WindowCountRecord }
+  | { kind: 'watermark'; record: WatermarkRecord }
+  | { kind: 'tombstone' }
+  /** Not a record tally wrote (not JSON, unknown type, a field out of range): the reason names the first bad field. */
+  | { kind: 'poison'; reason: string };
+
+/** DateTime (UInt32 seconds) covers epoch ms in [0, 2^32 · 1000). */
+const MAX_DATETIME_MS = 4_294_967_296_000 - 1;
+const MAX_PARTITION = 65_535;
+
+function isUint(v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+
+/**
+ * Decodes a value of the counts topic and checks that every field is what the aggregator writes
+ * and ClickHouse can store (the sink and the live feed share this one gate).
+ */
+export function checkCountRecord(value: Buffer | null | undefined): CheckedCountRecord {
+  let rec: CountRecord | null;
+  try {
+    rec = decodeCountRecord(value);
+  } catch (err) {
+    return { kind: 'poison', reason: err instanceof SyntaxError ? 'not_json' : 'unknown_type' };
+  }
+  if (rec === null) return { kind: 'tombstone' };
+  if (typeof rec !== 'object' || Array.isArray(rec)) return { kind: 'poison', reason: 'unknown_type' };
+  if (rec.type === 'watermark') {
+    if (!isUint(rec.source_partition, MAX_PARTITION)) return { kind: 'poison', reason: 'bad_source_partition' };
+    if (!isInt(rec.watermark)) return { kind: 'poison', reason: 'bad_watermark' };
+    if (!isInt(rec.max_event_time)) return { kind: 'poison', reason: 'bad_max_event_time' };
+    if (!isUint(rec.emitted_at, MAX_DATETIME_MS)) return { kind: 'poison', reason: 'bad_emitted_at' };
+    return { kind: 'watermark', record: rec };
+  }
+  if (!isUint(rec.window_start, MAX_DATETIME_MS)) return { kind: 'poison', reason: 'bad_window_start' };
+  if (!isUint(rec.window_end, MAX_DATETIME_MS) || rec.window_end <= rec.window_start) return { kind: 'poison', reason: 'bad_window_end' };
+  if (typeof rec.advertiser_id !== 'string' || rec.advertiser_id === '') return { kind: 'poison', reason: 'bad_advertiser_id' };
+  if (typeof rec.campaign_id !== 'string' || rec.campaign_id === '') return { kind: 'poison', reason: 'bad_campaign_id' };
+  if (!isUint(rec.source_partition, MAX_PARTITION)) return { kind: 'poison', reason: 'bad_source_partition' };
+  if (!isUint(rec.impressions)) return { kind: 'poison', reason: 'bad_impressions' };
+  if (!isUint(rec.spend_micros)) return { kind: 'poison', reason: 'bad_spend_micros' };
+  if (!isUint(rec.duplicates)) return { kind: 'poison', reason: 'bad_duplicates' };
+  if (!isUint(rec.version)) return { kind: 'poison', reason: 'bad_version' };
+  if (typeof rec.final !== 'boolean') return { kind: 'poison', reason: 'bad_final' };
+  if (typeof rec.revised !== 'boolean') return { kind: 'poison', reason: 'bad_revised' };
+  return { kind: 'window', record: rec };
+}

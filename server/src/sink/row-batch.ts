@@ -5,7 +5,7 @@
  * ClickHouse (last offset seen + 1). Every record moves the offset, including tombstones and
  * poison records, so a committed batch never has to be read again.
  */
-import { decodeCountRecord, type CountRecord, type WatermarkRecord, type WindowCountRecord } from '../aggregator/count-record.js';
+import { checkCountRecord, type WatermarkRecord, type WindowCountRecord } from '../aggregator/count-record.js';
 
 /** A row of `impression_counts` as sent in JSONEachRow (DateTime as epoch seconds, booleans as 0/1). */
 export interface ImpressionCountRow {
@@ -47,10 +47,6 @@ export type AddOutcome =
   /** Not a record tally wrote (not JSON, unknown type, fields out of range): skipped, offset still moves. */
   | { kind: 'poison'; reason: string };
 
-/** DateTime (UInt32 seconds) covers epoch ms in [0, 2^32 · 1000). */
-const MAX_DATETIME_MS = 4_294_967_296_000;
-const MAX_UINT16 = 65_535;
-
 export class RowBatch {
   private readonly windows = new Map<string, ImpressionCountRow>();
   private readonly watermarks = new Map<number, PartitionWatermarkRow>();
@@ -68,25 +64,17 @@ export class RowBatch {
     const prev = this.nextOffsets.get(partition);
     if (prev === undefined || offset + 1 > prev) this.nextOffsets.set(partition, offset + 1);
 
-    let rec: CountRecord | null;
-    try {
-      rec = decodeCountRecord(value);
-    } catch (err) {
-      return { kind: 'poison', reason: err instanceof SyntaxError ? 'not_json' : 'unknown_type' };
-    }
-    if (rec === null) return { kind: 'tombstone' };
-    if (typeof rec !== 'object' || Array.isArray(rec)) return { kind: 'poison', reason: 'unknown_type' };
-    if (rec.type === 'window') {
-      const row = toWindowRow(rec);
-      if (typeof row === 'string') return { kind: 'poison', reason: row };
-      const key = `${rec.window_start}|${row.advertiser_id}|${row.campaign_id}|${row.source_partition}`;
+    const checked = checkCountRecord(value);
+    if (checked.kind === 'tombstone' || checked.kind === 'poison') return checked;
+    if (checked.kind === 'window') {
+      const row = toWindowRow(checked.record);
+      const key = `${row.window_start}|${row.advertiser_id}|${row.campaign_id}|${row.source_partition}`;
       const held = this.windows.get(key);
       // Equal versions carry the same counts; the later one wins all the same.
       if (held === undefined || row.version >= held.version) this.windows.set(key, row);
       return { kind: 'window' };
     }
-    const wm = toWatermarkRow(rec);
-    if (typeof wm === 'string') return { kind: 'poison', reason: wm };
+    const wm = toWatermarkRow(checked.record);
     const held = this.watermarks.get(wm.source_partition);
     if (held === undefined || wm.watermark_ms >= held.watermark_ms) this.watermarks.set(wm.source_partition, wm);
     return { kind: 'watermark' };
@@ -133,27 +121,8 @@ export class RowBatch {
   }
 }
 
-function isUint(v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
-}
-
-function isInt(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v);
-}
-
-/** The ClickHouse row, or the name of the first field that cannot be stored. */
-function toWindowRow(r: WindowCountRecord): ImpressionCountRow | string {
-  if (!isUint(r.window_start, MAX_DATETIME_MS - 1)) return 'bad_window_start';
-  if (!isUint(r.window_end, MAX_DATETIME_MS - 1) || r.window_end <= r.window_start) return 'bad_window_end';
-  if (typeof r.advertiser_id !== 'string' || r.advertiser_id === '') return 'bad_advertiser_id';
-  if (typeof r.campaign_id !== 'string' || r.campaign_id === '') return 'bad_campaign_id';
-  if (!isUint(r.source_partition, MAX_UINT16)) return 'bad_source_partition';
-  if (!isUint(r.impressions)) return 'bad_impressions';
-  if (!isUint(r.spend_micros)) return 'bad_spend_micros';
-  if (!isUint(r.duplicates)) return 'bad_duplicates';
-  if (!isUint(r.version)) return 'bad_version';
-  if (typeof r.final !== 'boolean') return 'bad_final';
-  if (typeof r.revised !== 'boolean') return 'bad_revised';
+/** The ClickHouse row of a checked window record (DateTime in seconds, booleans as 0/1). */
+function toWindowRow(r: WindowCountRecord): ImpressionCountRow {
   return {
     window_start: Math.floor(r.window_start / 1000),
     window_end: Math.floor(r.window_end / 1000),
@@ -169,11 +138,7 @@ function toWindowRow(r: WindowCountRecord): ImpressionCountRow | string {
   };
 }
 
-function toWatermarkRow(r: WatermarkRecord): PartitionWatermarkRow | string {
-  if (!isUint(r.source_partition, MAX_UINT16)) return 'bad_source_partition';
-  if (!isInt(r.watermark)) return 'bad_watermark';
-  if (!isInt(r.max_event_time)) return 'bad_max_event_time';
-  if (!isUint(r.emitted_at, MAX_DATETIME_MS - 1)) return 'bad_emitted_at';
+function toWatermarkRow(r: WatermarkRecord): PartitionWatermarkRow {
   return {
     source_partition: r.source_partition,
     watermark_ms: r.watermark,
