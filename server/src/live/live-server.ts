@@ -31,6 +31,15 @@ export function advertiserRoom(advertiserId: string): string {
   return `advertiser:${advertiserId}`;
 }
 
+/**
+ * A requested view for the log, whatever the client sent: String() of a client's object can throw
+ * (`{"toString": "x"}` has no callable toString), which would turn a refusal into a failed join.
+ */
+function describeRequested(v: unknown): string | null {
+  if (v === null || typeof v === 'string') return v === null ? null : v.slice(0, 140);
+  return `<${Array.isArray(v) ? 'array' : typeof v}>`;
+}
+
 export interface SocketData {
   token: string;
   principal: Principal;
@@ -196,7 +205,7 @@ export class LiveServer {
     if (!socket.connected) return;
     if (refusal !== null) {
       this.metrics.denied.inc();
-      this.log.info({ socket: socket.id, principal: socket.data.principal.name, requested: String(advertiserId).slice(0, 140) }, 'live.join_denied');
+      this.log.info({ socket: socket.id, principal: socket.data.principal.name, requested: describeRequested(advertiserId) }, 'live.join_denied');
       reply({ ok: false, message: refusal });
       socket.emit('denied', { message: refusal });
       return;
