@@ -44,8 +44,6 @@ export const envSchema = z.object({
     'Aggregator transaction interval.'),
   TALLY_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000).describe(
     'Kafka transaction timeout: bounds how long a crashed process can hold back read_committed readers.'),
-  TALLY_EXACTLY_ONCE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true').describe(
-    'false runs the aggregator at-least-once (no transactions), for benchmarks only.'),
   TALLY_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional().describe(
     'Stable id of this process; names its transactional id so a restart fences its own zombie at once. Default: hostname-pid.'),
   TALLY_SINK_BATCH_ROWS: z.coerce.number().int().min(1).default(20_000).describe(

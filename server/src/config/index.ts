@@ -46,7 +46,6 @@ export interface TallyConfig {
   commitIntervalMs: number;
   idleTimeoutMs: number;
   transactionTimeoutMs: number;
-  exactlyOnce: boolean;
   instanceId: string;
   sink: { batchRows: number; batchMs: number };
   http: {
@@ -111,7 +110,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     commitIntervalMs: e.TALLY_COMMIT_INTERVAL_MS,
     idleTimeoutMs: e.TALLY_IDLE_TIMEOUT_MS,
     transactionTimeoutMs: e.TALLY_TRANSACTION_TIMEOUT_MS,
-    exactlyOnce: e.TALLY_EXACTLY_ONCE,
     instanceId: e.TALLY_INSTANCE_ID ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}`,
     sink: { batchRows: e.TALLY_SINK_BATCH_ROWS, batchMs: e.TALLY_SINK_BATCH_MS },
     http: {
