@@ -11,24 +11,15 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { io, type Socket } from 'socket.io-client';
 import type { AdvertisersResponse, CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/api/api-types.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse, queryRows, stringLiteral } from '../../server/src/clickhouse/index.js';
 import type { ClientToServerEvents, LiveSnapshot, LiveUpdate, ServerToClientEvents } from '../../server/src/live/live-protocol.js';
-import { createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
+import { freePort, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
 import { Pipeline } from './pipeline.js';
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 interface ErrorShape {
   error?: { status: number; message: string; parameter?: string };

@@ -6,23 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/api/api-types.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
 import { emptyDeadLetters, truthRowKey, type GroundTruth, type TruthRow } from '../../server/src/tools/index.js';
-import { createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
+import { freePort, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
 import { assertExact, Pipeline } from './pipeline.js';
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 interface Answer<T = Record<string, unknown>> {
   status: number;

@@ -11,31 +11,19 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ensureWebBuild } from '../../server/src/api/web-assets.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
-import { ensureDebianPackage } from '../../server/src/stack/index.js';
 import { formatVerifyReport, generate, verify, type GroundTruth } from '../../server/src/tools/index.js';
-import { artifactsDir, createSandbox, eventually, RoleProcess, type Sandbox } from './harness.js';
+import { launchChromium, parseMicros, textOf } from './browser.js';
+import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, type Sandbox } from './harness.js';
 import { Pipeline } from './pipeline.js';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const DAY_MS = 86_400_000;
 const say = (m: string) => process.stderr.write(`      [billing-e2e] ${m}\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The truth's totals of one advertiser for windows in the UTC day starting at dayStart. */
 function truthForDay(truth: GroundTruth, advertiserId: string, dayStart: number): { impressions: bigint; spendMicros: bigint } {
@@ -51,15 +39,7 @@ function truthForDay(truth: GroundTruth, advertiserId: string, dayStart: number)
 
 /** "1,234" → 1234n; "362.790040" → 362790040n micros. */
 const parseCount = (text: string | null) => BigInt((text ?? '').replace(/[,\s]/g, '') || 'NaN');
-function parseMicros(text: string | null): bigint {
-  const m = /^(\d+)\.(\d{6})$/.exec((text ?? '').replace(/[,\s]/g, ''));
-  if (!m) throw new Error(`not an amount with 6 decimals: ${JSON.stringify(text)}`);
-  return BigInt(m[1]) * 1_000_000n + BigInt(m[2]);
-}
 
-async function text(page: Page, testid: string): Promise<string | null> {
-  return page.locator(`[data-testid="${testid}"]`).first().textContent({ timeout: 5_000 }).catch(() => null);
-}
 
 describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)', function () {
   this.timeout(600_000);
@@ -76,7 +56,6 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
   let tokenA = '';
 
   before(async function () {
-    ensureDebianPackage('chromium', 'chromium', say);
     const built = ensureWebBuild(say);
     sb = await createSandbox('billing-ui');
     pipeline = new Pipeline(sb);
@@ -102,7 +81,7 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
     assert.ok(result.ok, `ClickHouse differs from the ground truth:\n${formatVerifyReport(result)}\n${pipeline.logs()}`);
     say(`generated ${truth.counts.sent} records; ClickHouse equals the truth after ${result.elapsedMs} ms`);
 
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium(say);
     fs.mkdirSync(artifactsDir, { recursive: true });
   });
 
@@ -146,13 +125,13 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
       await status.waitFor({ timeout: 30_000 });
       assert.equal(await status.getAttribute('data-status'), 'provisional');
       assert.match((await status.textContent()) ?? '', /provisional/);
-      const shownImpressions = parseCount(await text(page, 'billing-total-impressions'));
+      const shownImpressions = parseCount(await textOf(page, 'billing-total-impressions', 5_000));
       assert.equal(shownImpressions, expected.impressions, 'total impressions on the page = the truth');
-      assert.equal(parseMicros(await text(page, 'billing-total-spend')), expected.spendMicros, 'total spend on the page = the truth, to the micro');
+      assert.equal(parseMicros(await textOf(page, 'billing-total-spend', 5_000)), expected.spendMicros, 'total spend on the page = the truth, to the micro');
       const rowCount = await page.locator('[data-testid=billing-row]').count();
       assert.ok(rowCount >= 1, 'rows shown');
-      assert.match((await text(page, 'billing-sha256')) ?? '', /^[0-9a-f]{64}$/);
-      say(`preview: ${shownImpressions} impressions in ${rowCount} rows, too_late ${await text(page, 'billing-too-late')}`);
+      assert.match((await textOf(page, 'billing-sha256', 5_000)) ?? '', /^[0-9a-f]{64}$/);
+      say(`preview: ${shownImpressions} impressions in ${rowCount} rows, too_late ${await textOf(page, 'billing-too-late', 5_000)}`);
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-billing.png'), fullPage: true });
 
       // Download (CSV): an authorized fetch saved as tally-<advertiser>-<from>-<to>.csv.

@@ -11,32 +11,20 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ensureWebBuild } from '../../server/src/api/web-assets.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
-import { ensureDebianPackage } from '../../server/src/stack/index.js';
 import { generate, type GroundTruth } from '../../server/src/tools/index.js';
-import { artifactsDir, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
+import { launchChromium, parseMicros, textOf } from './browser.js';
+import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
 import { Pipeline } from './pipeline.js';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const DAY_MS = 86_400_000;
 const say = (m: string) => process.stderr.write(`      [dashboard-e2e] ${m}\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Expected totals per campaign of one advertiser for windows starting at or after `from`. */
 class Expected {
@@ -73,15 +61,7 @@ class Expected {
 
 /** "1,234" → 1234; "362.790040" → 362790040n micros. */
 const parseCount = (text: string | null) => Number((text ?? '').replace(/[,\s]/g, ''));
-function parseMicros(text: string | null): bigint {
-  const m = /^(\d+)\.(\d{6})$/.exec((text ?? '').replace(/[,\s]/g, ''));
-  if (!m) throw new Error(`not an amount with 6 decimals: ${JSON.stringify(text)}`);
-  return BigInt(m[1]) * 1_000_000n + BigInt(m[2]);
-}
 
-async function text(page: Page, testid: string): Promise<string | null> {
-  return page.locator(`[data-testid="${testid}"]`).first().textContent({ timeout: 2_000 }).catch(() => null);
-}
 
 /**
  * Resolves with the page's own Date.now() at the moment `[data-testid=testid]` first shows
@@ -100,7 +80,7 @@ async function whenCountShows(page: Page, testid: string, expected: () => number
       return (await handle.jsonValue()) as number;
     } catch (err) {
       if (Date.now() >= deadline) {
-        throw new Error(`${testid} did not show ${want} within ${timeoutMs} ms (shows ${JSON.stringify(await text(page, testid))}): ${String(err)}`);
+        throw new Error(`${testid} did not show ${want} within ${timeoutMs} ms (shows ${JSON.stringify(await textOf(page, testid))}): ${String(err)}`);
       }
     }
   }
@@ -184,7 +164,6 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
   };
 
   before(async function () {
-    ensureDebianPackage('chromium', 'chromium', say);
     const built = ensureWebBuild(say);
     sb = await createSandbox('dashboard');
     pipeline = new Pipeline(sb);
@@ -209,7 +188,7 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
 
     producer = new DeliveringProducer(sb.config.kafka.brokers, { 'client.id': 'dashboard-e2e' });
     await producer.connect();
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium(say);
     fs.mkdirSync(artifactsDir, { recursive: true });
   });
 
@@ -250,7 +229,7 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
     try {
       // Signed in before anything is produced: the page starts empty and fills up live, without reload.
       await signIn(page, baseUrl, tokens.a);
-      assert.equal(parseCount(await text(page, 'total-impressions-today')), 0);
+      assert.equal(parseCount(await textOf(page, 'total-impressions-today')), 0);
       await page.locator('[data-testid=overview-empty]').waitFor({ timeout: 10_000 });
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-empty.png') });
 
@@ -265,9 +244,9 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
 
       // Per campaign, and spend to the micro.
       for (const campaignId of expectedA.campaigns.keys()) {
-        await eventually(`campaign ${campaignId} row`, async () => parseCount(await text(page, `campaign-impressions-${campaignId}`)) === expectedA.today(Date.now(), campaignId).impressions, 10_000, 100);
+        await eventually(`campaign ${campaignId} row`, async () => parseCount(await textOf(page, `campaign-impressions-${campaignId}`)) === expectedA.today(Date.now(), campaignId).impressions, 10_000, 100);
       }
-      await eventually("A's spend today to the micro", async () => parseMicros(await text(page, 'total-spend-today')) === expectedA.today().spendMicros, 10_000, 100);
+      await eventually("A's spend today to the micro", async () => parseMicros(await textOf(page, 'total-spend-today')) === expectedA.today().spendMicros, 10_000, 100);
 
       // 2. Live increments, small batches with exact duplicates, and B traffic in between: each new exact total, timed.
       const campaignA = [...expectedA.campaigns.keys()][0];
@@ -279,8 +258,8 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
         await sleep(300);
       }
       say(`produce ack → number on the page: ${delays.map((d) => `${d}`).join(', ')} ms (median ${median(delays)} ms, max ${Math.max(...delays)} ms)`);
-      assert.equal(parseCount(await text(page, `campaign-impressions-${campaignA}`)), expectedA.today(Date.now(), campaignA).impressions);
-      assert.equal(parseMicros(await text(page, 'total-spend-today')), expectedA.today().spendMicros);
+      assert.equal(parseCount(await textOf(page, `campaign-impressions-${campaignA}`)), expectedA.today(Date.now(), campaignA).impressions);
+      assert.equal(parseMicros(await textOf(page, 'total-spend-today')), expectedA.today().spendMicros);
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-advertiser-laptop.png'), fullPage: true });
 
       // 3. The API goes away: the banner shows; it comes back: a fresh snapshot replaces the rows (same exact total, not doubled).
@@ -292,8 +271,8 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
       await produceLive(advA, campaignA, 3, 1, expectedA);
       await whenCountShows(page, 'total-impressions-today', () => expectedA.today().impressions, 30_000);
       await sleep(1_000); // any late double-add would show up here
-      assert.equal(parseCount(await text(page, 'total-impressions-today')), expectedA.today().impressions, 'after the reconnect');
-      assert.equal(parseMicros(await text(page, 'total-spend-today')), expectedA.today().spendMicros, 'spend after the reconnect');
+      assert.equal(parseCount(await textOf(page, 'total-impressions-today')), expectedA.today().impressions, 'after the reconnect');
+      assert.equal(parseMicros(await textOf(page, 'total-spend-today')), expectedA.today().spendMicros, 'spend after the reconnect');
 
       await page.setViewportSize({ width: 390, height: 844 });
       await sleep(500);
@@ -325,7 +304,7 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
       await eventually('the advertiser list', async () => (await switcher.locator(`option[value="${advB}"]`).count()) === 1, 20_000, 200);
       await switcher.selectOption(advB);
       await whenCountShows(page, 'total-impressions-today', () => expectedB.today().impressions, 20_000);
-      assert.equal(parseMicros(await text(page, 'total-spend-today')), expectedB.today().spendMicros);
+      assert.equal(parseMicros(await textOf(page, 'total-spend-today')), expectedB.today().spendMicros);
       assert.equal(await page.locator(`[data-testid^="campaign-row-${advA}"]`).count(), 0, "A's campaigns in B's view");
 
       await switcher.selectOption(advA);
@@ -345,7 +324,7 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
       say(`pipeline page: exact badge ${state}: ${await badge.textContent()}`);
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-pipeline.png'), fullPage: true });
       assert.equal(state, 'true', `the pipeline page is not exact: ${await badge.textContent()}`);
-      assert.ok(parseCount(await text(page, 'pipeline-duplicates')) >= 0);
+      assert.ok(parseCount(await textOf(page, 'pipeline-duplicates')) >= 0);
       assert.deepEqual(pageErrors, []);
     } finally {
       await context.close();
