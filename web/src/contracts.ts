@@ -1,6 +1,7 @@
 /**
  * The server's contracts the dashboard builds against (type-only: nothing of the server is bundled).
- * REST shapes: server/src/api/api-types.ts; socket.io events: server/src/live/live-protocol.ts.
+ * REST shapes: server/src/api/api-types.ts; socket.io events: server/src/live/live-protocol.ts;
+ * billing export rows: server/src/billing/export-format.ts.
  */
 export type {
   AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, MeResponse, PipelineStatus,
@@ -8,3 +9,4 @@ export type {
 export type {
   ClientToServerEvents, LiveSnapshot, LiveUpdate, LiveWindowRow, ServerToClientEvents,
 } from '../../server/src/live/live-protocol';
+export type { ExportRow, ExportStatus, ExportTotals } from '../../server/src/billing/export-format';

@@ -8,7 +8,8 @@
  *   await feed.close();   // before server.close()
  */
 import type http from 'node:http';
-import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { createClickHouse } from '../clickhouse/index.js';
 import type { Registry } from 'prom-client';
 import type { PipelineStatus } from '../api/api-types.js';
 import type { TokenVerifier } from '../auth/principal.js';
@@ -49,19 +50,9 @@ export interface LiveFeed {
 const PRELOAD_RETRY_MS = 5_000;
 
 function liveClickHouse(config: TallyConfig): ClickHouseClient {
-  return createClient({
-    url: config.clickhouse.url,
-    username: config.clickhouse.user,
-    password: config.clickhouse.password,
-    // The preload of a day of rows may take a while on a big table; status queries bound themselves.
-    request_timeout: 120_000,
-    application: 'tally-live',
-    // 18.16 rejects settings it does not know; send none.
-    clickhouse_settings: {},
-    compression: { request: false, response: false },
-    // Failures are reported by the feed itself (once, or as clickhouseReachable=false).
-    log: { level: ClickHouseLogLevel.OFF },
-  });
+  // The preload of a day of rows may take a while on a big table; status queries bound themselves.
+  // Failures are reported by the feed itself (once, or as clickhouseReachable=false).
+  return createClickHouse(config, { requestTimeoutMs: 120_000, application: 'tally-live', log: 'off' });
 }
 
 export async function attachLiveFeed(httpServer: http.Server, opts: LiveFeedOptions): Promise<LiveFeed> {

@@ -5,7 +5,7 @@
  * aggregator evicted the window from its state (≈ 1 h after close); the counts stay valid and
  * ClickHouse keeps the row.
  */
-import { checkCountRecord } from '../aggregator/count-record.js';
+import { checkCountRecord, decodeWindowRow } from '../aggregator/count-record.js';
 import type { LiveRowInput } from './live-state.js';
 
 export type LiveRecord =
@@ -21,19 +21,7 @@ export function decodeLiveRecord(value: Buffer | null | undefined): LiveRecord {
     const rec = checked.record;
     return { kind: 'watermark', partition: rec.source_partition, watermark: rec.watermark, emittedAt: rec.emitted_at };
   }
-  const rec = checked.record;
-  return {
-    kind: 'window',
-    row: {
-      windowStart: rec.window_start,
-      windowEnd: rec.window_end,
-      advertiserId: rec.advertiser_id,
-      campaignId: rec.campaign_id,
-      sourcePartition: rec.source_partition,
-      impressions: rec.impressions,
-      spendMicros: rec.spend_micros,
-      duplicates: rec.duplicates,
-      version: rec.version,
-    },
-  };
+  // The feed derives finality from the watermarks; the aggregator's flags stay out of its rows.
+  const { final: _final, revised: _revised, ...row } = decodeWindowRow(checked.record);
+  return { kind: 'window', row };
 }

@@ -15,23 +15,17 @@
  * - What changed since the last drain, per advertiser: rows whose sums changed and rows that
  *   became final. Values are absolute, so sending a row twice is harmless.
  */
+import type { WindowRow } from '../aggregator/core/index.js';
 import type { LiveWindowRow } from './live-protocol.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 
-/** One version of one source partition's row, as the aggregator wrote it (or ClickHouse holds it). */
-export interface LiveRowInput {
-  windowStart: number;
-  windowEnd: number;
-  advertiserId: string;
-  campaignId: string;
-  sourcePartition: number;
-  impressions: number;
-  spendMicros: number;
-  duplicates: number;
-  version: number;
-}
+/**
+ * One version of one source partition's row, as the aggregator wrote it (or ClickHouse holds it);
+ * the feed derives `final` from the watermarks itself.
+ */
+export type LiveRowInput = Omit<WindowRow, 'final' | 'revised'>;
 
 export interface LiveStateOptions {
   /** Partitions of the topic: all must have published a watermark before anything is final. */

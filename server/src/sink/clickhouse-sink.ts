@@ -1,6 +1,6 @@
-import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ErrorLogParams, type LogParams, type WarnLogParams } from '@clickhouse/client';
+import type { ClickHouseClient } from '@clickhouse/client';
 import Kafka from 'node-rdkafka';
-import { identifier } from '../clickhouse/index.js';
+import { createClickHouse, identifier } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { isKafkaError, kafkaError } from '../errors.js';
 import type { Logger } from '../observability/index.js';
@@ -78,7 +78,8 @@ export class ClickHouseSink {
     this.watermarksTable = `${db}.partition_watermarks`;
     this.shutdownGraceMs = opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
     this.ownsClient = opts.clickhouse === undefined;
-    this.ch = opts.clickhouse ?? sinkClickHouse(config, log);
+    // The client's per-request error lines become debug logs: the sink reports an outage itself, once.
+    this.ch = opts.clickhouse ?? createClickHouse(config, { application: 'tally-sink', log });
     this.consumer = new Kafka.KafkaConsumer({
       'metadata.broker.list': config.kafka.brokers,
       'group.id': config.groups.sink,
@@ -404,31 +405,4 @@ export class ClickHouseSink {
       }
     }
   }
-}
-
-/**
- * Like createClickHouse, but the client's own logging goes through pino: its per-request error
- * lines (printed to the console by default) become debug lines, since the sink reports an
- * outage itself, once.
- */
-function sinkClickHouse(config: TallyConfig, log: Logger): ClickHouseClient {
-  const child = log.child({ component: 'clickhouse-client' });
-  class PinoBridge {
-    trace(): void { /* never enabled */ }
-    debug(p: LogParams): void { child.debug({ module: p.module, args: p.args }, p.message); }
-    info(p: LogParams): void { child.debug({ module: p.module, args: p.args }, p.message); }
-    warn(p: WarnLogParams): void { child.warn({ module: p.module, args: p.args, err: p.err?.message }, p.message); }
-    error(p: ErrorLogParams): void { child.debug({ module: p.module, args: p.args, err: p.err.message }, p.message); }
-  }
-  return createClient({
-    url: config.clickhouse.url,
-    username: config.clickhouse.user,
-    password: config.clickhouse.password,
-    request_timeout: 30_000,
-    application: 'tally-sink',
-    // 18.16 rejects settings it does not know; send none.
-    clickhouse_settings: {},
-    compression: { request: false, response: false },
-    log: { LoggerClass: PinoBridge, level: ClickHouseLogLevel.WARN },
-  });
 }

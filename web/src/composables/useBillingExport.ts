@@ -5,32 +5,18 @@
  * Authorization header). Periods are picked as whole UTC days, the end day inclusive in the UI
  * and exclusive (`to` = the day after) on the wire.
  *
- * The JSON shape mirrors server/src/billing/export-format.ts (numbers are exact decimal strings).
+ * Row and totals types come from server/src/billing/export-format.ts (numbers are exact decimal strings).
  */
 import { computed, ref, shallowRef } from 'vue';
 import { ApiError, fetchJson } from '../api-client';
+import type { ExportRow, ExportStatus, ExportTotals } from '../contracts';
 import { useSessionStore } from '../stores/session';
 
 export type BillingGranularity = 'day' | 'hour';
 export type BillingFormat = 'csv' | 'json';
-export type BillingStatus = 'final' | 'provisional';
-
-export interface BillingExportRow {
-  period_start: string;
-  advertiser_id: string;
-  campaign_id: string;
-  impressions: string;
-  spend_micros: string;
-  spend: string;
-  duplicates_removed: string;
-}
-
-export interface BillingExportTotals {
-  impressions: string;
-  spend_micros: string;
-  spend: string;
-  duplicates_removed: string;
-}
+export type BillingStatus = ExportStatus;
+export type BillingExportRow = ExportRow;
+export type BillingExportTotals = ExportTotals;
 
 /** The JSON export (format=json). */
 export interface BillingExportJson {
