@@ -66,8 +66,9 @@ export async function createSandbox(name: string, overrides: Record<string, stri
     config,
     async cleanup() {
       if (process.env.TALLY_KEEP_SANDBOX === '1') return;
-      const t = config.topics;
-      await deleteTopics(config.kafka.brokers, [t.impressions, t.counts, t.changelog, t.dlq]).catch(() => undefined);
+      // Only this sandbox's own topics: an input given by TALLY_IMPRESSIONS_TOPIC is shared.
+      const own = Object.values(config.topics).filter((t) => t.startsWith(`t-${id}.`));
+      await deleteTopics(config.kafka.brokers, own).catch(() => undefined);
       const c = createClickHouse(config);
       await c.command({ query: `DROP DATABASE IF EXISTS ${identifier(config.clickhouse.database)}` }).catch(() => undefined);
       await c.close();

@@ -37,7 +37,9 @@ describe('PartitionTask', () => {
     assert.equal(t.nextOffset, 105);
     assert.ok(t.commitNeeded);
 
-    const out = t.prepareCommit();
+    const commit = t.prepareCommit();
+    assert.equal(commit.offset, 105);
+    const out = commit.records;
     const forwards = out.filter((r) => r.topic === 'impressions');
     assert.deepEqual(forwards.map((r) => [r.partition, r.key]), [[3, away]], 'forwarded to its home partition, keyed by id');
     const dlq = out.filter((r) => r.topic === 'dlq');
@@ -56,9 +58,20 @@ describe('PartitionTask', () => {
   it('needs no commit once everything it prepared was committed', () => {
     const t = task();
     t.process(message(100, event(idWithHome(1, 4, 'c-'))), NOW);
-    t.prepareCommit();
-    t.postCommit(t.state.watermark);
+    t.postCommit(t.prepareCommit());
     assert.equal(t.commitNeeded, false);
-    assert.deepEqual(t.prepareCommit(), []);
+    assert.deepEqual(t.prepareCommit().records, []);
+  });
+
+  it('keeps what it processes while a transaction commits for the next one', () => {
+    const t = task();
+    t.process(message(100, event(idWithHome(1, 4, 'p-'))), NOW);
+    const first = t.prepareCommit();
+    t.process(message(101, event(idWithHome(1, 4, 'q-'))), NOW);
+    t.postCommit(first);
+    assert.ok(t.commitNeeded, 'offset 101 is not committed yet');
+    const second = t.prepareCommit();
+    assert.equal(second.offset, 102);
+    assert.equal(second.records.filter((r) => r.topic === 'changelog').length, 1, 'the second id goes in the second transaction');
   });
 });

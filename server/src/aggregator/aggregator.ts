@@ -5,12 +5,14 @@ import type { OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';
 import type { WindowSettings } from './core/index.js';
-import { PartitionTask } from './partition-task.js';
+import { AtLeastOnceWriter } from './at-least-once-writer.js';
+import { ConsumeBatchSize } from './consume-batch-size.js';
+import type { CommitWriter } from './commit-writer.js';
+import { PartitionTask, type RecordOutcome, type TaskCommit } from './partition-task.js';
 import { restorePartitions } from './restore.js';
 import { TransactionalProducer } from './transactional-producer.js';
 
 const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = Kafka.CODES.ERRORS;
-const CONSUME_BATCH = 5_000;
 /** Bounds a transaction's size (and a dedup chunk's: 16 bytes an id) when catching up. */
 const MAX_EVENTS_PER_TRANSACTION = 20_000;
 
@@ -22,18 +24,26 @@ type RebalanceEvent = { kind: 'assign' | 'revoke'; partitions: number[] };
  * every commit interval write everything — window rows, dedup deltas, dead letters, forwards and
  * the input offsets — in one Kafka transaction. Any failed transaction drops the in-memory state
  * and restores it from Kafka, so memory never runs ahead of what Kafka committed.
+ *
+ * One transaction is in flight at a time, and the loop keeps processing while the broker commits
+ * it: prepareCommit cut the tasks' changes, so what arrives meanwhile goes in the next one. If the
+ * transaction fails, that later work is dropped with the rest and re-read after the restore.
  */
 export class Aggregator {
   private readonly consumer: Kafka.KafkaConsumer;
-  private readonly producer: TransactionalProducer;
+  private readonly writer: CommitWriter;
   private readonly settings: WindowSettings;
   private readonly tasks = new Map<number, PartitionTask>();
   private readonly rebalances: RebalanceEvent[] = [];
+  private readonly batchSize = new ConsumeBatchSize();
   private stopping = false;
   private loopRunning = false;
   private loopDone: Promise<void> | undefined;
   private lastCommitAt = Date.now();
   private processedSinceCommit = 0;
+  /** The transaction being committed, if any; settleCommit waits for it and handles its failure. */
+  private inFlight: Promise<void> | null = null;
+  private failedCommit: unknown = null;
 
   constructor(
     private readonly config: TallyConfig,
@@ -79,15 +89,17 @@ export class Aggregator {
       },
       log_level: 3,
     }, { 'auto.offset.reset': 'earliest' });
-    this.producer = new TransactionalProducer(config.kafka.brokers, `${config.groups.aggregator}-${config.instanceId}`, config.transactionTimeoutMs, log);
+    this.writer = config.processingGuarantee === 'exactly_once'
+      ? new TransactionalProducer(config.kafka.brokers, `${config.groups.aggregator}-${config.instanceId}`, config.transactionTimeoutMs, log)
+      : new AtLeastOnceWriter(config.kafka.brokers);
   }
 
   async start(): Promise<void> {
-    await this.producer.init();
+    await this.writer.init();
     await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('consumer connect', err)) : resolve())));
     this.consumer.setDefaultConsumeTimeout(Math.max(5, Math.min(20, this.config.commitIntervalMs)));
     this.consumer.subscribe([this.config.topics.impressions]);
-    this.log.info({ transactionalId: this.producer.transactionalId, group: this.config.groups.aggregator }, 'aggregator.started');
+    this.log.info({ guarantee: this.writer.description, group: this.config.groups.aggregator }, 'aggregator.started');
     this.loopDone = this.runLoop();
   }
 
@@ -108,8 +120,17 @@ export class Aggregator {
       while (!this.stopping) {
         await this.handleRebalances();
         const batch = await this.consume();
+        // Read past a failed transaction: dropped with everything since, re-read after the restore.
+        if (this.failedCommit !== null) {
+          await this.settleCommit();
+          continue;
+        }
         this.processBatch(batch);
-        if (this.commitDue()) await this.commitOrRecover();
+        if (!this.commitDue()) continue;
+        // A backlog must not grow the next transaction without bound while one is committing.
+        if (this.inFlight !== null && this.processedSinceCommit < MAX_EVENTS_PER_TRANSACTION) continue;
+        await this.settleCommit();
+        this.beginCommit();
       }
       await this.handleRebalances();
       await this.commitOrRecover();
@@ -117,31 +138,47 @@ export class Aggregator {
     } finally {
       this.loopRunning = false;
       await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
-      await this.producer.disconnect();
+      await this.writer.disconnect();
     }
   }
 
   private consume(): Promise<Kafka.Message[]> {
+    const t0 = performance.now();
     return new Promise((resolve, reject) => {
-      this.consumer.consume(CONSUME_BATCH, (err, msgs) => (err ? reject(kafkaError('consume', err)) : resolve(msgs)));
+      this.consumer.consume(this.batchSize.next, (err, msgs) => {
+        if (err) return reject(kafkaError('consume', err));
+        this.batchSize.observe(msgs.length, performance.now() - t0);
+        resolve(msgs);
+      });
     });
   }
 
   private processBatch(batch: Kafka.Message[]): void {
     if (batch.length === 0) return;
     const now = Date.now();
-    const m = this.metrics;
+    let consumed = 0;
+    let counted = 0;
+    let duplicates = 0;
+    let forwarded = 0;
+    let deadLetters: RecordOutcome[] | undefined;
     for (const msg of batch) {
       const task = this.tasks.get(msg.partition);
       // Not ours (revoked while in flight) or already processed (before a rewind): skip; never committed.
       if (task === undefined || msg.offset < task.nextOffset) continue;
       const outcome = task.process(msg, now);
-      m.consumed.inc();
-      if (outcome === 'counted') m.counted.inc();
-      else if (outcome === 'duplicate') m.duplicates.inc();
-      else if (outcome === 'forwarded') m.forwarded.inc();
-      else m.deadLetters.inc({ reason: outcome });
+      consumed++;
+      if (outcome === 'counted') counted++;
+      else if (outcome === 'duplicate') duplicates++;
+      else if (outcome === 'forwarded') forwarded++;
+      else (deadLetters ??= []).push(outcome);
     }
+    // Metrics once per batch: a labelled counter per record cost more than the dedup itself.
+    const m = this.metrics;
+    m.consumed.inc(consumed);
+    m.counted.inc(counted);
+    m.duplicates.inc(duplicates);
+    m.forwarded.inc(forwarded);
+    for (const reason of deadLetters ?? []) m.deadLetters.inc({ reason });
     this.processedSinceCommit += batch.length;
   }
 
@@ -149,8 +186,11 @@ export class Aggregator {
     return Date.now() - this.lastCommitAt >= this.config.commitIntervalMs || this.processedSinceCommit >= MAX_EVENTS_PER_TRANSACTION;
   }
 
-  /** One transaction for every task with changes; on failure, restore everything from Kafka. */
-  private async commitOrRecover(): Promise<void> {
+  /**
+   * Cuts every task's changes into one transaction and starts committing it, without waiting:
+   * settleCommit waits. The caller has settled the previous one.
+   */
+  private beginCommit(): void {
     const now = Date.now();
     this.lastCommitAt = now;
     this.processedSinceCommit = 0;
@@ -158,31 +198,50 @@ export class Aggregator {
       // Whole seconds: an idle partition publishes a new watermark once a second, not every commit.
       if (now - task.lastRecordAt >= this.config.idleTimeoutMs && this.caughtUp(task)) task.state.advanceIdle(now - (now % 1000));
     }
-    const dirty = [...this.tasks.values()].filter((t) => t.commitNeeded);
     this.updateGauges();
-    if (dirty.length === 0) return;
+    const parts: Array<{ task: PartitionTask; commit: TaskCommit }> = [];
+    for (const task of this.tasks.values()) if (task.commitNeeded) parts.push({ task, commit: task.prepareCommit() });
+    if (parts.length === 0) return;
     const records: OutgoingRecord[] = [];
     const offsets: Kafka.TopicPartitionOffset[] = [];
-    for (const task of dirty) {
-      records.push(...task.prepareCommit());
-      offsets.push({ topic: this.config.topics.impressions, partition: task.partition, offset: task.nextOffset });
+    for (const { task, commit } of parts) {
+      for (const r of commit.records) records.push(r);
+      offsets.push({ topic: this.config.topics.impressions, partition: task.partition, offset: commit.offset });
     }
     const stopTimer = this.metrics.commitSeconds.startTimer();
-    try {
-      await this.producer.commitTransaction(records, offsets, this.consumer);
+    this.inFlight = this.writer.commit(records, offsets, this.consumer).then(() => {
       stopTimer();
-      for (const task of dirty) task.postCommit(task.state.watermark);
+      for (const { task, commit } of parts) task.postCommit(commit);
       this.metrics.transactions.inc({ outcome: 'committed' });
       this.metrics.lastCommitTimestamp.set(Date.now() / 1000);
-    } catch (err) {
+    }, (err: unknown) => {
       this.metrics.transactions.inc({ outcome: 'aborted' });
-      if (!(err instanceof TaskCorruptedError || err instanceof TaskMigratedError)) throw err;
-      this.log.warn({ err: err.message, kind: err.name, partitions: [...this.tasks.keys()] }, 'aggregator.transaction_failed_restoring');
-      await this.reinitialize([...this.tasks.keys()], 'seek');
-    }
+      this.failedCommit = err;
+    }).finally(() => {
+      this.inFlight = null;
+    });
+  }
+
+  /** Waits for the transaction in flight; if it failed, restores every task from Kafka. */
+  private async settleCommit(): Promise<void> {
+    if (this.inFlight !== null) await this.inFlight;
+    const err = this.failedCommit;
+    if (err === null) return;
+    this.failedCommit = null;
+    if (!(err instanceof TaskCorruptedError || err instanceof TaskMigratedError)) throw err;
+    this.log.warn({ err: err.message, kind: err.name, partitions: [...this.tasks.keys()] }, 'aggregator.transaction_failed_restoring');
+    await this.reinitialize([...this.tasks.keys()], 'seek');
+  }
+
+  /** Commits everything processed so far and waits for it (on revoke and on stop). */
+  private async commitOrRecover(): Promise<void> {
+    await this.settleCommit();
+    this.beginCommit();
+    await this.settleCommit();
   }
 
   private async handleRebalances(): Promise<void> {
+    if (this.rebalances.length > 0) await this.settleCommit();
     while (this.rebalances.length > 0) {
       const ev = this.rebalances.shift() as RebalanceEvent;
       if (ev.kind === 'revoke') {

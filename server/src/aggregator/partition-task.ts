@@ -8,6 +8,14 @@ import { hashImpressionId, rowKey, type PartitionState } from './core/index.js';
 
 export type RecordOutcome = 'counted' | 'duplicate' | 'forwarded' | DeadLetterReason;
 
+/** One task's part of a transaction: its records, and what the task has committed once it succeeds. */
+export interface TaskCommit {
+  records: OutgoingRecord[];
+  /** The input offset the transaction commits for this partition. */
+  offset: number;
+  watermark: number;
+}
+
 /**
  * One input partition owned by this process: its state store, the offset to commit next, and the
  * records (dead letters, forwards) waiting for the next transaction. Kafka Streams would call it a
@@ -66,8 +74,11 @@ export class PartitionTask {
     }
   }
 
-  /** The records of this partition's part of the next transaction; resets the pending changes. */
-  prepareCommit(): OutgoingRecord[] {
+  /**
+   * This partition's part of the next transaction; resets the pending changes. Records processed
+   * after this call belong to the transaction after it, so processing may go on while it commits.
+   */
+  prepareCommit(): TaskCommit {
     const { counts, changelog } = this.topics;
     const p = this.partition;
     const changes = this.state.drainChanges();
@@ -89,13 +100,13 @@ export class PartitionTask {
         value: encodeWatermark({ source_partition: p, watermark: changes.watermark, max_event_time: this.state.maxEventTime, emitted_at: Date.now() }),
       });
     }
-    return out;
+    return { records: out, offset: this.nextOffset, watermark: changes.watermark };
   }
 
-  /** The transaction that carried prepareCommit's records committed. */
-  postCommit(watermark: number): void {
-    this.committedOffset = this.nextOffset;
-    this.emittedWatermark = watermark;
+  /** The transaction that carried `commit` committed. */
+  postCommit(commit: TaskCommit): void {
+    this.committedOffset = commit.offset;
+    this.emittedWatermark = commit.watermark;
   }
 
   private deadLetter(msg: Kafka.Message, reason: DeadLetterReason, detail: string): DeadLetterReason {

@@ -63,6 +63,9 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
   await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('restore connect', err)) : resolve())));
   try {
     consumer.on('partition.eof', (eof) => pending.delete(`${eof.topic}:${eof.partition}`));
+    // consume(n) waits this long for each record it still lacks; the 1 s default made an empty
+    // restore take a second after the last end-of-partition.
+    consumer.setDefaultConsumeTimeout(10);
     consumer.assign(assignment);
     const deadline = Date.now() + 10 * 60_000;
     while (pending.size > 0) {

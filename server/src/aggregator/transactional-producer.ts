@@ -2,6 +2,7 @@ import Kafka from 'node-rdkafka';
 import { isKafkaError, kafkaError, TaskCorruptedError, TaskMigratedError, type KafkaErrorLike } from '../errors.js';
 import type { OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
+import type { CommitWriter } from './commit-writer.js';
 
 const { ERR__QUEUE_FULL } = Kafka.CODES.ERRORS;
 
@@ -13,8 +14,10 @@ const { ERR__QUEUE_FULL } = Kafka.CODES.ERRORS;
  *   requires abort / unknown outcome after retries  → abort, TaskCorruptedError: restore
  *   retriable on commit                             → retry the commit (it is idempotent)
  */
-export class TransactionalProducer {
+export class TransactionalProducer implements CommitWriter {
   private producer: Kafka.Producer;
+
+  readonly description: string;
 
   constructor(
     private readonly brokers: string,
@@ -22,6 +25,7 @@ export class TransactionalProducer {
     private readonly transactionTimeoutMs: number,
     private readonly log: Logger,
   ) {
+    this.description = `exactly_once (transactional.id ${transactionalId})`;
     this.producer = this.createProducer();
   }
 
@@ -52,7 +56,7 @@ export class TransactionalProducer {
    * One transaction: begin, produce every record, attach the consumer offsets, commit.
    * Resolves once the broker committed; throws TaskMigratedError or TaskCorruptedError otherwise.
    */
-  async commitTransaction(records: OutgoingRecord[], offsets: Kafka.TopicPartitionOffset[], consumer: Kafka.KafkaConsumer): Promise<void> {
+  async commit(records: OutgoingRecord[], offsets: Kafka.TopicPartitionOffset[], consumer: Kafka.KafkaConsumer): Promise<void> {
     try {
       await this.call('beginTransaction', (cb) => this.producer.beginTransaction(cb));
       for (const r of records) await this.produce(r);

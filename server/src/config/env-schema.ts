@@ -26,6 +26,8 @@ export const envSchema = z.object({
   TALLY_CLICKHOUSE_TCP_PORT: port.default(19000).describe('Local stack ClickHouse native port.'),
   TALLY_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{0,100}$/).default('').describe(
     'Prefix for every topic and consumer group name (tests use a fresh one each).'),
+  TALLY_IMPRESSIONS_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).optional().describe(
+    'Name of the input topic, when it exists under another name. Default: <prefix>impressions.'),
   TALLY_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8).describe(
     'Partitions of impressions and the topics keyed like it. Fixed once data flows.'),
   TALLY_WINDOW_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000).describe(
@@ -40,6 +42,8 @@ export const envSchema = z.object({
     'Events further ahead of the wall clock go to the DLQ as future_timestamp.'),
   TALLY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000).describe(
     'A partition with no input for this long advances its watermark by the wall clock, so it holds nothing back.'),
+  TALLY_PROCESSING_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once').describe(
+    'exactly_once: window rows, dedup state and input offsets commit in one Kafka transaction. at_least_once: no transaction (offsets after the records), a crash may count twice; for measuring what exactly-once costs, not for billing.'),
   TALLY_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(100).describe(
     'Aggregator transaction interval.'),
   TALLY_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000).describe(

@@ -43,6 +43,7 @@ export interface TallyConfig {
   allowedLatenessMs: number;
   dedupHorizonMs: number;
   maxClockSkewMs: number;
+  processingGuarantee: 'exactly_once' | 'at_least_once';
   commitIntervalMs: number;
   idleTimeoutMs: number;
   transactionTimeoutMs: number;
@@ -95,7 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     stackDir: path.resolve(e.TALLY_STACK_DIR ?? path.join(repoRoot, '.stack')),
     cacheDir: path.resolve(e.TALLY_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tally')),
     topics: {
-      impressions: `${prefix}impressions`,
+      impressions: e.TALLY_IMPRESSIONS_TOPIC ?? `${prefix}impressions`,
       counts: `${prefix}impression-counts`,
       changelog: `${prefix}aggregator-dedup-changelog`,
       dlq: `${prefix}impressions-dlq`,
@@ -107,6 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     allowedLatenessMs: e.TALLY_ALLOWED_LATENESS_MS,
     dedupHorizonMs: e.TALLY_DEDUP_HORIZON_MS,
     maxClockSkewMs: e.TALLY_MAX_CLOCK_SKEW_MS,
+    processingGuarantee: e.TALLY_PROCESSING_GUARANTEE,
     commitIntervalMs: e.TALLY_COMMIT_INTERVAL_MS,
     idleTimeoutMs: e.TALLY_IDLE_TIMEOUT_MS,
     transactionTimeoutMs: e.TALLY_TRANSACTION_TIMEOUT_MS,

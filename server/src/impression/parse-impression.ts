@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { scanImpression } from './scan-impression.js';
 import type { DeadLetterReason, Impression, ParseResult } from './types.js';
 
 /** Largest accepted Kafka value; checked before decoding so a huge record costs nothing to refuse. */
@@ -33,12 +34,20 @@ function kindOf(v: unknown): string {
 
 /**
  * Validates one Kafka value against the public impression contract (README) and returns the
- * impression or the dead-letter reason. Pure and cheap: one size check, one UTF-8 check, one
- * JSON.parse, a few precompiled regex tests.
+ * impression or the dead-letter reason. Pure and cheap: the common shape is read in one pass over
+ * the bytes (scanImpression); anything else gets one UTF-8 check, one JSON.parse and a few
+ * precompiled regex tests, which also produce every dead-letter reason.
  */
 export function parseImpression(value: Buffer | null | undefined): ParseResult {
   if (value === null || value === undefined || value.length === 0) return fail('bad_json', 'empty value');
   if (value.length > MAX_EVENT_BYTES) return fail('too_large', `value is ${value.length} bytes, limit ${MAX_EVENT_BYTES}`);
+  const common = scanImpression(value);
+  if (common !== null) return { ok: true, impression: common };
+  return parseImpressionJson(value);
+}
+
+/** The reference path: JSON.parse and field checks; decides every input scanImpression leaves open. */
+export function parseImpressionJson(value: Buffer): ParseResult {
   // toString('utf8') would silently replace invalid bytes with U+FFFD; the contract says UTF-8.
   if (!isUtf8(value)) return fail('bad_json', 'value is not valid UTF-8');
 

@@ -6,6 +6,7 @@ import { tail } from './processes.js';
 
 export { ensureDebianPackage, commandExists, runningPid } from './processes.js';
 export { LocalKafkaBroker } from './kafka-broker.js';
+export { ensureKafkaJars } from './kafka-dist.js';
 export { LocalClickHouse } from './clickhouse-server.js';
 
 type Log = (msg: string) => void;

@@ -1,0 +1,96 @@
+/**
+ * tally's aggregator as a bench contender: one real `tally aggregator` process on the preloaded
+ * topic, timed from process start until its group committed the end of every partition; then,
+ * for the restore figure, SIGKILLed and started again on the state it left in Kafka.
+ */
+import type { BenchInput } from '../lib/bench-input.js';
+import type { ContenderResult } from '../lib/contender-result.js';
+import { watchGroup } from '../lib/group-progress.js';
+import { createSandbox, RoleProcess, sleep } from '../../test/integration/harness.js';
+
+export type Guarantee = 'exactly_once' | 'at_least_once';
+
+export interface TallyResult extends ContenderResult {
+  idsHeld: number;
+  bytesPerId: number;
+  rssMiB: number;
+  restore?: { ids: number; restoreMs: number; killToProcessingMs: number; rssMiB: number };
+}
+
+interface LogLine { time: number; msg: string; ms?: number; ids?: number }
+
+function logLines(proc: RoleProcess): LogLine[] {
+  return proc.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+}
+
+/** Reads gauges and counters from the role's own /metrics (its port is in its first log lines). */
+export async function readMetrics(proc: RoleProcess, names: string[]): Promise<Record<string, number>> {
+  const ports = [...proc.log().matchAll(/"metricsPort":(\d+)/g)];
+  if (ports.length === 0) throw new Error(`no metrics port in the ${proc.role} log`);
+  const text = await (await fetch(`http://127.0.0.1:${ports[ports.length - 1][1]}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const name of names) {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    out[name] = line ? Number(line.split(' ')[1]) : NaN;
+  }
+  return out;
+}
+
+async function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (!proc.alive) throw new Error(`the aggregator exited while waiting for ${what}; log: ${proc.logFile}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; log: ${proc.logFile}`);
+    await sleep(50);
+  }
+}
+
+export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { measureRestore: boolean; env?: Record<string, string> }): Promise<TallyResult> {
+  const sb = await createSandbox(`bench-${guarantee === 'exactly_once' ? 'eos' : 'alo'}`, {
+    TALLY_IMPRESSIONS_TOPIC: input.topic,
+    TALLY_PARTITIONS: String(input.partitions),
+    TALLY_PROCESSING_GUARANTEE: guarantee,
+    TALLY_INSTANCE_ID: 'bench-1',
+    LOG_LEVEL: 'info',
+    ...opts.env,
+  });
+  const progress = await watchGroup(input.brokers, sb.config.groups.aggregator, input.topic, input.partitions);
+  let agg: RoleProcess | undefined;
+  try {
+    const t0 = process.hrtime.bigint();
+    agg = new RoleProcess('aggregator', sb.env);
+    await waitFor('all offsets committed', agg, 600_000, () => progress.caughtUp().catch(() => false));
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const m = await readMetrics(agg, ['tally_aggregator_events_counted_total', 'tally_aggregator_duplicates_total', 'tally_aggregator_dedup_ids', 'tally_aggregator_dedup_bytes', 'tally_aggregator_process_resident_memory_bytes']);
+    const result: TallyResult = {
+      seconds,
+      eventsPerSec: input.records / seconds,
+      counted: m.tally_aggregator_events_counted_total,
+      duplicates: m.tally_aggregator_duplicates_total,
+      idsHeld: m.tally_aggregator_dedup_ids,
+      bytesPerId: m.tally_aggregator_dedup_bytes / m.tally_aggregator_dedup_ids,
+      rssMiB: m.tally_aggregator_process_resident_memory_bytes / 2 ** 20,
+      note: guarantee,
+    };
+    if (opts.measureRestore) {
+      await agg.kill();
+      const killedAt = Date.now();
+      agg = new RoleProcess('aggregator', sb.env);
+      const current = agg;
+      await waitFor('the restore', current, 120_000, () => logLines(current).some((l) => l.msg === 'aggregator.restored'));
+      const restored = logLines(current).find((l) => l.msg === 'aggregator.restored') as LogLine;
+      const after = await readMetrics(current, ['tally_aggregator_process_resident_memory_bytes']);
+      result.restore = {
+        ids: restored.ids ?? NaN,
+        restoreMs: restored.ms ?? NaN,
+        killToProcessingMs: restored.time - killedAt,
+        rssMiB: after.tally_aggregator_process_resident_memory_bytes / 2 ** 20,
+      };
+    }
+    return result;
+  } finally {
+    await agg?.stop();
+    progress.close();
+    await sb.cleanup();
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * `npm run bench`: tally against its ceilings and peers on one preloaded topic, side by side in
+ * one run (rounds interleave the contenders so the machine's noise falls on all of them), then
+ * latency at a fixed rate, restore and memory. Prints the tables and writes docs/benchmarks.md
+ * (the k6 section written by `npm run load` is kept).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot } from '../server/src/config/index.js';
+import { ensureDebianPackage } from '../server/src/stack/index.js';
+import { stopStartedStack } from '../test/integration/harness.js';
+import { measureHeldIds, type HeldIdsResult } from './contenders/held-ids.js';
+import { runKcat, runNodeConsume } from './contenders/raw-consumers.js';
+import { runTally, type TallyResult } from './contenders/tally.js';
+import { preloadInput, type BenchInput } from './lib/bench-input.js';
+import { median, type ContenderResult } from './lib/contender-result.js';
+import { measureLatency, type LatencyResult } from './latency.js';
+import { runClickHouseKafkaEnginePeer } from './peers/clickhouse-kafka-engine.js';
+import { buildKafkaStreamsPeer, runKafkaStreamsPeer } from './peers/kafka-streams.js';
+
+const USAGE = `usage: npm run bench -- [options]
+
+Measures on the local stack (started if needed), each figure the median of --runs repetitions:
+  throughput  kcat and node-rdkafka (ceilings), tally exactly-once and at-least-once,
+              ClickHouse's Kafka engine + materialized view, Kafka Streams exactly_once_v2
+  latency     produce → committed count / ClickHouse / socket.io at a fixed offered rate
+  restore     SIGKILL → processing again, with the ids of the throughput run in dedup state
+  memory      bytes per dedup id, aggregator RSS after the run and holding --held-ids ids
+and writes docs/benchmarks.md.
+
+options:
+  --events N           unique events preloaded (5 % duplicates are added)   default 1000000
+  --runs N             repetitions of every figure                          default 3
+  --rate N             offered events/s for the latency runs                default 20000
+  --latency-seconds N  measured seconds per latency run                     default 15
+  --held-ids N         ids for the large memory figure                      default 10000000
+  --only LIST          comma-separated subset: throughput,latency,memory    default all
+  --help
+`;
+
+const { values: opts } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '3' },
+    rate: { type: 'string', default: '20000' },
+    'latency-seconds': { type: 'string', default: '15' },
+    'held-ids': { type: 'string', default: '10000000' },
+    only: { type: 'string', default: 'throughput,latency,memory' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opts.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+function positive(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    process.stderr.write(`bench: --${name} must be a positive integer, got ${v}\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+}
+const EVENTS = positive('events', opts.events);
+const RUNS = positive('runs', opts.runs);
+const RATE = positive('rate', opts.rate);
+const LATENCY_SECONDS = positive('latency-seconds', opts['latency-seconds']);
+const HELD_IDS = positive('held-ids', opts['held-ids']);
+const ONLY = new Set(opts.only.split(','));
+for (const part of ONLY) {
+  if (!['throughput', 'latency', 'memory'].includes(part)) {
+    process.stderr.write(`bench: unknown part in --only: ${part}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const started = Date.now();
+const log = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
+
+type Contender = 'kcat' | 'node' | 'eos' | 'alo' | 'chengine' | 'kstreams';
+const CONTENDERS: Array<{ id: Contender; label: string }> = [
+  { id: 'kcat', label: 'kcat, consume to the end (ceiling: C, no processing)' },
+  { id: 'node', label: 'node-rdkafka, consume only (ceiling for Node)' },
+  { id: 'eos', label: '**tally, exactly-once** (100 ms transactions)' },
+  { id: 'alo', label: 'tally, at-least-once (same code, no transactions)' },
+  { id: 'chengine', label: 'ClickHouse Kafka engine + materialized view (at-least-once, no dedup)' },
+  { id: 'kstreams', label: 'Kafka Streams 4.1.1, exactly_once_v2 (dedup + windowed count)' },
+];
+
+async function runContender(id: Contender, input: BenchInput, round: number): Promise<ContenderResult> {
+  switch (id) {
+    case 'kcat':
+      return runKcat(input);
+    case 'node':
+      return runNodeConsume(input);
+    case 'eos':
+      return runTally(input, 'exactly_once', { measureRestore: true });
+    case 'alo':
+      return runTally(input, 'at_least_once', { measureRestore: false });
+    case 'chengine':
+      return runClickHouseKafkaEnginePeer({
+        brokers: input.brokers, inputTopic: input.topic, partitions: input.partitions, events: input.records, windowMs: input.windowMs,
+        clickhouseUrl: input.config.clickhouse.url, database: `bench_chengine_${process.pid}_${round}`, log,
+      });
+    case 'kstreams':
+      return runKafkaStreamsPeer({
+        brokers: input.brokers, inputTopic: input.topic, partitions: input.partitions, events: input.records, windowMs: input.windowMs,
+        outputTopic: `${input.topic}-kstreams-${process.pid}-${round}`, log,
+      });
+  }
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
+const pct = (a: number, b: number) => `${fmt((100 * a) / b)} %`;
+
+interface Measured {
+  throughput: Map<Contender, ContenderResult[]>;
+  latency: LatencyResult[];
+  heldIds: HeldIdsResult[];
+  input?: { records: number; unique: number; duplicates: number; partitions: number };
+}
+
+async function measure(): Promise<Measured> {
+  const out: Measured = { throughput: new Map(), latency: [], heldIds: [] };
+  if (ONLY.has('throughput')) {
+    ensureDebianPackage('kcat', 'kcat', log);
+    await buildKafkaStreamsPeer(log);
+    const input = await preloadInput(EVENTS, log);
+    out.input = { records: input.records, unique: input.unique, duplicates: input.duplicates, partitions: input.partitions };
+    try {
+      for (let round = 0; round < RUNS; round++) {
+        for (const { id, label } of CONTENDERS) {
+          log(`round ${round + 1}/${RUNS}: ${label.replace(/\*/g, '')}…`);
+          const r = await runContender(id, input, round);
+          log(`  ${fmt(r.eventsPerSec)} records/s (${r.seconds.toFixed(1)} s), counted ${fmt(r.counted)}, duplicates ${fmt(r.duplicates)}`);
+          // A fast wrong answer is not a result: the exactly-once contenders must count the truth.
+          if ((id === 'eos' || id === 'kstreams' || id === 'alo') && (r.counted !== input.unique || r.duplicates !== input.duplicates)) {
+            throw new Error(`${id} counted ${r.counted} impressions and ${r.duplicates} duplicates; the topic holds ${input.unique} unique and ${input.duplicates} duplicates`);
+          }
+          out.throughput.set(id, [...(out.throughput.get(id) ?? []), r]);
+        }
+      }
+    } finally {
+      await input.sandbox.cleanup();
+    }
+  }
+  if (ONLY.has('latency')) {
+    for (let i = 0; i < RUNS; i++) {
+      log(`latency ${i + 1}/${RUNS}: ${fmt(RATE)} events/s for ${LATENCY_SECONDS} s through aggregator, sink and live feed…`);
+      const r = await measureLatency({ ratePerSec: RATE, seconds: LATENCY_SECONDS, log });
+      log(`  committed p50 ${fmt(r.committed.p50)} / p99 ${fmt(r.committed.p99)} ms, ClickHouse p99 ${fmt(r.clickhouse.p99)} ms, socket.io p99 ${fmt(r.socketio.p99)} ms`);
+      out.latency.push(r);
+    }
+  }
+  if (ONLY.has('memory')) {
+    for (let i = 0; i < RUNS; i++) {
+      const r = await measureHeldIds(HELD_IDS, log);
+      log(`  ${fmt(r.ids)} ids: RSS ${fmt(r.rssMiB)} MiB, restore ${fmt(r.restoreMs)} ms, ${r.bytesPerId.toFixed(1)} bytes/id`);
+      out.heldIds.push(r);
+    }
+  }
+  return out;
+}
+
+function row(cells: string[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+function report(m: Measured): { tables: string; goals: string } {
+  const med = (id: Contender, f: (r: ContenderResult) => number) => median((m.throughput.get(id) ?? []).map(f));
+  const rate = (id: Contender) => med(id, (r) => r.eventsPerSec);
+  const runsOf = (id: Contender) => (m.throughput.get(id) ?? []).map((r) => fmt(r.eventsPerSec)).join(', ');
+  const lines: string[] = [];
+  const goals: string[] = [];
+  const goal = (name: string, target: string, measured: string, met: boolean | undefined) =>
+    goals.push(row([name, target, measured, met === undefined ? 'not measured' : met ? '**met**' : '**missed**']));
+
+  if (m.throughput.size > 0) {
+    const kcat = rate('kcat');
+    lines.push('### Throughput', '', `One topic, ${fmt(m.input?.records ?? NaN)} records (${fmt(m.input?.unique ?? NaN)} unique + ${fmt(m.input?.duplicates ?? NaN)} duplicates), ${m.input?.partitions} partitions. Each run is timed from process start (JVM start and group join included for the peers too) until every record is counted and its offset committed.`, '');
+    lines.push(row(['contender', 'records/s (median)', 'vs kcat', 'runs', 'counted (median)']), row(['---', '---:', '---:', '---', '---:']));
+    for (const { id, label } of CONTENDERS) {
+      if (!m.throughput.has(id)) continue;
+      lines.push(row([label, fmt(rate(id)), id === 'kcat' ? '100 %' : pct(rate(id), kcat), runsOf(id), id === 'kcat' || id === 'node' ? '–' : fmt(med(id, (r) => r.counted))]));
+    }
+    const eos = rate('eos');
+    lines.push('', `tally exactly-once = ${pct(eos, rate('node'))} of node-rdkafka's consume-only rate, ${pct(eos, rate('alo'))} of at-least-once, ${fmt(eos / rate('chengine'), 1)}× the ClickHouse Kafka engine, ${fmt(eos / rate('kstreams'), 1)}× Kafka Streams.`);
+    const notes = CONTENDERS.map(({ id }) => m.throughput.get(id)?.[0]?.note).filter((n): n is string => !!n && n.length > 20);
+    if (notes.length > 0) lines.push('', 'Peer settings (from their runners):', '', ...notes.map((n) => `- ${n}`));
+    goal('exactly-once vs kcat', '≥ 50 %', pct(eos, kcat), eos >= 0.5 * kcat);
+    goal('exactly-once vs at-least-once', '≥ 80 %', pct(eos, rate('alo')), eos >= 0.8 * rate('alo'));
+    goal('exactly-once vs ClickHouse Kafka engine', '≥ 1×', `${fmt(eos / rate('chengine'), 2)}×`, eos >= rate('chengine'));
+    goal('exactly-once vs Kafka Streams EOS v2', '≥ 1×', `${fmt(eos / rate('kstreams'), 2)}×`, eos >= rate('kstreams'));
+
+    const eosRuns = (m.throughput.get('eos') ?? []) as TallyResult[];
+    const restores = eosRuns.map((r) => r.restore).filter((r) => r !== undefined);
+    if (restores.length > 0) {
+      const ids = median(restores.map((r) => r.ids));
+      const restoreMs = median(restores.map((r) => r.restoreMs));
+      const killMs = median(restores.map((r) => r.killToProcessingMs));
+      lines.push('', '### Restore and memory after the exactly-once run', '');
+      lines.push(row(['measure', 'median', 'runs']), row(['---', '---:', '---']));
+      lines.push(row([`restore of ${fmt(ids)} ids (changelog + rows read back)`, `${fmt(restoreMs)} ms`, restores.map((r) => fmt(r.restoreMs)).join(', ')]));
+      lines.push(row(['SIGKILL → processing again (process start, group join, restore)', `${fmt(killMs)} ms`, restores.map((r) => fmt(r.killToProcessingMs)).join(', ')]));
+      lines.push(row(['dedup memory per id held', `${median(eosRuns.map((r) => r.bytesPerId)).toFixed(1)} bytes`, eosRuns.map((r) => r.bytesPerId.toFixed(1)).join(', ')]));
+      lines.push(row([`aggregator RSS holding ${fmt(median(eosRuns.map((r) => r.idsHeld)))} ids (end of run)`, `${fmt(median(eosRuns.map((r) => r.rssMiB)))} MiB`, eosRuns.map((r) => fmt(r.rssMiB)).join(', ')]));
+      lines.push(row([`aggregator RSS right after restoring them`, `${fmt(median(restores.map((r) => r.rssMiB)))} MiB`, restores.map((r) => fmt(r.rssMiB)).join(', ')]));
+      goal(`restore with ${fmt(ids)} ids`, '≤ 3 s', `${fmt(restoreMs)} ms (kill → processing ${fmt(killMs)} ms)`, ids >= 1_000_000 ? restoreMs <= 3000 : undefined);
+      goal('bytes per dedup id', '≤ 32', median(eosRuns.map((r) => r.bytesPerId)).toFixed(1), median(eosRuns.map((r) => r.bytesPerId)) <= 32);
+    }
+  }
+
+  if (m.latency.length > 0) {
+    const L = m.latency;
+    const p = (f: (r: LatencyResult) => number) => fmt(median(L.map(f)));
+    lines.push('', `### Latency at ${fmt(RATE)} events/s offered (${LATENCY_SECONDS} s measured per run)`, '');
+    lines.push(`Achieved ${p((r) => r.achievedPerSec)} events/s; ${fmt(median(L.map((r) => r.events)))} events per run, each timed from its produce call (see bench/latency.ts for how each figure is exact or a bound).`, '');
+    lines.push(row(['produce →', 'p50 ms', 'p99 ms', 'max ms', 'p99 of each run']), row(['---', '---:', '---:', '---:', '---']));
+    lines.push(row(['committed count (read_committed consumer)', p((r) => r.committed.p50), p((r) => r.committed.p99), p((r) => r.committed.max), L.map((r) => fmt(r.committed.p99)).join(', ')]));
+    lines.push(row(['visible in ClickHouse (FINAL, polled every 50 ms; upper bound)', p((r) => r.clickhouse.p50), p((r) => r.clickhouse.p99), p((r) => r.clickhouse.max), L.map((r) => fmt(r.clickhouse.p99)).join(', ')]));
+    lines.push(row(['received by a socket.io dashboard client', p((r) => r.socketio.p50), p((r) => r.socketio.p99), p((r) => r.socketio.max), L.map((r) => fmt(r.socketio.p99)).join(', ')]));
+    lines.push('', `Last run's note: ${L[L.length - 1].note.replace(/\n/g, ' ')}`);
+    const p99 = median(L.map((r) => r.committed.p99));
+    goal(`p99 produce → committed count at ${fmt(RATE)}/s`, '≤ 300 ms', `${fmt(p99)} ms`, p99 <= 300);
+  }
+
+  if (m.heldIds.length > 0) {
+    const H = m.heldIds;
+    lines.push('', `### Holding ${fmt(HELD_IDS)} dedup ids`, '');
+    lines.push('The bench writes the id hashes into the dedup changelog as the aggregator\'s transactions would (16 bytes an id, 20,000 a chunk, 8 partitions, 10 windows) and starts a real aggregator on them.', '');
+    lines.push(row(['measure', 'median', 'runs']), row(['---', '---:', '---']));
+    lines.push(row(['aggregator RSS', `${fmt(median(H.map((r) => r.rssMiB)))} MiB`, H.map((r) => fmt(r.rssMiB)).join(', ')]));
+    lines.push(row(['restore', `${fmt(median(H.map((r) => r.restoreMs)))} ms`, H.map((r) => fmt(r.restoreMs)).join(', ')]));
+    lines.push(row(['dedup memory per id', `${median(H.map((r) => r.bytesPerId)).toFixed(1)} bytes`, H.map((r) => r.bytesPerId.toFixed(1)).join(', ')]));
+  }
+  const goalTable = goals.length === 0 ? '' : ['| goal (issue 6) | target | measured (median) | |', '|---|---|---|---|', ...goals].join('\n');
+  return { tables: lines.join('\n'), goals: goalTable };
+}
+
+const measured = await measure();
+await stopStartedStack();
+const { tables, goals } = report(measured);
+const minutes = ((Date.now() - started) / 60_000).toFixed(1);
+process.stdout.write(`\n${goals}\n\n${tables}\n\nbench took ${minutes} min\n`);
+
+const command = ['npm run bench', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+const doc = `# Benchmarks
+
+Measured by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${machine}), against the
+local stack (Kafka 4.1.1 KRaft, ClickHouse 18.16), in ${minutes} min. Every figure is the median of ${RUNS} runs made in this
+one bench run; contenders take turns in each round, so the machine's noise (it is shared) falls on all of them. Compare
+figures of one run with each other, not across days.
+
+${goals}
+
+${tables}
+`;
+// This run replaces everything above the k6 section, which \`npm run load\` writes.
+const docPath = path.join(repoRoot, 'docs', 'benchmarks.md');
+const previous = fs.existsSync(docPath) ? fs.readFileSync(docPath, 'utf8') : '';
+const keep = previous.indexOf('\n## k6 load tests');
+fs.writeFileSync(docPath, keep >= 0 ? `${doc}${previous.slice(keep)}` : doc);
+log('wrote docs/benchmarks.md');
