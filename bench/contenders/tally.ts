@@ -61,6 +61,7 @@ export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { 
     agg = new RoleProcess('aggregator', sb.env);
     await waitFor('all offsets committed', agg, 600_000, () => progress.caughtUp().catch(() => false));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    await sleep(1_200); // the aggregator refreshes its gauges once a second
     const m = await readMetrics(agg, ['tally_aggregator_events_counted_total', 'tally_aggregator_duplicates_total', 'tally_aggregator_dedup_ids', 'tally_aggregator_dedup_bytes', 'tally_aggregator_process_resident_memory_bytes']);
     const result: TallyResult = {
       seconds,

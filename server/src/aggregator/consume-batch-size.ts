@@ -12,7 +12,8 @@ export class ConsumeBatchSize {
   constructor(
     private readonly min = 100,
     private readonly max = 5_000,
-    private readonly targetMs = 10,
+    /** Above the ~10 ms node-rdkafka needs to hand over 5,000 queued records, so a backlog keeps the maximum. */
+    private readonly targetMs = 25,
   ) {
     this.n = max;
   }
