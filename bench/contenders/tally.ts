@@ -45,20 +45,26 @@ async function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe
   }
 }
 
-export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { measureRestore: boolean; env?: Record<string, string> }): Promise<TallyResult> {
+/**
+ * `processes` > 1 runs that many aggregators in one group (tally's scale-out: partitions split
+ * between them); memory figures are then the first process's, and no restore is measured.
+ */
+export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { measureRestore: boolean; processes?: number }): Promise<TallyResult> {
+  const processes = opts.processes ?? 1;
   const sb = await createSandbox(`bench-${guarantee === 'exactly_once' ? 'eos' : 'alo'}`, {
     TALLY_IMPRESSIONS_TOPIC: input.topic,
     TALLY_PARTITIONS: String(input.partitions),
     TALLY_PROCESSING_GUARANTEE: guarantee,
     TALLY_INSTANCE_ID: 'bench-1',
     LOG_LEVEL: 'info',
-    ...opts.env,
   });
   const progress = await watchGroup(input.brokers, sb.config.groups.aggregator, input.topic, input.partitions);
   let agg: RoleProcess | undefined;
+  const others: RoleProcess[] = [];
   try {
     const t0 = process.hrtime.bigint();
     agg = new RoleProcess('aggregator', sb.env);
+    for (let i = 2; i <= processes; i++) others.push(new RoleProcess('aggregator', { ...sb.env, TALLY_INSTANCE_ID: `bench-${i}` }));
     await waitFor('all offsets committed', agg, 600_000, () => progress.caughtUp().catch(() => false));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     await sleep(1_200); // the aggregator refreshes its gauges once a second
@@ -71,9 +77,16 @@ export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { 
       idsHeld: m.tally_aggregator_dedup_ids,
       bytesPerId: m.tally_aggregator_dedup_bytes / m.tally_aggregator_dedup_ids,
       rssMiB: m.tally_aggregator_process_resident_memory_bytes / 2 ** 20,
-      note: guarantee,
+      note: `${guarantee}${processes > 1 ? `, ${processes} processes` : ''}`,
     };
-    if (opts.measureRestore) {
+    if (processes > 1) {
+      const more = await Promise.all(others.map((o) => readMetrics(o, ['tally_aggregator_events_counted_total', 'tally_aggregator_duplicates_total'])));
+      for (const x of more) {
+        result.counted += x.tally_aggregator_events_counted_total;
+        result.duplicates += x.tally_aggregator_duplicates_total;
+      }
+    }
+    if (opts.measureRestore && processes === 1) {
       await agg.kill();
       const killedAt = Date.now();
       agg = new RoleProcess('aggregator', sb.env);
@@ -90,7 +103,7 @@ export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { 
     }
     return result;
   } finally {
-    await agg?.stop();
+    await Promise.all([agg?.stop(), ...others.map((o) => o.stop())]);
     progress.close();
     await sb.cleanup();
   }

@@ -5,6 +5,7 @@
  * FINAL must equal it too, assertExact-style). Around it: 401/403/400/503 behaviour.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/api/api-types.js';
@@ -393,6 +394,20 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
     const r = await call<{ kafka: boolean; clickhouse: boolean }>(b, '/readyz');
     assert.equal(r.status, 503);
     assert.deepEqual([r.body.kafka, r.body.clickhouse], [false, true]);
+    // The live feed cannot start: a websocket to it is refused at once (503), not left hanging.
+    const upgrade = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=websocket', headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' } });
+      req.setTimeout(5_000, () => reject(new Error('websocket upgrade left hanging')));
+      req.on('upgrade', () => reject(new Error('upgraded without a live feed')));
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => { body += d.toString(); });
+        res.on('end', () => resolve(`${res.statusCode} ${body}`));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.match(upgrade, /^503 the live feed is starting/);
     await p.stop();
   });
 

@@ -4,6 +4,7 @@
  * attached next, in the background, and retried while Kafka is unreachable.
  */
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { TokenStore } from '../auth/index.js';
@@ -65,6 +66,13 @@ export async function startApiServer(config: TallyConfig, log: Logger): Promise<
       server.off('error', reject);
       resolve();
     });
+  });
+  // Until socket.io attaches, nobody answers a websocket upgrade and the client would hang: refuse
+  // it so the dashboard's reconnect logic tries again. (Once attached, liveFeed is set in the same
+  // tick, before any other upgrade can arrive, and engine.io answers.)
+  server.on('upgrade', (_req: http.IncomingMessage, socket: Duplex) => {
+    if (liveFeed !== undefined) return;
+    socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nthe live feed is starting (reading impression-counts); retry in a few seconds\n');
   });
   const port = (server.address() as AddressInfo).port;
   const shownHost = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
