@@ -6,7 +6,7 @@
 // the aggregator must remove. The orchestrator reads the impressions topic back for the truth.
 import http from 'k6/http';
 import { check } from 'k6';
-import { Counter } from 'k6/metrics';
+import { Counter, Trend } from 'k6/metrics';
 
 const BASE = __ENV.BASE_URL;
 const TOKEN = __ENV.INGEST_TOKEN;
@@ -23,6 +23,12 @@ const eventsAcked = new Counter('events_acked');           // accepted by a 202,
 const uniqueAcked = new Counter('events_unique_acked');    // distinct events some 202 accepted
 const duplicatesAcked = new Counter('events_duplicates_acked');
 const retries = new Counter('batch_retries');
+// Where a request's time goes: the handler's Server-Timing phases (body read, validation, produce until the
+// broker acknowledged all events) and the rest of the time to first byte (network, auth, queueing in the api).
+const serverKafka = new Trend('ingest_server_kafka_ms', true);
+const serverValidate = new Trend('ingest_server_validate_ms', true);
+const serverBody = new Trend('ingest_server_body_ms', true);
+const outsideHandler = new Trend('ingest_outside_handler_ms', true);
 
 export const options = {
   discardResponseBodies: false,
@@ -39,8 +45,10 @@ export const options = {
   },
   thresholds: {
     http_req_failed: ['rate<0.01'],
-    // Each 202 waits for the broker's acks=all of all 100 events: measured p95 ~1 s at 50 req/s on the
-    // shared 2-core machine (median ~130 ms), so the guard is 2 s, not 1 s, to catch regressions without flaking.
+    // Each 202 waits for the broker's acks=all of all 100 events. On an idle 2-core machine, after the
+    // warm-up, p95 is ~30-40 ms at 50 req/s; when other work competes for the CPUs (the broker, librdkafka
+    // and the event loop all slow down) p95 reaches ~0.4-1.4 s. The guard is 2 s so that a real
+    // regression (acks stuck behind a timeout, a blocked event loop) fails while a busy machine does not.
     http_req_duration: ['p(95)<2000'],
     checks: ['rate>0.99'],
   },
@@ -75,6 +83,7 @@ export default function () {
   for (let s = 0; s < sends; s++) {
     if (s > 0) retries.add(1);
     const res = http.post(`${BASE}/api/v1/impressions`, body, params);
+    recordServerTiming(res);
     const ok = check(res, {
       'ingest 202': (r) => r.status === 202,
       'all events accepted': (r) => r.status === 202 && r.json('accepted') === BATCH && r.json('rejected') === 0,
@@ -86,6 +95,24 @@ export default function () {
     }
   }
   if (anyAcked) uniqueAcked.add(BATCH);
+}
+
+/** `Server-Timing: body;dur=0.3, validate;dur=2.1, kafka;dur=35.0` → the phase trends. */
+function recordServerTiming(res) {
+  const header = res.headers['Server-Timing'];
+  if (!header) return;
+  const phases = {};
+  for (const part of header.split(',')) {
+    const m = /^\s*(\w+);dur=([\d.]+)/.exec(part);
+    if (m) phases[m[1]] = Number(m[2]);
+  }
+  let inHandler = 0;
+  for (const [name, trend] of [['kafka', serverKafka], ['validate', serverValidate], ['body', serverBody]]) {
+    if (phases[name] === undefined) return;
+    trend.add(phases[name]);
+    inHandler += phases[name];
+  }
+  outsideHandler.add(Math.max(0, res.timings.waiting - inHandler));
 }
 
 export function handleSummary(data) {
@@ -100,6 +127,12 @@ function summaryText(name, data) {
   const lines = [
     `[${name}] requests ${v('http_reqs', 'count')} (${v('http_reqs', 'rate').toFixed(1)}/s), failed ${(v('http_req_failed', 'rate') * 100).toFixed(2)} %, `
       + `p95 ${v('http_req_duration', 'p(95)').toFixed(1)} ms, events acked ${v('events_acked', 'count')} (unique ${v('events_unique_acked', 'count')}), retries ${v('batch_retries', 'count')}`,
+    `[${name}] p50/p95 ms: duration ${v('http_req_duration', 'med').toFixed(1)}/${v('http_req_duration', 'p(95)').toFixed(1)}, `
+      + `kafka ${v('ingest_server_kafka_ms', 'med').toFixed(1)}/${v('ingest_server_kafka_ms', 'p(95)').toFixed(1)}, `
+      + `validate ${v('ingest_server_validate_ms', 'med').toFixed(1)}/${v('ingest_server_validate_ms', 'p(95)').toFixed(1)}, `
+      + `body ${v('ingest_server_body_ms', 'med').toFixed(1)}/${v('ingest_server_body_ms', 'p(95)').toFixed(1)}, `
+      + `outside the handler ${v('ingest_outside_handler_ms', 'med').toFixed(1)}/${v('ingest_outside_handler_ms', 'p(95)').toFixed(1)}, `
+      + `blocked ${v('http_req_blocked', 'med').toFixed(1)}/${v('http_req_blocked', 'p(95)').toFixed(1)}, VUs max ${v('vus_max', 'value')}`,
   ];
   for (const [metric, def] of Object.entries(m)) {
     for (const [expr, t] of Object.entries(def.thresholds || {})) lines.push(`[${name}] threshold ${metric} ${expr}: ${t.ok ? 'ok' : 'FAILED'}`);

@@ -2,8 +2,12 @@
  * `npm run load`: real k6 against the local stack, ending with an exactness check.
  *
  * 1. stack up (or KAFKA_BROKERS / CLICKHOUSE_URL), a fresh sandbox (topics + database), an ingest
- *    token and an advertiser token; aggregator + sink + `tally api` as child processes;
- * 2. k6 load-tests/ingest.js: constant-arrival-rate JSON-array batches, some re-sent as client retries;
+ *    token, a reader and a viewer token; aggregator + sink + `tally api` as child processes; once the
+ *    api's live feed is attached, a 3 s warm-up of the ingest path (not measured);
+ * 2. k6 load-tests/live-viewers.js (one k6 process) connects the dashboard viewers to the socket.io
+ *    live feed; once they are connected, k6 load-tests/ingest.js (a second k6 process, in parallel)
+ *    posts constant-arrival-rate JSON-array batches, some re-sent as client retries; the viewers stay
+ *    until a few seconds after the ingest ended;
  * 3. k6 load-tests/readers.js: advertisers reading /api/v1/counts and /api/v1/campaigns;
  * 4. the truth: the impressions topic read back to its end, unique valid events grouped by
  *    (window, advertiser, campaign); verify() compares ClickHouse FINAL with it, and the
@@ -12,7 +16,7 @@
  * Exit 1 if any k6 threshold failed or the counts are not exact.
  *
  * Options: --ingest-rate 50 --ingest-duration 30s --batch 100 --retry-p 0.1
- *          --readers-rate 40 --readers-duration 20s --no-docs
+ *          --viewers 100 (0: no live viewers) --readers-rate 40 --readers-duration 20s --no-docs
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -38,6 +42,7 @@ const { values: args } = parseArgs({
     'ingest-duration': { type: 'string', default: '30s' },
     batch: { type: 'string', default: '100' },
     'retry-p': { type: 'string', default: '0.1' },
+    viewers: { type: 'string', default: '100' },
     'readers-rate': { type: 'string', default: '40' },
     'readers-duration': { type: 'string', default: '20s' },
     'window-ms': { type: 'string', default: '10000' },
@@ -50,6 +55,11 @@ const loadDir = path.join(repoRoot, 'load-tests');
 const RUN_ID = `k6${crypto.randomBytes(3).toString('hex')}`;
 const ADVERTISERS = 5;
 const CAMPAIGNS = 4;
+/** Live viewers connect spread over this long, and the ingest starts this long after them (k6 start-up included). */
+const VIEWERS_RAMP_MS = 3_000;
+const VIEWERS_LEAD_MS = VIEWERS_RAMP_MS + 3_000;
+/** Viewers stay connected this long after the ingest's planned end (its last answers, the last windows' updates). */
+const VIEWERS_TAIL_MS = 10_000;
 
 interface K6Metric {
   values: Record<string, number>;
@@ -156,6 +166,8 @@ async function main(): Promise<number> {
     const advertisers = Array.from({ length: ADVERTISERS }, (_, i) => `${RUN_ID}-adv-${i}`);
     const ingestToken = (await store.create('k6 ingest', ['ingest'])).token;
     const readerToken = (await store.create('k6 advertiser', advertisers.map((a) => `advertiser:${a}`))).token;
+    const viewerToken = (await store.create('k6 viewer', advertisers.map((a) => `advertiser:${a}`))).token;
+    const viewers = Number(args.viewers);
 
     pipeline.startAggregator();
     pipeline.startSink();
@@ -172,15 +184,31 @@ async function main(): Promise<number> {
     const apiProc = api;
     await eventually('tally api /readyz', async () => {
       if (!apiProc.alive) throw new Error(`api exited:\n${apiProc.log()}`);
-      return (await fetch(`${base}/readyz`)).ok;
+      const res = await fetch(`${base}/readyz`);
+      // /readyz does not wait for the live feed, which attaches in the background and first reads
+      // impression-counts to its end: the viewers need it, and measuring the ingest while the api
+      // still does that start-up work would count the start-up in the ingest's latency.
+      return res.ok && ((await res.json()) as { liveFeed?: boolean }).liveFeed === true;
     }, 90_000, 250);
     log(`stack ready: api ${base}, topics ${sb.env.TALLY_TOPIC_PREFIX}*, database ${sb.config.clickhouse.database}, window ${sb.config.windowMs} ms`);
+    const warmUpEvents = await warmUp(base, ingestToken);
+    log(`warm-up: ${warmUpEvents} events acknowledged (not measured; part of the truth)`);
 
     const common = { BASE_URL: base, RUN_ID, ADVERTISERS: String(ADVERTISERS), CAMPAIGNS: String(CAMPAIGNS) };
+    const ingestMs = parseDurationS(args['ingest-duration']) * 1000;
+    const live = viewers > 0
+      ? runK6(k6, 'live-viewers.js', {
+        ...common, VIEWER_TOKEN: viewerToken, VIEWERS: String(viewers), RAMP_MS: String(VIEWERS_RAMP_MS),
+        HOLD_MS: String(VIEWERS_LEAD_MS + ingestMs + VIEWERS_TAIL_MS), OUT_OF_ORDERNESS_MS: String(sb.config.outOfOrdernessMs),
+      })
+      : undefined;
+    live?.catch(() => undefined);
+    if (live) await new Promise((r) => setTimeout(r, VIEWERS_LEAD_MS));
     const ingest = await runK6(k6, 'ingest.js', {
       ...common, INGEST_TOKEN: ingestToken, RATE: args['ingest-rate'], DURATION: args['ingest-duration'],
       BATCH: args.batch, RETRY_P: args['retry-p'],
     });
+    const viewersResult = await live;
     const readers = await runK6(k6, 'readers.js', {
       ...common, READER_TOKEN: readerToken, RATE: args['readers-rate'], DURATION: args['readers-duration'],
     });
@@ -203,7 +231,11 @@ async function main(): Promise<number> {
     if (duplicatesRemoved !== truth.counts.duplicatesSent) problems.push(`duplicates removed ${duplicatesRemoved}, expected ${truth.counts.duplicatesSent}`);
     if (invalid !== 0) problems.push(`${invalid} invalid records on the topic (the ingest validates; expected 0)`);
     if (truth.counts.unique < uniqueAcked) problems.push(`events lost: k6 had ${uniqueAcked} distinct events acknowledged, the topic holds ${truth.counts.unique}`);
-    for (const r of [ingest, readers]) for (const t of r.failedThresholds) problems.push(`k6 ${r.script}: threshold failed: ${t}`);
+    for (const r of [ingest, readers, viewersResult]) {
+      if (r === undefined) continue;
+      for (const t of r.failedThresholds) problems.push(`k6 ${r.script}: threshold failed: ${t}`);
+      if (r.failedThresholds.length === 0 && r.exitCode !== 0) problems.push(`k6 ${r.script} exited ${r.exitCode}`);
+    }
     const exact = result.ok && duplicatesRemoved === truth.counts.duplicatesSent && truth.counts.unique >= uniqueAcked;
 
     const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -213,22 +245,62 @@ async function main(): Promise<number> {
         + `| ${fmt(metric(r, 'http_req_failed', 'rate') * 100, 2)} % | ${r.failedThresholds.length === 0 ? 'pass' : `FAIL (${r.failedThresholds.length})`} |`;
     };
     const evRate = metric(ingest, 'events_acked', 'count') / Math.max(1, parseDurationS(args['ingest-duration']));
+    const ms = (r: K6Result, name: string, field: string) => `${fmt(metric(r, name, field), 1)} ms`;
+    const p50p95 = (r: K6Result, name: string) => `${ms(r, name, 'med')} / ${ms(r, name, 'p(95)')}`;
+    const ingestBreakdown = [
+      '',
+      '| ingest request, where the time goes | p50 / p95 |',
+      '|---|---|',
+      `| whole request (k6 http_req_duration) | ${p50p95(ingest, 'http_req_duration')} |`,
+      `| produce → broker acknowledged all events (Server-Timing \`kafka\`) | ${p50p95(ingest, 'ingest_server_kafka_ms')} |`,
+      `| split + validate (\`validate\`) | ${p50p95(ingest, 'ingest_server_validate_ms')} |`,
+      `| read the body (\`body\`) | ${p50p95(ingest, 'ingest_server_body_ms')} |`,
+      `| outside the handler (network, auth, queueing in the api) | ${p50p95(ingest, 'ingest_outside_handler_ms')} |`,
+    ];
+    const liveRows = (r: K6Result | undefined): string[] => {
+      if (r === undefined) return [];
+      const sessions = metric(r, 'live_session_failed', 'passes') + metric(r, 'live_session_failed', 'fails');
+      const durS = Math.max(1, (VIEWERS_LEAD_MS + parseDurationS(args['ingest-duration']) * 1000 + VIEWERS_TAIL_MS) / 1000);
+      return [
+        '',
+        `| live viewers (${viewers} socket.io sessions, during the ingest) | p50 / p95 |`,
+        '|---|---|',
+        `| connect + auth → first snapshot | ${p50p95(r, 'live_connect_ms')} |`,
+        `| update delay (serverTime → frame read by k6) | ${p50p95(r, 'live_update_delay_ms')} |`,
+        `| gap between two updates of a viewer | ${p50p95(r, 'live_update_gap_ms')} |`,
+        `| freshness (now − watermark − out-of-orderness, updates with rows) | ${p50p95(r, 'live_freshness_ms')} |`,
+        `| updates received / rows / per viewer per second | ${fmt(metric(r, 'live_updates', 'count'))} / ${fmt(metric(r, 'live_update_rows', 'count'))} / `
+          + `${fmt(metric(r, 'live_updates', 'count') / Math.max(1, sessions) / durS, 2)} |`,
+        `| sessions failed (refused, denied, dropped, no update) | ${fmt(metric(r, 'live_session_failed', 'passes'))} of ${fmt(sessions)}, ${fmt(metric(r, 'live_errors', 'count'))} errors |`,
+      ];
+    };
+    const liveRow = (r: K6Result | undefined): string[] => {
+      if (r === undefined) return [];
+      const sessions = metric(r, 'live_session_failed', 'passes') + metric(r, 'live_session_failed', 'fails');
+      return [`| live viewers (socket.io; sessions, updates/s received, p95 update delay) | ${fmt(sessions)} `
+        + `| ${fmt(metric(r, 'live_updates', 'rate'), 1)} | ${fmt(metric(r, 'live_update_delay_ms', 'p(95)'), 1)} ms `
+        + `| ${fmt(metric(r, 'live_session_failed', 'rate') * 100, 2)} % | ${r.failedThresholds.length === 0 && r.exitCode === 0 ? 'pass' : `FAIL (${r.failedThresholds.length})`} |`];
+    };
     const table = [
       `### ${when}, ${k6Version.split(' ')[0] ?? 'k6'} ${k6Version.split(' ')[1] ?? ''} (${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version})`,
       '',
       `\`npm run load\`: ingest ${args['ingest-rate']} req/s × ${args.batch} events for ${args['ingest-duration']} `
-        + `(${Number(args['retry-p']) * 100} % of batches re-sent as client retries), then readers ${args['readers-rate']} it/s `
+        + `(${Number(args['retry-p']) * 100} % of batches re-sent as client retries)`
+        + `${viewers > 0 ? ` with ${viewers} live viewers connected to the socket.io feed throughout` : ''}, then readers ${args['readers-rate']} it/s `
         + `(counts + campaigns) for ${args['readers-duration']}; one aggregator, one sink, one \`tally api\`, ${sb.config.partitions} partitions, window ${sb.config.windowMs / 1000} s.`,
       '',
       '| scenario | requests | req/s | p95 | errors | thresholds |',
       '|---|---|---|---|---|---|',
       rowOf('ingest (POST /api/v1/impressions)', ingest, 'http_req_duration'),
       rowOf('readers (GET counts + campaigns)', readers, 'http_req_duration'),
+      ...liveRow(viewersResult),
+      ...ingestBreakdown,
+      ...liveRows(viewersResult),
       '',
       `| exactness | value |`,
       '|---|---|',
       `| events acknowledged (202), all copies | ${fmt(metric(ingest, 'events_acked', 'count'))} (${fmt(evRate)} events/s) |`,
-      `| records on \`impressions\` / unique / duplicates | ${fmt(records)} / ${fmt(truth.counts.unique)} / ${fmt(truth.counts.duplicatesSent)} |`,
+      `| records on \`impressions\` / unique / duplicates | ${fmt(records)} / ${fmt(truth.counts.unique)} / ${fmt(truth.counts.duplicatesSent)} (incl. ${fmt(warmUpEvents)} warm-up events) |`,
       `| ClickHouse FINAL impressions / spend (micros) | ${result.actual.impressions} / ${result.actual.spendMicros} (truth ${result.expected.impressions} / ${result.expected.spendMicros}) |`,
       `| rows (window × advertiser × campaign) | ${result.actual.rows} (truth ${result.expected.rows}), ${result.differences.length} differences |`,
       `| duplicates removed by the aggregator | ${fmt(duplicatesRemoved)} (on the topic ${fmt(truth.counts.duplicatesSent)}) |`,
@@ -249,6 +321,30 @@ async function main(): Promise<number> {
     await sb.cleanup();
     await stopStartedStack();
   }
+}
+
+/**
+ * The first requests of a fresh api process pay for code loading and JIT compilation of the ingest path,
+ * and for the producer's first metadata: a few seconds of small batches (ids `<RUN_ID>-warmup-…`, of the
+ * run's own advertisers, so the exactness check covers them) before k6 measures anything.
+ */
+async function warmUp(base: string, token: string, durationMs = 3_000): Promise<number> {
+  const started = Date.now();
+  let acked = 0;
+  for (let i = 0; Date.now() - started < durationMs; i++) {
+    const events = Array.from({ length: 50 }, (_, k) => ({
+      impression_id: `${RUN_ID}-warmup-${i}-${k}`, ts: Date.now(), advertiser_id: `${RUN_ID}-adv-${k % ADVERTISERS}`,
+      campaign_id: `cmp-${k % CAMPAIGNS}`, cost_micros: 1000, device: 'mobile',
+    }));
+    const res = await fetch(`${base}/api/v1/impressions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, body: JSON.stringify(events),
+    });
+    await res.arrayBuffer();
+    if (res.status !== 202) throw new Error(`warm-up: POST /api/v1/impressions answered ${res.status}`);
+    acked += events.length;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return acked;
 }
 
 function parseDurationS(d: string): number {

@@ -146,6 +146,27 @@ describe('API tokens', () => {
       assert.ok(await store.verify(keep.token));
     });
 
+    it('refreshes a busy token in the background: requests never wait while the entry is under a second old', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock });
+      const { token } = await store.create('busy', ['ingest']);
+      assert.ok(await store.verify(token));
+      const gets = repo.gets;
+      // The store hangs from now on; a request must still be answered from the cache.
+      let release: () => void = () => undefined;
+      const slowGet = repo.get.bind(repo);
+      repo.get = (id: string) => new Promise((resolve) => { release = () => resolve(slowGet(id)); });
+      now += 600;
+      const answered = await Promise.race([store.verify(token).then((p) => p !== undefined), new Promise((r) => setTimeout(() => r('waited'), 50))]);
+      assert.equal(answered, true, 'answered from the cache while the refresh runs');
+      assert.ok(await store.verify(token), 'one refresh at a time');
+      release();
+      await new Promise((r) => setImmediate(r));
+      assert.equal(repo.gets, gets + 1, 'exactly one background lookup');
+      now += 900; // 1.5 s after the first lookup, 0.9 s after the refresh started: the refreshed entry serves
+      assert.equal(await Promise.race([store.verify(token).then((p) => p !== undefined), new Promise((r) => setTimeout(() => r('waited'), 50))]), true);
+    });
+
     it('an unreachable store rejects (503 upstream, not 401) and is not cached', async () => {
       const repo = new MemoryRepo();
       const store = new TokenStore(repo, { now: clock });

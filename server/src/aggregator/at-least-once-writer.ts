@@ -14,7 +14,8 @@ export class AtLeastOnceWriter implements CommitWriter {
   private readonly producer: DeliveringProducer;
 
   constructor(brokers: string) {
-    this.producer = new DeliveringProducer(brokers, { 'message.max.bytes': 4_000_000, 'queue.buffering.max.messages': 1_000_000 });
+    // Delivery reports every 5 ms: each commit waits for its last one.
+    this.producer = new DeliveringProducer(brokers, { 'message.max.bytes': 4_000_000, 'queue.buffering.max.messages': 1_000_000 }, 5);
   }
 
   init(): Promise<void> {

@@ -178,12 +178,19 @@ const DUMMY_DIGEST = Buffer.alloc(32);
 
 export type RevokeOutcome = 'revoked' | 'already_revoked' | 'not_found';
 
+interface CachedLookup {
+  /** When the lookup started: the answer is at most this old. */
+  at: number;
+  value: Promise<StoredToken | undefined>;
+  refreshing: boolean;
+}
+
 /** Creates, lists, revokes and verifies API tokens. */
 export class TokenStore implements TokenVerifier {
   private readonly cacheMs: number;
   private readonly maxCacheEntries: number;
   private readonly now: () => number;
-  private readonly cache = new Map<string, { at: number; value: Promise<StoredToken | undefined> }>();
+  private readonly cache = new Map<string, CachedLookup>();
 
   constructor(private readonly repo: TokenRepository, opts: TokenStoreOptions = {}) {
     this.cacheMs = Math.max(0, Math.min(MAX_CACHE_MS, opts.cacheMs ?? MAX_CACHE_MS));
@@ -247,24 +254,53 @@ export class TokenStore implements TokenVerifier {
     return { tokenId: stored.id, name: stored.name, scopes };
   }
 
+  /**
+   * Cached for cacheMs from the start of the lookup. In the second half of that, the first request
+   * starts a refresh in the background and is answered from the cache, so a busy token never makes
+   * a burst of requests wait for ClickHouse together; an entry past cacheMs is never served.
+   */
   private lookup(id: string): Promise<StoredToken | undefined> {
     const now = this.now();
     const hit = this.cache.get(id);
-    if (hit !== undefined && now - hit.at < this.cacheMs) return hit.value;
+    if (hit !== undefined && now - hit.at < this.cacheMs) {
+      if (now - hit.at >= this.cacheMs / 2 && !hit.refreshing) {
+        hit.refreshing = true;
+        const next = this.remember(id, now);
+        // A failed refresh leaves the entry to expire; the request after that asks again.
+        next.catch(() => undefined);
+      }
+      return hit.value;
+    }
+    return this.remember(id, now);
+  }
+
+  /** Looks `id` up and caches the pending answer; it replaces the cached one once it arrives. */
+  private remember(id: string, now: number): Promise<StoredToken | undefined> {
     const value = this.repo.get(id);
     if (this.cacheMs === 0) return value;
-    const entry = { at: now, value };
-    this.cache.delete(id);
-    while (this.cache.size >= this.maxCacheEntries) {
-      const oldest = this.cache.keys().next();
-      if (oldest.done) break;
-      this.cache.delete(oldest.value);
+    const entry: CachedLookup = { at: now, value, refreshing: false };
+    const install = () => {
+      this.cache.delete(id);
+      while (this.cache.size >= this.maxCacheEntries) {
+        const oldest = this.cache.keys().next();
+        if (oldest.done) break;
+        this.cache.delete(oldest.value);
+      }
+      this.cache.set(id, entry);
+    };
+    const current = this.cache.get(id);
+    if (current === undefined || now - current.at >= this.cacheMs) {
+      install();
+      // A failed lookup is not remembered: the next request asks again.
+      value.catch(() => {
+        if (this.cache.get(id) === entry) this.cache.delete(id);
+      });
+    } else {
+      // A refresh: the fresh answer takes over only when it has arrived.
+      value.then(() => {
+        if (this.cache.get(id) === current) install();
+      }, () => undefined);
     }
-    this.cache.set(id, entry);
-    // A failed lookup is not remembered: the next request asks again.
-    value.catch(() => {
-      if (this.cache.get(id) === entry) this.cache.delete(id);
-    });
     return value;
   }
 }

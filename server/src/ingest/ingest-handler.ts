@@ -7,6 +7,10 @@
  * value the event's original JSON text) and the answer 202 comes only after the broker
  * acknowledged all of them. A client that retries after a timeout or a 503 may create duplicates
  * in Kafka: the aggregator removes them.
+ *
+ * Every answer of the handler carries `Server-Timing: body;dur=…, validate;dur=…, kafka;dur=…`
+ * (milliseconds: reading the body, splitting and validating, producing until the last broker
+ * acknowledgement), so a client or a load test can tell the server's own time from queueing.
  */
 import { isUtf8 } from 'node:buffer';
 import express, { type Request, type RequestHandler, type Response } from 'express';
@@ -57,11 +61,31 @@ export function validateEvents(topic: string, events: string[], clock: { now: nu
   return { records, response: { accepted: records.length, rejected: errors.length, errors } };
 }
 
+/** Phases of one ingest request (Server-Timing), measured from the first ingest handler on. */
+class IngestTiming {
+  private last = performance.now();
+  private readonly phases: string[] = [];
+
+  mark(name: string): void {
+    const now = performance.now();
+    this.phases.push(`${name};dur=${(now - this.last).toFixed(1)}`);
+    this.last = now;
+  }
+
+  setHeader(res: Response): void {
+    if (!res.headersSent) res.setHeader('Server-Timing', this.phases.join(', '));
+  }
+}
+
+/** Started by the first ingest handler (checkType), read by the last. */
+const timings = new WeakMap<Response, IngestTiming>();
+
 /** The body parser (raw bytes, 5 MB) and the handler; authentication, scope and rate limit come before. */
 export function ingestHandlers(deps: IngestDeps): RequestHandler[] {
   const rawBody = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
 
-  const checkType: RequestHandler = (req, _res, next) => {
+  const checkType: RequestHandler = (req, res, next) => {
+    timings.set(res, new IngestTiming());
     const type = req.is([...JSON_TYPES, ...NDJSON_TYPES]);
     if (type === null || req.headers['content-length'] === '0') return next(badRequest('the request has no body; send a JSON array of events or NDJSON'));
     if (type === false) {
@@ -71,6 +95,8 @@ export function ingestHandlers(deps: IngestDeps): RequestHandler[] {
   };
 
   const handle = async (req: Request, res: Response): Promise<void> => {
+    const timing = timings.get(res) ?? new IngestTiming();
+    timing.mark('body');
     const body: unknown = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) throw badRequest('the request body is empty');
     if (!isUtf8(body)) throw badRequest('the request body is not valid UTF-8');
@@ -83,7 +109,9 @@ export function ingestHandlers(deps: IngestDeps): RequestHandler[] {
       now: (deps.now ?? Date.now)(), maxClockSkewMs: deps.config.maxClockSkewMs,
     });
     for (const e of response.errors) deps.metrics.eventsRejected.inc({ reason: e.reason });
+    timing.mark('validate');
     if (records.length === 0) {
+      timing.setHeader(res);
       // The error shape plus the per-event reasons, so a client sees why each one was refused.
       reply(res, 400, { ...errorBody(400, 'no valid events in the request; see errors[] for each one'), ...response });
       return;
@@ -93,6 +121,8 @@ export function ingestHandlers(deps: IngestDeps): RequestHandler[] {
       await deps.sink.send(records);
     } catch (err) {
       deps.metrics.produceFailures.inc();
+      timing.mark('kafka');
+      timing.setHeader(res);
       if (err instanceof KafkaUnavailableError) {
         deps.log.warn({ err: err.message, events: records.length }, 'ingest.kafka_unavailable');
         throw unavailable('Kafka did not acknowledge the events in time; retry the whole request (duplicates are removed downstream)', 5);
@@ -101,6 +131,8 @@ export function ingestHandlers(deps: IngestDeps): RequestHandler[] {
     }
     deps.metrics.ackSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     deps.metrics.eventsAccepted.inc(records.length);
+    timing.mark('kafka');
+    timing.setHeader(res);
     reply(res, 202, response);
   };
 

@@ -19,7 +19,11 @@ export class DeliveringProducer {
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextId = 1;
 
-  constructor(brokers: string, extra: Kafka.ProducerGlobalConfig = {}) {
+  /**
+   * `pollIntervalMs`: how often delivery reports are collected; a send waits half of it on average
+   * after the broker's ack (5 ms for the ingest API, whose clients wait for the answer).
+   */
+  constructor(brokers: string, extra: Kafka.ProducerGlobalConfig = {}, private readonly pollIntervalMs = 20) {
     this.producer = new Kafka.Producer({
       'metadata.broker.list': brokers,
       'enable.idempotence': true,
@@ -44,7 +48,7 @@ export class DeliveringProducer {
     return new Promise((resolve, reject) => {
       this.producer.connect({ timeout: timeoutMs }, (err) => {
         if (err) return reject(err);
-        this.producer.setPollInterval(20);
+        this.producer.setPollInterval(this.pollIntervalMs);
         resolve();
       });
     });
