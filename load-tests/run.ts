@@ -47,8 +47,29 @@ const { values: args } = parseArgs({
     'readers-duration': { type: 'string', default: '20s' },
     'window-ms': { type: 'string', default: '10000' },
     'no-docs': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(`usage: npm run load -- [options]
+
+Real k6 (built once with go install, cached) against the local stack: HTTP ingest at a constant
+arrival rate with client retries, socket.io live viewers, REST readers; then the counts in
+ClickHouse must equal the unique events on the topic. Exit 1 on a failed threshold or a mismatch.
+
+options (defaults in brackets):
+  --ingest-rate N          ingest requests/s [50]
+  --ingest-duration D      e.g. 30s [30s]
+  --batch N                events per request [100]
+  --retry-p P              share of requests re-sent as client retries [0.1]
+  --viewers N              socket.io live viewers, 0 for none [100]
+  --readers-rate N         reader iterations/s [40]
+  --readers-duration D     [20s]
+  --window-ms N            aggregator window [10000]
+  --no-docs                do not write docs/benchmarks.md
+`);
+  process.exit(0);
+}
 
 const log = (m: string) => process.stderr.write(`[load] ${m}\n`);
 const loadDir = path.join(repoRoot, 'load-tests');
