@@ -9,7 +9,7 @@ import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.j
 import { homePartition } from '../../server/src/impression/index.js';
 import { ensureDebianPackage, LocalClickHouse, LocalKafkaBroker } from '../../server/src/stack/index.js';
 import { buildEventPlan, generate, mergeTruth, planContext, producePlan } from '../../server/src/tools/index.js';
-import { createSandbox, sleep, type Sandbox } from './harness.js';
+import { createSandbox, eventually, sleep, type Sandbox } from './harness.js';
 import { assertExact, Pipeline, randomBetween } from './pipeline.js';
 
 describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', function () {
@@ -41,6 +41,20 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
     const countedCopies = truth.counts.valid - truth.deadLetters.too_late;
     const deadLetters = Object.fromEntries(Object.entries(truth.deadLetters).map(([k, n]) => [k, n * 2])) as typeof truth.deadLetters;
     await assertExact(pipeline, { ...truth, deadLetters }, { duplicates: 2 * countedCopies - truth.counts.unique });
+  });
+
+  it('the at-least-once mode (the bench baseline) is exact too while nothing crashes, across a clean restart', async () => {
+    await setUp('alo', { TALLY_PROCESSING_GUARANTEE: 'at_least_once' });
+    pipeline.startSink();
+    let agg = pipeline.startAggregator('alo-1');
+    const producing = generate(sb.config, { seed: 12, count: 30_000, idPrefix: 'alo-', duplicates: 0.1, bad: 9, tooLate: 4, lateWithinHorizon: 20, rate: 10_000, durationS: 3 });
+    const first = agg;
+    await eventually('the first aggregator counting', async () => /aggregator\.restored/.test(first.log()), 60_000, 100);
+    await sleep(1_000);
+    assert.equal(await agg.stop(), 0, 'SIGTERM: last commit, then exit 0');
+    assert.match(agg.log(), /"guarantee":"at_least_once"/);
+    agg = pipeline.startAggregator('alo-1');
+    await assertExact(pipeline, await producing);
   });
 
   it('stays exact when the aggregator is SIGKILLed at random moments during a 100k-event stream', async () => {
