@@ -11,7 +11,7 @@ import { chunkKey } from '../../server/src/aggregator/changelog.js';
 import { windowStartOf } from '../../server/src/aggregator/core/index.js';
 import { kafkaError } from '../../server/src/errors.js';
 import { createSandbox, RoleProcess, sleep } from '../../test/integration/harness.js';
-import { readMetrics } from './tally.js';
+import { readMetrics, waitForRestore } from './tally.js';
 
 const IDS_PER_CHUNK = 20_000;
 const WINDOWS = 10;
@@ -58,16 +58,14 @@ export async function measureHeldIds(ids: number, log: (m: string) => void): Pro
     log(`writing ${ids.toLocaleString('en')} id hashes into ${sb.config.topics.changelog}…`);
     await writeChangelog(sb.config.kafka.brokers, sb.config.topics.changelog, sb.config.partitions, sb.config.windowMs, ids);
     agg = new RoleProcess('aggregator', sb.env);
-    const deadline = Date.now() + 300_000;
-    let restored: { ids: number; ms: number } | undefined;
-    while (restored === undefined) {
-      const m = /"ids":(\d+),"ms":(\d+),"msg":"aggregator.restored"/.exec(agg.log());
-      if (m) restored = { ids: Number(m[1]), ms: Number(m[2]) };
-      else if (!agg.alive || Date.now() > deadline) throw new Error(`no restore of ${ids} ids; log: ${agg.logFile}`);
-      else await sleep(100);
+    const restored = await waitForRestore(agg, 300_000);
+    // The aggregator refreshes its gauges once a second: wait for the first refresh after the restore.
+    const names = ['tally_aggregator_dedup_ids', 'tally_aggregator_dedup_bytes', 'tally_aggregator_process_resident_memory_bytes'];
+    let m = await readMetrics(agg, names);
+    for (const deadline = Date.now() + 5_000; m.tally_aggregator_dedup_ids !== ids && Date.now() < deadline;) {
+      await sleep(200);
+      m = await readMetrics(agg, names);
     }
-    await sleep(500); // the first commit interval publishes the gauges
-    const m = await readMetrics(agg, ['tally_aggregator_dedup_ids', 'tally_aggregator_dedup_bytes', 'tally_aggregator_process_resident_memory_bytes']);
     if (m.tally_aggregator_dedup_ids !== ids) throw new Error(`the aggregator holds ${m.tally_aggregator_dedup_ids} ids, ${ids} written`);
     return {
       ids,

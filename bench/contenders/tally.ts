@@ -36,6 +36,14 @@ export async function readMetrics(proc: RoleProcess, names: string[]): Promise<R
   return out;
 }
 
+/** Waits for the aggregator's `aggregator.restored` log line: what it restored, how long it took, when. */
+export async function waitForRestore(proc: RoleProcess, timeoutMs: number): Promise<{ ids: number; ms: number; time: number }> {
+  const restored = () => logLines(proc).find((l) => l.msg === 'aggregator.restored');
+  await waitFor('the restore', proc, timeoutMs, () => restored() !== undefined);
+  const line = restored() as LogLine;
+  return { ids: line.ids ?? NaN, ms: line.ms ?? NaN, time: line.time };
+}
+
 async function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe: () => Promise<boolean> | boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
@@ -90,13 +98,11 @@ export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { 
       await agg.kill();
       const killedAt = Date.now();
       agg = new RoleProcess('aggregator', sb.env);
-      const current = agg;
-      await waitFor('the restore', current, 120_000, () => logLines(current).some((l) => l.msg === 'aggregator.restored'));
-      const restored = logLines(current).find((l) => l.msg === 'aggregator.restored') as LogLine;
-      const after = await readMetrics(current, ['tally_aggregator_process_resident_memory_bytes']);
+      const restored = await waitForRestore(agg, 120_000);
+      const after = await readMetrics(agg, ['tally_aggregator_process_resident_memory_bytes']);
       result.restore = {
-        ids: restored.ids ?? NaN,
-        restoreMs: restored.ms ?? NaN,
+        ids: restored.ids,
+        restoreMs: restored.ms,
         killToProcessingMs: restored.time - killedAt,
         rssMiB: after.tally_aggregator_process_resident_memory_bytes / 2 ** 20,
       };
