@@ -386,7 +386,7 @@ describe('live feed (real Kafka + ClickHouse, real aggregator and sink)', functi
       topic: config.topics.counts, partition: p, key: `${ws}|pre-adv|${cmp}|${p}`,
       value: encodeWindowRow({
         windowStart: ws, windowEnd: ws + W, advertiserId: 'pre-adv', campaignId: cmp, sourcePartition: p,
-        impressions, spendMicros: impressions * 10, duplicates: 1, version, final: false, revised: false,
+        impressions, spendMicros: BigInt(impressions * 10), duplicates: 1, version, final: false, revised: false,
       }),
     });
     try {

@@ -113,7 +113,7 @@ class CountsModel {
   private row(k: { ws: number; adv: string; cmp: string; p: number }, version: number): WindowRow {
     return {
       windowStart: k.ws, windowEnd: k.ws + 60_000, advertiserId: k.adv, campaignId: k.cmp, sourcePartition: k.p,
-      impressions: version * 3 + (k.p % 3), spendMicros: version * 1_250 + k.p, duplicates: version % 4, version,
+      impressions: version * 3 + (k.p % 3), spendMicros: BigInt(version * 1_250 + k.p), duplicates: version % 4, version,
       final: version % 5 === 0, revised: version % 10 === 0,
     };
   }
@@ -123,7 +123,7 @@ class CountsModel {
     for (const r of this.latest.values()) {
       m.set(`${r.windowStart / 1000}|${r.advertiserId}|${r.campaignId}|${r.sourcePartition}`, {
         ws: r.windowStart / 1000, we: r.windowEnd / 1000, advertiser_id: r.advertiserId, campaign_id: r.campaignId,
-        source_partition: r.sourcePartition, impressions: r.impressions, spend_micros: r.spendMicros, duplicates: r.duplicates,
+        source_partition: r.sourcePartition, impressions: r.impressions, spend_micros: Number(r.spendMicros), duplicates: r.duplicates,
         version: r.version, final: r.final ? 1 : 0, revised: r.revised ? 1 : 0,
       });
     }

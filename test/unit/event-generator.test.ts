@@ -92,9 +92,7 @@ describe('event generator (plan builder)', () => {
     }
     const unique = p.truth.rows.reduce((s, r) => s + r.impressions, 0);
     assert.equal(unique, p.truth.counts.unique);
-    const anchors = p.records.filter((r) => r.kind === 'anchor').length;
-    assert.ok(anchors >= 1 && anchors <= ctx.partitions);
-    assert.equal(unique, 2000 + 25 + anchors);
+    assert.equal(unique, 2000 + 25);
     assert.equal(p.truth.counts.sent, p.records.length);
     assert.equal(p.truth.counts.valid, p.records.filter((r) => r.reason === null || r.reason === 'too_late').length);
     assert.equal(p.truth.counts.lateWithinHorizon, 25);
@@ -181,25 +179,24 @@ describe('event generator (plan builder)', () => {
     }
   });
 
-  it('dead-letters too-late impressions instead of counting them, each behind a fresh anchor on its home partition', () => {
+  it('dead-letters too-late impressions instead of counting them, last, with the watermark that makes them too late', () => {
     const p = plan({ tooLate: 6 });
     assert.equal(p.truth.deadLetters.too_late, 6);
     const tooLate = p.records.filter((r) => r.kind === 'too_late');
     assert.equal(tooLate.length, 6);
+    assert.deepEqual(p.records.slice(p.tooLateFrom), tooLate, 'the end of the tail');
     const countedIds = new Set(p.records.filter(counted).map((r) => body(r).impression_id));
+    const retention = ctx.windowMs + ctx.allowedLatenessMs + ctx.dedupHorizonMs;
     for (const r of tooLate) {
       const b = body(r);
       assert.ok(!countedIds.has(b.impression_id));
       assert.ok(NOW - b.ts >= 3 * 3_600_000, 'about 3 h old');
-      assert.equal(r.keyMode, 'home');
       const w = Math.floor(b.ts / ctx.windowMs) * ctx.windowMs;
       assert.ok(!p.truth.rows.some((row) => row.windowStart === w), 'its window is not in the truth');
-      const home = homePartition(b.impression_id, ctx.partitions);
-      const idx = p.records.indexOf(r);
-      const anchor = p.records.findIndex((a) => a.kind === 'anchor' && homePartition(body(a).impression_id, ctx.partitions) === home);
-      assert.ok(anchor >= 0 && anchor < idx && p.records[anchor].keyMode === 'home');
-      assert.ok(body(p.records[anchor]).ts === NOW);
+      assert.ok(p.tooLateWatermark !== null && w + retention <= p.tooLateWatermark, 'too late at that watermark');
     }
+    assert.ok(p.tooLateWatermark !== null && p.tooLateWatermark < NOW - 60 * 60_000, 'a watermark the main part reaches');
+    assert.equal(plan({ tooLate: 0 }).tooLateWatermark, null);
     const late = p.records.filter((r) => r.kind === 'late_within_horizon').map((r) => NOW - body(r).ts);
     assert.ok(late.every((age) => age >= 10 * 60_000 && age <= 30 * 60_000));
   });

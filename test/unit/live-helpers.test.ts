@@ -16,11 +16,11 @@ describe('live helpers', () => {
     it('decodes window rows and watermarks as the aggregator writes them', () => {
       const w = decodeLiveRecord(encodeWindowRow({
         windowStart: T0, windowEnd: T0 + 60_000, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: 3,
-        impressions: 7, spendMicros: 700, duplicates: 2, version: 4, final: false, revised: false,
+        impressions: 7, spendMicros: 700n, duplicates: 2, version: 4, final: false, revised: false,
       }));
       assert.deepEqual(w, {
         kind: 'window',
-        row: { windowStart: T0, windowEnd: T0 + 60_000, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: 3, impressions: 7, spendMicros: 700, duplicates: 2, version: 4 },
+        row: { windowStart: T0, windowEnd: T0 + 60_000, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: 3, impressions: 7, spendMicros: 700n, duplicates: 2, version: 4 },
       });
       const m = decodeLiveRecord(encodeWatermark({ source_partition: 2, watermark: T0, max_event_time: T0 + 5_000, emitted_at: T0 + 9 }));
       assert.deepEqual(m, { kind: 'watermark', partition: 2, watermark: T0, emittedAt: T0 + 9 });

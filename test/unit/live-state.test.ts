@@ -9,7 +9,7 @@ const T0 = Date.UTC(2025, 10, 26, 11, 50, 0);
 function row(over: Partial<LiveRowInput> = {}): LiveRowInput {
   return {
     windowStart: T0, windowEnd: T0 + W, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: 0,
-    impressions: 10, spendMicros: 1_000, duplicates: 0, version: 1, ...over,
+    impressions: 10, spendMicros: 1_000n, duplicates: 0, version: 1, ...over,
   };
 }
 
@@ -21,7 +21,7 @@ describe('live LiveState', () => {
   it('keeps the highest version per (window, advertiser, campaign, partition), in any order', () => {
     const s = state();
     assert.equal(s.applyRow(row({ version: 1, impressions: 1 })).kind, 'applied');
-    assert.equal(s.applyRow(row({ version: 3, impressions: 3, spendMicros: 300 })).kind, 'applied');
+    assert.equal(s.applyRow(row({ version: 3, impressions: 3, spendMicros: 300n })).kind, 'applied');
     assert.equal(s.applyRow(row({ version: 2, impressions: 2 })).kind, 'stale');
     assert.equal(s.applyRow(row({ version: 3, impressions: 99 })).kind, 'stale', 'an equal version never replaces');
     const [r] = s.snapshotRows('adv-1');
@@ -33,10 +33,10 @@ describe('live LiveState', () => {
 
   it('sums the source partitions of a (window, advertiser, campaign); a new version replaces, never adds', () => {
     const s = state(3);
-    s.applyRow(row({ sourcePartition: 0, impressions: 5, spendMicros: 50, duplicates: 1 }));
-    s.applyRow(row({ sourcePartition: 1, impressions: 7, spendMicros: 70, duplicates: 2 }));
-    s.applyRow(row({ sourcePartition: 2, impressions: 1, spendMicros: 10 }));
-    s.applyRow(row({ sourcePartition: 1, impressions: 8, spendMicros: 80, duplicates: 3, version: 2 }));
+    s.applyRow(row({ sourcePartition: 0, impressions: 5, spendMicros: 50n, duplicates: 1 }));
+    s.applyRow(row({ sourcePartition: 1, impressions: 7, spendMicros: 70n, duplicates: 2 }));
+    s.applyRow(row({ sourcePartition: 2, impressions: 1, spendMicros: 10n }));
+    s.applyRow(row({ sourcePartition: 1, impressions: 8, spendMicros: 80n, duplicates: 3, version: 2 }));
     s.applyRow(row({ campaignId: 'cmp-2', impressions: 4 }));
     const rows = s.snapshotRows('adv-1');
     assert.deepEqual(rows.map((r) => [r.campaignId, r.impressions, r.spendMicros, r.duplicates]), [['cmp-1', 14, 140, 4], ['cmp-2', 4, 1_000, 0]]);
@@ -178,8 +178,8 @@ describe('live LiveState', () => {
 
   it('final totals: closed windows only, exact as bigint', () => {
     const s = state(1);
-    s.applyRow(row({ windowStart: T0, windowEnd: T0 + W, impressions: 3, spendMicros: 2 ** 52 }));
-    s.applyRow(row({ windowStart: T0, windowEnd: T0 + W, campaignId: 'x', impressions: 4, spendMicros: 2 ** 52 }));
+    s.applyRow(row({ windowStart: T0, windowEnd: T0 + W, impressions: 3, spendMicros: 2n ** 52n }));
+    s.applyRow(row({ windowStart: T0, windowEnd: T0 + W, campaignId: 'x', impressions: 4, spendMicros: 2n ** 52n }));
     s.applyRow(row({ windowStart: T0 + W, windowEnd: T0 + 2 * W, impressions: 5 }));
     assert.deepEqual(s.finalTotals(), { windows: 0, impressions: 0n, spendMicros: 0n, firstWindowStart: null, lastWindowStart: null });
     s.applyWatermark(0, T0 + W + L, NOW);

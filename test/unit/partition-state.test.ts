@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Impression } from '../../server/src/impression/index.js';
 import {
-  DedupSet, hashImpressionId, PartitionState, rowKey,
-  type Changes, type ProcessOutcome, type WindowRow, type WindowSettings,
+  decodeChunk, encodeChunk, hashImpressionId, PartitionState, rowKey,
+  type Changes, type PartitionProgress, type ProcessOutcome, type WindowRow, type WindowSettings,
 } from '../../server/src/aggregator/core/index.js';
 
 const MIN = 60_000;
@@ -12,66 +12,78 @@ const SETTINGS: WindowSettings = {
   allowedLatenessMs: 10_000,
   dedupHorizonMs: 3_600_000,
   maxClockSkewMs: 300_000,
+  partitions: 1,
+  idleTimeoutMs: 10_000,
 };
 /** A window start (multiple of 60 s). */
 const T0 = 1_764_150_000_000;
-const P = 3;
+const P = 0;
+/** A wall clock far enough ahead that min(max event time, now) is the max event time. */
+const LATER = T0 + 86_400_000;
 
 function imp(impressionId: string, ts: number, advertiserId = 'adv-1', campaignId = 'cmp-1', costMicros = 100): Impression {
   return { impressionId, ts, advertiserId, campaignId, costMicros };
 }
 
+function newState(settings: Partial<WindowSettings> = {}, partition = P, now = T0): PartitionState {
+  return new PartitionState(partition, { ...SETTINGS, ...settings }, now);
+}
+
+/** A record of the state's own source whose home partition it is, as the task feeds it. */
 function feed(state: PartitionState, i: Impression, nowMs = i.ts): ProcessOutcome {
+  state.observeSourceEvent(i.ts, nowMs);
   return state.process(i, hashImpressionId(i.impressionId), nowMs);
+}
+
+/** A forwarded copy from another partition: counted here, but it does not move this source's time. */
+function forwarded(state: PartitionState, i: Impression, nowMs = i.ts): ProcessOutcome {
+  return state.process(i, hashImpressionId(i.impressionId), nowMs);
+}
+
+function drain(state: PartitionState, nowMs = LATER, sourceIdle = false): Changes {
+  return state.drainChanges(nowMs, sourceIdle);
 }
 
 function rowOf(changes: Changes, windowStart: number, advertiserId = 'adv-1', campaignId = 'cmp-1'): WindowRow {
   const row = changes.rows.find((r) => r.windowStart === windowStart && r.advertiserId === advertiserId && r.campaignId === campaignId);
-  assert.ok(row, `no row for ${windowStart}/${advertiserId}/${campaignId} in ${JSON.stringify(changes.rows)}`);
+  assert.ok(row, `no row for ${windowStart}/${advertiserId}/${campaignId} in ${JSON.stringify(changes.rows, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
   return row;
 }
 
-/** Moves the watermark to exactly `wm` with an event in a side campaign (not counted in adv-1/cmp-1 rows). */
-function pushWatermark(state: PartitionState, wm: number, tag: string): void {
+/** Moves the watermark to exactly `wm` (an event in a side campaign, then a drain). */
+function advanceTo(state: PartitionState, wm: number, tag: string): Changes {
   feed(state, imp(`wm-${tag}`, wm + SETTINGS.outOfOrdernessMs, 'adv-wm', 'cmp-wm'));
+  const ch = drain(state);
   assert.equal(state.watermark, wm);
+  return ch;
 }
 
 describe('PartitionState', () => {
   describe('counting', () => {
     it('counts new impressions into one row per (window, advertiser, campaign)', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       assert.equal(feed(s, imp('a', T0 + 1, 'adv-1', 'cmp-1', 100)).kind, 'counted');
       feed(s, imp('b', T0 + 59_999, 'adv-1', 'cmp-1', 250));
       feed(s, imp('c', T0 + 2, 'adv-1', 'cmp-2', 7));
       feed(s, imp('d', T0 + 3, 'adv-2', 'cmp-1', 9));
       feed(s, imp('e', T0 + MIN, 'adv-1', 'cmp-1', 1)); // first ms of the next window
-      const ch = s.drainChanges();
+      const ch = drain(s);
       assert.equal(ch.rows.length, 4);
       assert.deepEqual(rowOf(ch, T0), {
         windowStart: T0, windowEnd: T0 + MIN, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: P,
-        impressions: 2, spendMicros: 350, duplicates: 0, version: 1, final: false, revised: false,
+        impressions: 2, spendMicros: 350n, duplicates: 0, version: 1, final: false, revised: false,
       });
-      assert.equal(rowOf(ch, T0, 'adv-1', 'cmp-2').spendMicros, 7);
+      assert.equal(rowOf(ch, T0, 'adv-1', 'cmp-2').spendMicros, 7n);
       assert.equal(rowOf(ch, T0, 'adv-2', 'cmp-1').impressions, 1);
       assert.equal(rowOf(ch, T0 + MIN).impressions, 1);
       assert.equal(s.windowsOpen, 2);
       assert.equal(s.idsHeld, 5);
     });
 
-    it('returns the live row with the event included', () => {
-      const s = new PartitionState(P, SETTINGS);
-      feed(s, imp('a', T0 + 1));
-      const out = feed(s, imp('b', T0 + 2));
-      assert.equal(out.kind, 'counted');
-      assert.ok(out.kind === 'counted');
-      assert.equal(out.row.impressions, 2);
-    });
-
     it('works with 1 s windows', () => {
-      const s = new PartitionState(P, { ...SETTINGS, windowMs: 1000, outOfOrdernessMs: 200, allowedLatenessMs: 300, dedupHorizonMs: 2000 });
+      const s = newState({ windowMs: 1000, outOfOrdernessMs: 200, allowedLatenessMs: 300, dedupHorizonMs: 2000 });
       for (let i = 0; i < 30; i++) feed(s, imp(`i${i}`, T0 + i * 100));
-      const ch = s.drainChanges();
+      const ch = drain(s);
       assert.deepEqual(ch.rows.map((r) => [r.windowStart, r.windowEnd, r.impressions]), [
         [T0, T0 + 1000, 10], [T0 + 1000, T0 + 2000, 10], [T0 + 2000, T0 + 3000, 10],
       ]);
@@ -79,123 +91,211 @@ describe('PartitionState', () => {
       // T0 window closes at T0 + 1000 + 300 ≤ watermark 2700 → final; T0+1000 closes at 2300 → final; T0+2000 not.
       assert.deepEqual(ch.rows.map((r) => r.final), [true, true, false]);
     });
+
+    it('keeps spend exact past 2^53 micros in one row', () => {
+      const s = newState();
+      const cost = 1_000_000_000_000; // the contract's maximum cost of one impression
+      for (let i = 0; i < 10_000; i++) feed(s, imp(`big-${i}`, T0 + 1, 'adv-1', 'cmp-1', cost));
+      feed(s, imp('small', T0 + 1, 'adv-1', 'cmp-1', 7));
+      const row = rowOf(drain(s), T0);
+      assert.equal(row.spendMicros, 10_000n * 1_000_000_000_000n + 7n);
+      assert.ok(row.spendMicros > BigInt(Number.MAX_SAFE_INTEGER));
+    });
   });
 
-  describe('watermark', () => {
-    it('starts at 0 and is max event time − out-of-orderness', () => {
-      const s = new PartitionState(P, SETTINGS);
+  describe('event time', () => {
+    it('moves at each drain to max event time − out-of-orderness, never back', () => {
+      const s = newState();
       assert.equal(s.watermark, 0);
-      assert.equal(s.maxEventTime, 0);
-      feed(s, imp('a', T0 + 10_000));
-      assert.equal(s.watermark, T0 + 5_000);
-      assert.equal(s.maxEventTime, T0 + 10_000);
-    });
-
-    it('never goes back when an older event arrives', () => {
-      const s = new PartitionState(P, SETTINGS);
       feed(s, imp('a', T0 + 30_000));
+      assert.equal(s.watermark, 0, 'not before the drain');
+      assert.equal(drain(s).watermark, T0 + 25_000);
       feed(s, imp('b', T0 + 1_000));
-      assert.equal(s.watermark, T0 + 25_000);
+      assert.equal(drain(s).watermark, T0 + 25_000);
       assert.equal(s.maxEventTime, T0 + 30_000);
-      assert.equal(s.drainChanges().watermark, T0 + 25_000);
     });
 
-    it('is moved by duplicates too (they are valid events)', () => {
-      const s = new PartitionState(P, SETTINGS);
-      const i = imp('a', T0 + 30_000);
-      feed(s, i, T0);
-      assert.equal(feed(s, i).kind, 'duplicate');
-      assert.equal(s.watermark, T0 + 25_000);
+    it('a fast clock cannot close the present: the watermark never passes the wall clock − out-of-orderness', () => {
+      const s = newState();
+      const now = T0 + 10 * MIN;
+      const ahead = now + 4 * MIN; // within the 5 min skew
+      assert.equal(feed(s, imp('ahead', ahead), now).kind, 'counted');
+      assert.equal(drain(s, now).watermark, now - 5_000);
+      feed(s, imp('now', now + 1), now);
+      assert.equal(rowOf(drain(s, now), now).final, false, 'the current window is open');
+      assert.equal(drain(s, now + MIN).watermark, now + MIN - 5_000, 'it follows the clock up to the event');
+      assert.equal(drain(s, ahead + MIN).watermark, ahead - 5_000, 'and stops at the event');
+    });
+
+    it('refuses beyond maxClockSkewMs ahead of the clock and moves nothing with it', () => {
+      const s = newState();
+      const now = T0;
+      assert.equal(feed(s, imp('ok', now + SETTINGS.maxClockSkewMs), now).kind, 'counted');
+      assert.equal(feed(s, imp('ahead', now + SETTINGS.maxClockSkewMs + MIN * 10), now).kind, 'future_timestamp');
+      assert.equal(feed(s, imp('ahead2', now + SETTINGS.maxClockSkewMs + 1), now).kind, 'future_timestamp');
+      assert.equal(s.maxEventTime, now + SETTINGS.maxClockSkewMs);
+      assert.equal(s.idsHeld, 1);
+    });
+
+    it('idle is not progress: an idle source with no other input never moves the watermark', () => {
+      const s = newState();
+      feed(s, imp('a', T0 + 1));
+      assert.equal(drain(s, T0 + 1).watermark, T0 + 1 - 5_000);
+      for (let t = T0 + MIN; t < T0 + 300 * MIN; t += 7 * MIN) assert.equal(drain(s, t, true).watermark, T0 + 1 - 5_000);
+      // Events the producer buffered during the silence are on time, in their own windows.
+      assert.equal(feed(s, imp('buffered', T0 + 100 * MIN), T0 + 300 * MIN).kind, 'counted');
+      const row = rowOf(drain(s, T0 + 300 * MIN), T0 + 100 * MIN);
+      assert.deepEqual([row.final, row.revised], [false, false]);
+    });
+
+    it('is the minimum over the source and every channel: a forwarded record is judged by its own source', () => {
+      // Partition 1 of 3: its own source reads a backlog up to "now", while source 0's forwards are still queued.
+      const s = newState({ partitions: 3 }, 1);
+      for (let i = 0; i < 100; i++) feed(s, imp(`own-${i}`, T0 + i * MIN));
+      s.observeMarker(0, { watermark: T0 - 5_000, idle: false }, LATER);
+      s.observeMarker(2, { watermark: T0 + 99 * MIN, idle: false }, LATER);
+      assert.equal(drain(s).watermark, T0 - 5_000, 'source 0 holds it back');
+      // Source 0's old records arrive forwarded: on time, not too_late, not even late.
+      assert.equal(forwarded(s, imp('fwd-0', T0 + 5)).kind, 'counted');
+      const row = rowOf(drain(s), T0);
+      assert.deepEqual([row.impressions, row.final, row.revised], [2, false, false]);
+      s.observeMarker(0, { watermark: T0 + 50 * MIN, idle: false }, LATER);
+      assert.equal(drain(s).watermark, T0 + 50 * MIN);
+      assert.equal(s.maxEventTime, T0 + 99 * MIN, 'forwards do not move this source');
+    });
+
+    it('skips an idle channel while others carry traffic, and holds when all are idle', () => {
+      const s = newState({ partitions: 2 }, 0, T0);
+      const now = T0 + 10 * MIN;
+      feed(s, imp('a', now));
+      s.observeMarker(1, { watermark: T0, idle: true }, now);
+      assert.equal(drain(s, now).watermark, now - 5_000, 'channel 1 is idle: skipped');
+      assert.equal(drain(s, now + 20 * MIN, true).watermark, now - 5_000, 'all idle: held');
+      assert.equal(drain(s, now + 600 * MIN, true).watermark, now - 5_000, 'however long');
+    });
+
+    it('emits this source\'s mark for the other partitions at the first drain, at each whole second and when idle flips', () => {
+      const s = newState({ partitions: 3 }, 1);
+      feed(s, imp('a', T0 + 10_000));
+      assert.deepEqual(drain(s).sourceMark, { watermark: T0 + 5_000, idle: false });
+      feed(s, imp('b', T0 + 10_500));
+      assert.equal(drain(s).sourceMark, null, 'same second');
+      feed(s, imp('c', T0 + 11_000));
+      assert.deepEqual(drain(s).sourceMark, { watermark: T0 + 6_000, idle: false });
+      assert.deepEqual(drain(s, LATER, true).sourceMark, { watermark: T0 + 6_000, idle: true });
+      assert.equal(drain(s, LATER, true).sourceMark, null);
+      assert.equal(drain(newState()).sourceMark, null, 'one partition: nobody to tell');
     });
   });
 
   describe('duplicates', () => {
-    it('counts an id once per window within one drain, and counts the duplicates', () => {
-      const s = new PartitionState(P, SETTINGS);
+    it('counts an id once and the copies as duplicates', () => {
+      const s = newState();
       const i = imp('a', T0 + 5, 'adv-1', 'cmp-1', 1000);
       assert.equal(feed(s, i).kind, 'counted');
       assert.equal(feed(s, i).kind, 'duplicate');
       assert.equal(feed(s, i).kind, 'duplicate');
-      const ch = s.drainChanges();
+      const ch = drain(s);
       assert.equal(ch.rows.length, 1);
-      assert.deepEqual([ch.rows[0].impressions, ch.rows[0].spendMicros, ch.rows[0].duplicates, ch.rows[0].version], [1, 1000, 2, 1]);
+      assert.deepEqual([ch.rows[0].impressions, ch.rows[0].spendMicros, ch.rows[0].duplicates, ch.rows[0].version], [1, 1000n, 2, 1]);
       assert.equal(ch.dedupDeltas.length, 1);
       assert.equal(ch.dedupDeltas[0].ids.length, 16);
     });
 
     it('recognises a duplicate in a later drain and emits the row again with only duplicates changed', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       const i = imp('a', T0 + 5);
       feed(s, i);
-      s.drainChanges();
+      drain(s);
       assert.equal(feed(s, i).kind, 'duplicate');
-      const ch = s.drainChanges();
-      assert.equal(ch.rows.length, 1);
+      const ch = drain(s);
       assert.deepEqual([ch.rows[0].impressions, ch.rows[0].duplicates, ch.rows[0].version], [1, 1, 2]);
       assert.deepEqual(ch.dedupDeltas, [], 'no new id, no changelog chunk');
     });
 
-    it('treats the same id in another campaign of the same window as a duplicate (the id is what is deduplicated)', () => {
-      const s = new PartitionState(P, SETTINGS);
-      feed(s, imp('a', T0 + 5, 'adv-1', 'cmp-1'));
-      const out = feed(s, imp('a', T0 + 5, 'adv-1', 'cmp-2'));
-      assert.equal(out.kind, 'duplicate');
-      const ch = s.drainChanges();
-      assert.equal(rowOf(ch, T0, 'adv-1', 'cmp-2').impressions, 0);
-      assert.equal(rowOf(ch, T0, 'adv-1', 'cmp-2').duplicates, 1);
+    it('is by id, whatever the copy\'s timestamp: a retry re-stamped into the next window counts once, in the first copy\'s window', () => {
+      const s = newState();
+      assert.equal(feed(s, imp('a', T0 + MIN - 1)).kind, 'counted');
+      assert.equal(feed(s, imp('a', T0 + MIN + 2_000)).kind, 'duplicate');
+      assert.equal(feed(s, imp('a', T0 + 7 * MIN)).kind, 'duplicate');
+      const ch = drain(s);
+      assert.deepEqual(ch.rows.map((r) => [r.windowStart, r.impressions, r.duplicates]), [[T0, 1, 2]]);
+      assert.equal(s.idsHeld, 1);
+      assert.equal(s.windowsOpen, 1);
     });
 
-    it('keeps separate dedup sets per window', () => {
-      const s = new PartitionState(P, SETTINGS);
-      assert.equal(feed(s, imp('a', T0 + 5)).kind, 'counted');
-      assert.equal(feed(s, imp('a', T0 + MIN + 5)).kind, 'counted');
-      assert.equal(s.idsHeld, 2);
+    it('a copy re-stamped back into a window past the horizon is a duplicate, not too_late, while the first copy is held', () => {
+      const s = newState();
+      const horizonEnd = T0 + MIN + SETTINGS.allowedLatenessMs + SETTINGS.dedupHorizonMs;
+      advanceTo(s, horizonEnd, '1');
+      assert.equal(feed(s, imp('x', horizonEnd)).kind, 'counted');
+      assert.equal(feed(s, imp('x', T0 + 1)).kind, 'duplicate');
+      assert.equal(feed(s, imp('y', T0 + 1)).kind, 'too_late');
+    });
+
+    it('treats the same id in another campaign as a duplicate (the id is what is deduplicated)', () => {
+      const s = newState();
+      feed(s, imp('a', T0 + 5, 'adv-1', 'cmp-1'));
+      assert.equal(feed(s, imp('a', T0 + 5, 'adv-1', 'cmp-2')).kind, 'duplicate');
+      const ch = drain(s);
+      assert.equal(rowOf(ch, T0, 'adv-1', 'cmp-2').impressions, 0);
+      assert.equal(rowOf(ch, T0, 'adv-1', 'cmp-2').duplicates, 1);
     });
   });
 
   describe('drainChanges', () => {
     it('emits a changed row once per drain with version + 1, and unchanged rows not at all', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1));
       feed(s, imp('b', T0 + 2));
       feed(s, imp('x', T0 + 3, 'adv-2'));
-      let ch = s.drainChanges();
+      let ch = drain(s);
       assert.deepEqual(ch.rows.map((r) => [r.advertiserId, r.version]), [['adv-1', 1], ['adv-2', 1]]);
       feed(s, imp('c', T0 + 4));
       feed(s, imp('d', T0 + 5));
-      ch = s.drainChanges();
+      ch = drain(s);
       assert.deepEqual(ch.rows.map((r) => [r.advertiserId, r.version, r.impressions]), [['adv-1', 2, 4]]);
-      ch = s.drainChanges();
-      assert.deepEqual(ch, { rows: [], dedupDeltas: [], evicted: [], watermark: T0 + 5 - 5_000 });
-      assert.equal(s.hasPendingChanges, false);
+      ch = drain(s);
+      assert.deepEqual(ch, { rows: [], dedupDeltas: [], evicted: [], watermark: T0 + 5 - 5_000, sourceMark: null, progress: null });
     });
 
     it('emits snapshots: later processing does not change rows already drained', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1));
-      const first = s.drainChanges().rows[0];
+      const first = drain(s).rows[0];
       feed(s, imp('b', T0 + 2));
       assert.equal(first.impressions, 1);
       assert.equal(first.version, 1);
     });
 
-    it('writes each window’s new ids as the next chunk, 0, 1, 2, …', () => {
-      const s = new PartitionState(P, SETTINGS);
+    it('writes each window\'s new ids as the next chunk, 0, 1, 2, …', () => {
+      const s = newState();
       const ids1 = ['a', 'b', 'c'];
       for (const id of ids1) feed(s, imp(id, T0 + 1));
       feed(s, imp('z', T0 + MIN + 1));
-      let ch = s.drainChanges();
+      let ch = drain(s);
       assert.deepEqual(ch.dedupDeltas.map((d) => [d.windowStart, d.chunk, d.ids.length / 16]), [[T0, 0, 3], [T0 + MIN, 0, 1]]);
-      assert.deepEqual(DedupSet.decodeChunk(ch.dedupDeltas[0].ids), ids1.map(hashImpressionId));
+      assert.deepEqual(decodeChunk(ch.dedupDeltas[0].ids), ids1.map(hashImpressionId));
 
       for (let i = 0; i < 40; i++) feed(s, imp(`more-${i}`, T0 + 2)); // grows the pending buffer past its start size
       feed(s, imp('a', T0 + 3)); // duplicate: not in the delta
-      ch = s.drainChanges();
+      ch = drain(s);
       assert.deepEqual(ch.dedupDeltas.map((d) => [d.windowStart, d.chunk, d.ids.length / 16]), [[T0, 1, 40]]);
-      assert.deepEqual(DedupSet.decodeChunk(ch.dedupDeltas[0].ids), Array.from({ length: 40 }, (_, i) => hashImpressionId(`more-${i}`)));
-
+      assert.deepEqual(decodeChunk(ch.dedupDeltas[0].ids), Array.from({ length: 40 }, (_, i) => hashImpressionId(`more-${i}`)));
       feed(s, imp('q', T0 + 4));
-      assert.deepEqual(s.drainChanges().dedupDeltas.map((d) => d.chunk), [2]);
+      assert.deepEqual(drain(s).dedupDeltas.map((d) => d.chunk), [2]);
+    });
+
+    it('hands over the progress record only when something in it changed', () => {
+      const s = newState();
+      feed(s, imp('a', T0 + 10_000));
+      const p = drain(s).progress;
+      assert.deepEqual(p, {
+        watermark: T0 + 5_000, maxEventTime: T0 + 10_000, sourceWatermark: T0 + 5_000, inputs: [{ watermark: T0 + 5_000, idle: false }],
+        closedThrough: T0 + 5_000 - 10_000, evictedBefore: T0 - 61 * MIN, windowMs: MIN, partitions: 1,
+      } satisfies PartitionProgress);
+      assert.equal(drain(s).progress, null);
+      assert.equal(drain(s, LATER, true).progress?.inputs[0].idle, true);
     });
   });
 
@@ -204,56 +304,49 @@ describe('PartitionState', () => {
     const CLOSE = END + SETTINGS.allowedLatenessMs;
 
     it('marks a row final once the watermark reaches windowEnd + allowedLateness, not a ms earlier', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1));
-      pushWatermark(s, CLOSE - 1, '1');
-      let row = rowOf(s.drainChanges(), T0);
-      assert.equal(row.final, false);
+      assert.equal(rowOf(advanceTo(s, CLOSE - 1, '1'), T0).final, false);
       feed(s, imp('b', T0 + 2));
-      pushWatermark(s, CLOSE, '2');
-      row = rowOf(s.drainChanges(), T0);
+      const row = rowOf(advanceTo(s, CLOSE, '2'), T0);
       assert.deepEqual([row.version, row.final, row.revised], [2, true, false]);
     });
 
     it('flags a late change after a final emission as revised', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1));
-      pushWatermark(s, CLOSE, '1');
-      assert.equal(rowOf(s.drainChanges(), T0).final, true);
+      assert.equal(rowOf(advanceTo(s, CLOSE, '1'), T0).final, true);
       feed(s, imp('late', T0 + 3));
-      let row = rowOf(s.drainChanges(), T0);
+      let row = rowOf(drain(s), T0);
       assert.deepEqual([row.impressions, row.version, row.final, row.revised], [2, 2, true, true]);
       feed(s, imp('late', T0 + 3)); // a late duplicate is a revision too (duplicates changed)
-      row = rowOf(s.drainChanges(), T0);
+      row = rowOf(drain(s), T0);
       assert.deepEqual([row.impressions, row.duplicates, row.version, row.revised], [2, 1, 3, true]);
     });
 
-    it('a window that closed since the last drain gives final, not revised', () => {
-      const s = new PartitionState(P, SETTINGS);
+    it('a window that closed at this drain gives final, not revised', () => {
+      const s = newState();
       feed(s, imp('a', T0 + 1));
-      s.drainChanges();
-      pushWatermark(s, CLOSE + 100, '1');
-      feed(s, imp('b', T0 + 2)); // late, but downstream has not been told the window closed yet
-      const row = rowOf(s.drainChanges(), T0);
+      drain(s);
+      feed(s, imp('b', T0 + 2));
+      const row = rowOf(advanceTo(s, CLOSE + 100, '1'), T0);
       assert.deepEqual([row.final, row.revised], [true, false]);
     });
 
     it('a new row in a window already published as closed is revised', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1));
-      pushWatermark(s, CLOSE, '1');
-      s.drainChanges();
+      advanceTo(s, CLOSE, '1');
       feed(s, imp('new', T0 + 2, 'adv-9', 'cmp-9'));
-      const row = rowOf(s.drainChanges(), T0, 'adv-9', 'cmp-9');
+      const row = rowOf(drain(s), T0, 'adv-9', 'cmp-9');
       assert.deepEqual([row.version, row.final, row.revised], [1, true, true]);
     });
 
     it('a window that became final without changing emits no row', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1));
-      s.drainChanges();
-      pushWatermark(s, CLOSE, '1');
-      const ch = s.drainChanges();
+      drain(s);
+      const ch = advanceTo(s, CLOSE, '1');
       assert.equal(ch.rows.some((r) => r.windowStart === T0 && r.advertiserId === 'adv-1'), false);
       assert.equal(ch.watermark, CLOSE);
     });
@@ -263,208 +356,178 @@ describe('PartitionState', () => {
     const HORIZON_END = T0 + MIN + SETTINGS.allowedLatenessMs + SETTINGS.dedupHorizonMs;
 
     it('still counts an event while watermark < windowEnd + lateness + horizon', () => {
-      const s = new PartitionState(P, SETTINGS);
-      pushWatermark(s, HORIZON_END - 1, '1');
-      const out = feed(s, imp('a', T0 + 1), HORIZON_END);
-      assert.equal(out.kind, 'counted');
+      const s = newState();
+      advanceTo(s, HORIZON_END - 1, '1');
+      assert.equal(feed(s, imp('a', T0 + 1), HORIZON_END).kind, 'counted');
     });
 
     it('refuses it as too_late from watermark = windowEnd + lateness + horizon on, without touching state', () => {
-      const s = new PartitionState(P, SETTINGS);
-      pushWatermark(s, HORIZON_END, '1');
+      const s = newState();
+      advanceTo(s, HORIZON_END, '1');
       const before = [s.windowsOpen, s.idsHeld, s.watermark, s.maxEventTime];
       const out = feed(s, imp('a', T0 + MIN - 1), HORIZON_END);
-      assert.equal(out.kind, 'too_late');
       assert.ok(out.kind === 'too_late');
       assert.match(out.detail, new RegExp(String(T0)));
       assert.deepEqual([s.windowsOpen, s.idsHeld, s.watermark, s.maxEventTime], before);
-      // the next window is still fine
-      assert.equal(feed(s, imp('b', T0 + MIN), HORIZON_END).kind, 'counted');
+      assert.equal(feed(s, imp('b', T0 + MIN), HORIZON_END).kind, 'counted', 'the next window is still fine');
     });
 
     it('refuses a duplicate of an evicted window as too_late rather than counting it again', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       const i = imp('a', T0 + 1);
       feed(s, i);
-      s.drainChanges();
-      pushWatermark(s, HORIZON_END, '1');
-      assert.equal(s.drainChanges().evicted[0].windowStart, T0);
+      drain(s);
+      assert.equal(advanceTo(s, HORIZON_END, '1').evicted[0].windowStart, T0);
       assert.equal(feed(s, i, HORIZON_END).kind, 'too_late');
     });
 
     it('evicts windows at windowEnd + lateness + horizon, listing all their row keys and chunk count', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1, 'adv-1', 'cmp-1'));
       feed(s, imp('b', T0 + 2, 'adv-2', 'cmp-1'));
-      s.drainChanges();
+      drain(s);
       feed(s, imp('c', T0 + 3, 'adv-1', 'cmp-2'));
-      s.drainChanges();
+      drain(s);
       feed(s, imp('d', T0 + MIN + 1));
-      s.drainChanges();
-      assert.equal(s.windowsOpen, 2);
-      assert.equal(s.idsHeld, 4);
-
-      feed(s, imp('w', HORIZON_END - 1 + SETTINGS.outOfOrdernessMs, 'adv-wm', 'cmp-wm'));
-      let ch = s.drainChanges();
-      assert.deepEqual(ch.evicted, [], 'one ms before the horizon nothing goes');
-
-      feed(s, imp('w2', HORIZON_END + SETTINGS.outOfOrdernessMs, 'adv-wm', 'cmp-wm'));
-      ch = s.drainChanges();
+      drain(s);
+      assert.deepEqual([s.windowsOpen, s.idsHeld], [2, 4]);
+      assert.deepEqual(advanceTo(s, HORIZON_END - 1, 'w1').evicted, [], 'one ms before the horizon nothing goes');
+      const ch = advanceTo(s, HORIZON_END, 'w2');
       assert.deepEqual(ch.evicted.map((e) => ({ ...e, rowKeys: [...e.rowKeys].sort() })), [{
         windowStart: T0,
         rowKeys: [rowKey(T0, 'adv-1', 'cmp-1', P), rowKey(T0, 'adv-1', 'cmp-2', P), rowKey(T0, 'adv-2', 'cmp-1', P)].sort(),
         chunks: 2,
       }]);
       assert.equal(ch.rows.some((r) => r.windowStart === T0), false);
-      assert.equal(s.windowsOpen, 2, 'T0+MIN and the watermark events\' window remain');
+      assert.equal(s.windowsOpen, 2, 'T0+MIN and the side events\' window remain');
       assert.equal(s.idsHeld, 3);
     });
 
     it('keeps a window that changed since the last drain one drain longer, so its change is written before its tombstones', () => {
-      const s = new PartitionState(P, SETTINGS);
+      const s = newState();
       feed(s, imp('a', T0 + 1));
-      s.drainChanges();
-      pushWatermark(s, HORIZON_END - 1, '1');
+      advanceTo(s, HORIZON_END - 1, '1');
       feed(s, imp('b', T0 + 2), HORIZON_END); // still in time
-      pushWatermark(s, HORIZON_END, '2'); // now the window is past its horizon
-      let ch = s.drainChanges();
+      let ch = advanceTo(s, HORIZON_END, '2'); // now the window is past its horizon
       assert.deepEqual(ch.evicted, []);
       assert.equal(rowOf(ch, T0).impressions, 2);
       assert.deepEqual(ch.dedupDeltas.filter((d) => d.windowStart === T0).map((d) => d.chunk), [1]);
       assert.equal(feed(s, imp('c', T0 + 3), HORIZON_END).kind, 'too_late', 'no further change is accepted meanwhile');
-      ch = s.drainChanges();
+      ch = drain(s);
       assert.deepEqual(ch.evicted, [{ windowStart: T0, rowKeys: [rowKey(T0, 'adv-1', 'cmp-1', P)], chunks: 2 }]);
       assert.deepEqual(ch.rows, []);
     });
   });
 
-  describe('future_timestamp', () => {
-    it('accepts up to maxClockSkewMs ahead of the clock and refuses one ms more, leaving the watermark alone', () => {
-      const s = new PartitionState(P, SETTINGS);
-      const now = T0;
-      assert.equal(feed(s, imp('ok', now + SETTINGS.maxClockSkewMs), now).kind, 'counted');
-      const wm = s.watermark;
-      const out = feed(s, imp('ahead', now + SETTINGS.maxClockSkewMs + MIN * 10), now);
-      assert.equal(out.kind, 'future_timestamp');
-      assert.equal(feed(s, imp('ahead2', now + SETTINGS.maxClockSkewMs + 1), now).kind, 'future_timestamp');
-      assert.equal(s.watermark, wm);
-      assert.equal(s.maxEventTime, now + SETTINGS.maxClockSkewMs);
-      assert.equal(s.idsHeld, 1);
-    });
-  });
-
-  describe('advanceIdle', () => {
-    it('moves the watermark to now − outOfOrderness, never back, and leaves maxEventTime alone', () => {
-      const s = new PartitionState(P, SETTINGS);
-      feed(s, imp('a', T0 + 1));
-      s.advanceIdle(T0 + 100_000);
-      assert.equal(s.watermark, T0 + 100_000 - SETTINGS.outOfOrdernessMs);
-      assert.equal(s.maxEventTime, T0 + 1);
-      s.advanceIdle(T0 + 50_000);
-      assert.equal(s.watermark, T0 + 95_000);
-      feed(s, imp('b', T0 + 60_000));
-      assert.equal(s.watermark, T0 + 95_000, 'an older event does not pull it back');
-    });
-
-    it('lets an idle partition close and evict windows by wall clock', () => {
-      const s = new PartitionState(P, SETTINGS);
-      feed(s, imp('a', T0 + 1));
-      s.drainChanges();
-      const close = T0 + MIN + SETTINGS.allowedLatenessMs;
-      s.advanceIdle(close + SETTINGS.outOfOrdernessMs);
-      assert.equal(s.drainChanges().watermark, close);
-      feed(s, imp('late', T0 + 2), close + SETTINGS.outOfOrdernessMs);
-      const row = rowOf(s.drainChanges(), T0);
-      assert.deepEqual([row.final, row.revised], [true, true]);
-      s.advanceIdle(close + SETTINGS.dedupHorizonMs + SETTINGS.outOfOrdernessMs);
-      assert.deepEqual(s.drainChanges().evicted.map((e) => e.windowStart), [T0]);
-      assert.equal(s.windowsOpen, 0);
-    });
-  });
-
   describe('restore', () => {
+    const row0: WindowRow = {
+      windowStart: T0, windowEnd: T0 + MIN, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: P,
+      impressions: 5, spendMicros: 500n, duplicates: 1, version: 3, final: false, revised: false,
+    };
+
     it('restoreRow keeps the highest version per key, in any order, and leaves nothing pending', () => {
-      const s = new PartitionState(P, SETTINGS);
-      const base: WindowRow = {
-        windowStart: T0, windowEnd: T0 + MIN, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: P,
-        impressions: 5, spendMicros: 500, duplicates: 1, version: 3, final: false, revised: false,
-      };
-      s.restoreRow(base);
-      s.restoreRow({ ...base, impressions: 4, version: 2 });
-      s.restoreRow({ ...base, impressions: 6, version: 4 });
-      s.restoreRow({ ...base, impressions: 1, version: 1 });
-      assert.deepEqual(s.drainChanges().rows, []);
-      s.restoreDedupChunk(T0, 0, DedupSet.encodeChunk([hashImpressionId('x')]));
+      const s = newState();
+      s.restoreRow(row0);
+      s.restoreRow({ ...row0, impressions: 4, version: 2 });
+      s.restoreRow({ ...row0, impressions: 6, version: 4, spendMicros: 2n ** 60n });
+      s.restoreRow({ ...row0, impressions: 1, version: 1 });
+      assert.deepEqual(drain(s).rows, []);
+      s.restoreDedupChunk(T0, 0, encodeChunk([hashImpressionId('x')]));
       feed(s, imp('new', T0 + 1, 'adv-1', 'cmp-1', 10));
-      const row = rowOf(s.drainChanges(), T0);
-      assert.deepEqual([row.impressions, row.spendMicros, row.duplicates, row.version], [7, 510, 1, 5]);
+      const row = rowOf(drain(s), T0);
+      assert.deepEqual([row.impressions, row.spendMicros, row.duplicates, row.version], [7, 2n ** 60n + 10n, 1, 5]);
     });
 
     it('restored ids are duplicates; chunk numbers continue after the highest restored', () => {
-      const s = new PartitionState(P, SETTINGS);
-      s.restoreDedupChunk(T0, 0, DedupSet.encodeChunk([hashImpressionId('a')]));
-      s.restoreDedupChunk(T0, 4, DedupSet.encodeChunk([hashImpressionId('b'), hashImpressionId('c')]));
-      s.restoreDedupChunk(T0, 2, DedupSet.encodeChunk([hashImpressionId('d')]));
+      const s = newState();
+      s.restoreDedupChunk(T0, 0, encodeChunk([hashImpressionId('a')]));
+      s.restoreDedupChunk(T0, 4, encodeChunk([hashImpressionId('b'), hashImpressionId('c')]));
+      s.restoreDedupChunk(T0, 2, encodeChunk([hashImpressionId('d')]));
       assert.equal(s.idsHeld, 4);
-      assert.equal(feed(s, imp('c', T0 + 1)).kind, 'duplicate');
+      assert.equal(feed(s, imp('c', T0 + MIN + 1)).kind, 'duplicate', 'in another window too');
       assert.equal(feed(s, imp('e', T0 + 1)).kind, 'counted');
-      assert.deepEqual(s.drainChanges().dedupDeltas.map((d) => [d.windowStart, d.chunk]), [[T0, 5]]);
-    });
-
-    it('restoreWatermark recomputes from maxEventTime, or keeps a published watermark that was ahead of it', () => {
-      const s = new PartitionState(P, SETTINGS);
-      s.restoreWatermark(T0 + 10_000);
-      assert.deepEqual([s.maxEventTime, s.watermark], [T0 + 10_000, T0 + 5_000]);
-      const idle = new PartitionState(P, SETTINGS);
-      idle.restoreWatermark(T0 + 10_000, T0 + 90_000);
-      assert.deepEqual([idle.maxEventTime, idle.watermark], [T0 + 10_000, T0 + 90_000]);
-      assert.deepEqual(idle.drainChanges(), { rows: [], dedupDeltas: [], evicted: [], watermark: T0 + 90_000 });
+      assert.deepEqual(drain(s).dedupDeltas.map((d) => [d.windowStart, d.chunk]), [[T0, 5]]);
     });
 
     it('after a restore, a late change to a window closed before the crash is revised', () => {
-      const s = new PartitionState(P, SETTINGS);
-      s.restoreRow({
-        windowStart: T0, windowEnd: T0 + MIN, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: P,
-        impressions: 1, spendMicros: 100, duplicates: 0, version: 2, final: true, revised: false,
-      });
-      s.restoreDedupChunk(T0, 0, DedupSet.encodeChunk([hashImpressionId('a')]));
-      s.restoreWatermark(T0 + MIN + SETTINGS.allowedLatenessMs + SETTINGS.outOfOrdernessMs);
+      const s = newState();
+      const progress = progressOf(T0 + MIN + SETTINGS.allowedLatenessMs);
+      s.restoreProgress(progress, LATER);
+      s.restoreRow({ ...row0, impressions: 1, version: 2, final: true });
+      s.restoreDedupChunk(T0, 0, encodeChunk([hashImpressionId('a')]));
       feed(s, imp('late', T0 + 2), T0 + 2 * MIN);
-      const row = rowOf(s.drainChanges(), T0);
+      const row = rowOf(drain(s), T0);
       assert.deepEqual([row.impressions, row.version, row.final, row.revised], [2, 3, true, true]);
     });
 
-    it('refuses rows of another partition or another window size', () => {
-      const s = new PartitionState(P, SETTINGS);
-      const row: WindowRow = {
-        windowStart: T0, windowEnd: T0 + MIN, advertiserId: 'a', campaignId: 'c', sourcePartition: P,
-        impressions: 1, spendMicros: 0, duplicates: 0, version: 1, final: false, revised: false,
-      };
-      assert.throws(() => s.restoreRow({ ...row, sourcePartition: P + 1 }), /partition/);
-      assert.throws(() => s.restoreRow({ ...row, windowEnd: T0 + 30_000 }), /windowMs/);
-      assert.throws(() => s.restoreRow({ ...row, windowStart: T0 + 1, windowEnd: T0 + 1 + MIN }), /windowMs/);
-      assert.throws(() => s.restoreDedupChunk(T0 + 1000, 0, new Uint8Array(0)), /windowMs/);
+    it('refuses a restart with another window size or partition count, naming the variable and both values', () => {
+      assert.throws(() => newState({ windowMs: 30_000 }).restoreProgress(progressOf(T0), LATER), /TALLY_WINDOW_MS=30000.*TALLY_WINDOW_MS=60000/);
+      assert.throws(() => newState({ partitions: 2 }).restoreProgress(progressOf(T0), LATER), /TALLY_PARTITIONS=2.*TALLY_PARTITIONS=1/);
+      const s = newState();
+      assert.throws(() => s.restoreRow({ ...row0, sourcePartition: P + 1 }), /partition/);
+      assert.throws(() => s.restoreRow({ ...row0, windowEnd: T0 + 30_000 }), /TALLY_WINDOW_MS/);
+      assert.throws(() => s.restoreRow({ ...row0, windowStart: T0 + 1, windowEnd: T0 + 1 + MIN }), /TALLY_WINDOW_MS/);
+      assert.throws(() => s.restoreDedupChunk(T0 + 1000, 0, new Uint8Array(0)), /TALLY_WINDOW_MS/);
+    });
+
+    it('a larger dedup horizon after a restart never reopens an evicted window; a smaller one evicts at once', () => {
+      const first = newState();
+      feed(first, imp('old', T0 + 1));
+      const wm = T0 + MIN + SETTINGS.allowedLatenessMs + SETTINGS.dedupHorizonMs;
+      const kafka = new KafkaModel();
+      kafka.write(drain(first));
+      kafka.write(advanceTo(first, wm, '1'));
+      assert.equal(first.windowsOpen, 1, 'T0 evicted');
+
+      const larger = newState({ dedupHorizonMs: 4 * SETTINGS.dedupHorizonMs });
+      kafka.restoreInto(larger);
+      assert.equal(feed(larger, imp('old', T0 + 1), wm).kind, 'too_late', 'a late copy of an old id is not counted again');
+      assert.equal(feed(larger, imp('new-in-old', T0 + 2), wm).kind, 'too_late', 'nor anything else in that window');
+      assert.equal(drain(larger).rows.length, 0);
+
+      const smaller = newState({ dedupHorizonMs: 60_000 });
+      feed(first, imp('mid', wm - 10 * MIN));
+      kafka.write(drain(first));
+      kafka.restoreInto(smaller);
+      const ch = drain(smaller);
+      assert.deepEqual(ch.evicted.map((e) => e.windowStart), [windowOf(wm - 10 * MIN)]);
+      assert.equal(feed(smaller, imp('mid', wm - 10 * MIN), wm).kind, 'too_late');
+    });
+
+    it('a larger allowed lateness after a restart never reopens a closed window', () => {
+      const first = newState();
+      feed(first, imp('a', T0 + 1));
+      const kafka = new KafkaModel();
+      kafka.write(advanceTo(first, T0 + MIN + SETTINGS.allowedLatenessMs, '1'));
+      const again = newState({ allowedLatenessMs: 10 * MIN });
+      kafka.restoreInto(again);
+      feed(again, imp('late', T0 + 2), LATER);
+      const row = rowOf(drain(again), T0);
+      assert.deepEqual([row.final, row.revised], [true, true]);
     });
 
     it('restore-then-continue gives exactly what uninterrupted processing gives', () => {
-      const settings: WindowSettings = { windowMs: 1000, outOfOrdernessMs: 500, allowedLatenessMs: 1000, dedupHorizonMs: 5000, maxClockSkewMs: 2000 };
+      const settings: Partial<WindowSettings> = { windowMs: 1000, outOfOrdernessMs: 500, allowedLatenessMs: 1000, dedupHorizonMs: 5000, maxClockSkewMs: 2000 };
       const events = scenario(4000, 42);
       const half = 2000;
 
       // Uninterrupted: A then B, draining every 50 events.
-      const whole = new PartitionState(P, settings);
+      const whole = newState(settings);
       const wholeA = run(whole, events.slice(0, half));
       const wholeB = run(whole, events.slice(half));
 
       // Crash after A: everything A's drains committed, read back as restore would read it.
-      const first = new PartitionState(P, settings);
+      const first = newState(settings);
       const firstA = run(first, events.slice(0, half));
       assert.deepEqual(firstA.drains, wholeA.drains);
       const kafka = new KafkaModel();
-      for (const ch of firstA.drains) kafka.write(ch, first.maxEventTime);
-      const restored = new PartitionState(P, settings);
+      for (const ch of firstA.drains) kafka.write(ch);
+      const restored = newState(settings);
       kafka.restoreInto(restored);
-      assert.deepEqual(restored.drainChanges(), { rows: [], dedupDeltas: [], evicted: [], watermark: first.watermark }, 'restored state is already committed');
+      const lastNow = events[half - 1].now;
+      assert.deepEqual(drain(restored, lastNow), {
+        rows: [], dedupDeltas: [], evicted: [], watermark: first.watermark, sourceMark: null, progress: null,
+      }, 'restored state is already committed');
       assert.deepEqual(
         [restored.watermark, restored.maxEventTime, restored.windowsOpen, restored.idsHeld],
         [first.watermark, first.maxEventTime, first.windowsOpen, first.idsHeld],
@@ -485,34 +548,47 @@ describe('PartitionState', () => {
 
       // And the final picture equals a single compacted view of everything written.
       const viewWhole = new KafkaModel();
-      for (const ch of [...wholeA.drains, ...wholeB.drains]) viewWhole.write(ch, whole.maxEventTime);
+      for (const ch of [...wholeA.drains, ...wholeB.drains]) viewWhole.write(ch);
       const viewRestored = new KafkaModel();
-      for (const ch of [...firstA.drains, ...restoredB.drains]) viewRestored.write(ch, restored.maxEventTime);
+      for (const ch of [...firstA.drains, ...restoredB.drains]) viewRestored.write(ch);
       assert.deepEqual(viewRestored.snapshot(), viewWhole.snapshot());
     });
   });
 
   describe('gauges and settings', () => {
     it('reports windows open, ids held and dedup bytes', () => {
-      const s = new PartitionState(P, SETTINGS);
-      assert.deepEqual([s.windowsOpen, s.idsHeld, s.dedupBytes], [0, 0, 0]);
+      const s = newState();
+      assert.deepEqual([s.windowsOpen, s.idsHeld], [0, 0]);
       for (let i = 0; i < 1000; i++) feed(s, imp(`id-${i}`, T0 + (i % 3) * MIN + 1));
       feed(s, imp('id-1', T0 + MIN + 1));
       assert.equal(s.windowsOpen, 3);
       assert.equal(s.idsHeld, 1000);
-      assert.ok(s.dedupBytes >= 1000 * 16 && s.dedupBytes <= 1000 * 32 + 3 * 64 * 16, String(s.dedupBytes));
+      assert.ok(s.dedupBytes >= 1000 * 16, String(s.dedupBytes));
     });
 
     it('refuses nonsensical settings', () => {
-      assert.throws(() => new PartitionState(P, { ...SETTINGS, windowMs: 0 }), RangeError);
-      assert.throws(() => new PartitionState(P, { ...SETTINGS, windowMs: 1.5 }), RangeError);
-      assert.throws(() => new PartitionState(P, { ...SETTINGS, allowedLatenessMs: -1 }), RangeError);
-      assert.throws(() => new PartitionState(P, { ...SETTINGS, dedupHorizonMs: Number.NaN }), RangeError);
+      assert.throws(() => newState({ windowMs: 0 }), RangeError);
+      assert.throws(() => newState({ windowMs: 1.5 }), RangeError);
+      assert.throws(() => newState({ allowedLatenessMs: -1 }), RangeError);
+      assert.throws(() => newState({ dedupHorizonMs: Number.NaN }), RangeError);
+      assert.throws(() => newState({ partitions: 2 }, 2), RangeError);
     });
   });
 });
 
-// ── helpers for the restore equivalence test ────────────────────────────────────────────────────
+// ── helpers ─────────────────────────────────────────────────────────────────────────────────────
+
+function windowOf(ts: number): number {
+  return ts - (ts % MIN);
+}
+
+/** A progress record of one partition (of one) at watermark `wm`, as a drain at that watermark writes it. */
+function progressOf(wm: number): PartitionProgress {
+  return {
+    watermark: wm, maxEventTime: wm + 5_000, sourceWatermark: wm, inputs: [{ watermark: wm, idle: false }],
+    closedThrough: wm - SETTINGS.allowedLatenessMs, evictedBefore: 0, windowMs: MIN, partitions: 1,
+  };
+}
 
 interface Event {
   imp: Impression;
@@ -532,9 +608,9 @@ function scenario(n: number, seed: number): Event[] {
     clock += 5;
     const r = rand();
     if (r < 0.15 && events.length > 0) {
-      // a producer retry: the same event again, possibly much later
+      // a producer retry: the same event again, possibly much later, sometimes re-stamped
       const back = events[Math.floor(rand() * events.length)].imp;
-      events.push({ imp: back, now: clock });
+      events.push({ imp: r < 0.03 ? { ...back, ts: clock } : back, now: clock });
     } else {
       const lag = r < 0.25 ? Math.floor(rand() * 9000) : Math.floor(rand() * 300);
       const ts = Math.max(1, clock - lag);
@@ -550,20 +626,20 @@ function run(state: PartitionState, events: Event[]): { outcomes: string[]; drai
   const outcomes: string[] = [];
   const drains: Changes[] = [];
   events.forEach((e, i) => {
-    outcomes.push(state.process(e.imp, hashImpressionId(e.imp.impressionId), e.now).kind);
-    if (i % 50 === 49) drains.push(copyChanges(state.drainChanges()));
+    outcomes.push(feed(state, e.imp, e.now).kind);
+    if (i % 50 === 49) drains.push(copyChanges(state.drainChanges(e.now, false)));
   });
-  drains.push(copyChanges(state.drainChanges()));
+  drains.push(copyChanges(state.drainChanges(events[events.length - 1].now, false)));
   return { outcomes, drains };
 }
 
 /** Deep copy with id chunks as plain arrays, so deepEqual compares contents. */
 function copyChanges(ch: Changes): Changes {
   return {
+    ...ch,
     rows: ch.rows.map((r) => ({ ...r })),
     dedupDeltas: ch.dedupDeltas.map((d) => ({ ...d, ids: Uint8Array.from(d.ids) })),
     evicted: ch.evicted.map((e) => ({ ...e, rowKeys: [...e.rowKeys] })),
-    watermark: ch.watermark,
   };
 }
 
@@ -571,25 +647,25 @@ function copyChanges(ch: Changes): Changes {
 class KafkaModel {
   private rows = new Map<string, WindowRow>();
   private chunks = new Map<string, Uint8Array>();
-  private watermark = { watermark: 0, maxEventTime: 0 };
+  private progress: PartitionProgress | null = null;
 
-  write(ch: Changes, maxEventTime: number): void {
+  write(ch: Changes): void {
     for (const r of ch.rows) this.rows.set(rowKey(r.windowStart, r.advertiserId, r.campaignId, r.sourcePartition), { ...r });
     for (const d of ch.dedupDeltas) this.chunks.set(`${d.windowStart}:${d.chunk}`, Uint8Array.from(d.ids));
     for (const e of ch.evicted) {
       for (const k of e.rowKeys) this.rows.delete(k);
       for (let c = 0; c < e.chunks; c++) this.chunks.delete(`${e.windowStart}:${c}`);
     }
-    this.watermark = { watermark: ch.watermark, maxEventTime };
+    if (ch.progress !== null) this.progress = ch.progress;
   }
 
   restoreInto(state: PartitionState): void {
+    if (this.progress !== null) state.restoreProgress(this.progress, LATER);
     for (const r of this.rows.values()) state.restoreRow(r);
     for (const [key, ids] of this.chunks) {
       const [ws, c] = key.split(':').map(Number);
       state.restoreDedupChunk(ws, c, ids);
     }
-    state.restoreWatermark(this.watermark.maxEventTime, this.watermark.watermark);
   }
 
   snapshot(): { rows: [string, WindowRow][]; chunks: [string, number[]][] } {

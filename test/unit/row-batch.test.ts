@@ -8,7 +8,7 @@ const T0 = Date.UTC(2025, 10, 26, 12, 0, 0);
 function row(over: Partial<WindowRow> = {}): WindowRow {
   return {
     windowStart: T0, windowEnd: T0 + 60_000, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: 0,
-    impressions: 10, spendMicros: 1_000, duplicates: 0, version: 1, final: false, revised: false, ...over,
+    impressions: 10, spendMicros: 1_000n, duplicates: 0, version: 1, final: false, revised: false, ...over,
   };
 }
 

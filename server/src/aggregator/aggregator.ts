@@ -1,7 +1,7 @@
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { kafkaError, TaskCorruptedError, TaskMigratedError } from '../errors.js';
-import type { OutgoingRecord } from '../kafka/index.js';
+import { ensureTopics, type OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';
 import type { WindowSettings } from './core/index.js';
@@ -17,6 +17,9 @@ const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = Kafka.CODES.ERRORS;
 const MAX_EVENTS_PER_TRANSACTION = 20_000;
 
 type RebalanceEvent = { kind: 'assign' | 'revoke'; partitions: number[] };
+
+/** A task's committed offsets: its source partition of `impressions` and its repartition channel. */
+interface TaskOffsets { source: number; channel: number }
 
 /**
  * The aggregator's loop, shaped like Kafka Streams' StreamThread: handle rebalances (restore on
@@ -57,6 +60,8 @@ export class Aggregator {
       allowedLatenessMs: config.allowedLatenessMs,
       dedupHorizonMs: config.dedupHorizonMs,
       maxClockSkewMs: config.maxClockSkewMs,
+      partitions: config.partitions,
+      idleTimeoutMs: config.idleTimeoutMs,
     };
     this.consumer = new Kafka.KafkaConsumer({
       'metadata.broker.list': config.kafka.brokers,
@@ -68,6 +73,8 @@ export class Aggregator {
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
       'isolation.level': 'read_committed',
+      // range gives partition p of both input topics (same partition count) to the same member:
+      // a task needs its source and its repartition channel together.
       'partition.assignment.strategy': 'range',
       'session.timeout.ms': 10_000,
       'heartbeat.interval.ms': 1_000,
@@ -78,7 +85,7 @@ export class Aggregator {
       'enable.partition.eof': true,
       'queued.max.messages.kbytes': 65_536,
       rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
-        const partitions = assignment.map((a) => a.partition);
+        const partitions = [...new Set(assignment.map((a) => a.partition))].sort((a, b) => a - b);
         if (!this.loopRunning) {
           // Leaving the group during disconnect: nothing to commit any more, just let go.
           if (err.code === ERR__REVOKE_PARTITIONS) this.consumer.unassign();
@@ -96,10 +103,12 @@ export class Aggregator {
   }
 
   async start(): Promise<void> {
+    // The repartition topic is internal: created here if missing; every topic's partition count is checked.
+    await ensureTopics(this.config);
     await this.writer.init();
     await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('consumer connect', err)) : resolve())));
     this.consumer.setDefaultConsumeTimeout(Math.max(5, Math.min(20, this.config.commitIntervalMs)));
-    this.consumer.subscribe([this.config.topics.impressions]);
+    this.consumer.subscribe([this.config.topics.impressions, this.config.topics.repartition]);
     this.log.info({ guarantee: this.writer.description, group: this.config.groups.aggregator }, 'aggregator.started');
     this.loopDone = this.runLoop();
   }
@@ -157,16 +166,28 @@ export class Aggregator {
   private processBatch(batch: Kafka.Message[]): void {
     if (batch.length === 0) return;
     const now = Date.now();
+    const source = this.config.topics.impressions;
     let consumed = 0;
     let counted = 0;
     let duplicates = 0;
     let forwarded = 0;
+    let markers = 0;
     let deadLetters: RecordOutcome[] | undefined;
     for (const msg of batch) {
       const task = this.tasks.get(msg.partition);
-      // Not ours (revoked while in flight) or already processed (before a rewind): skip; never committed.
-      if (task === undefined || msg.offset < task.nextOffset) continue;
-      const outcome = task.process(msg, now);
+      if (task === undefined) continue; // revoked while in flight: skip; never committed
+      let outcome: RecordOutcome;
+      if (msg.topic === source) {
+        if (msg.offset < task.nextSourceOffset) continue; // already processed (before a rewind)
+        outcome = task.processSource(msg, now);
+      } else {
+        if (msg.offset < task.nextChannelOffset) continue;
+        outcome = task.processChannel(msg, now);
+      }
+      if (outcome === 'marker') {
+        markers++;
+        continue;
+      }
       consumed++;
       if (outcome === 'counted') counted++;
       else if (outcome === 'duplicate') duplicates++;
@@ -179,6 +200,7 @@ export class Aggregator {
     m.counted.inc(counted);
     m.duplicates.inc(duplicates);
     m.forwarded.inc(forwarded);
+    m.markers.inc(markers);
     for (const reason of deadLetters ?? []) m.deadLetters.inc({ reason });
     this.processedSinceCommit += batch.length;
   }
@@ -195,23 +217,26 @@ export class Aggregator {
     const now = Date.now();
     this.lastCommitAt = now;
     this.processedSinceCommit = 0;
-    for (const task of this.tasks.values()) {
-      // Whole seconds: an idle partition publishes a new watermark once a second, not every commit.
-      if (now - task.lastRecordAt >= this.config.idleTimeoutMs && this.caughtUp(task)) task.state.advanceIdle(now - (now % 1000));
-    }
     // Gauges once a second: getWatermarkOffsets takes librdkafka's lock, ~0.1 ms a partition.
     if (now - this.gaugesAt >= 1000) {
       this.gaugesAt = now;
       this.updateGauges();
     }
     const parts: Array<{ task: PartitionTask; commit: TaskCommit }> = [];
-    for (const task of this.tasks.values()) if (task.commitNeeded) parts.push({ task, commit: task.prepareCommit() });
+    for (const task of this.tasks.values()) {
+      // Idle: caught up and no record has moved the source's event time for the idle timeout.
+      const idle = now - task.lastSourceEventAt >= this.config.idleTimeoutMs && this.caughtUp(task);
+      const commit = task.prepareCommit(now, idle);
+      if (commit !== null) parts.push({ task, commit });
+    }
     if (parts.length === 0) return;
+    const { impressions, repartition } = this.config.topics;
     const records: OutgoingRecord[] = [];
     const offsets: Kafka.TopicPartitionOffset[] = [];
     for (const { task, commit } of parts) {
       for (const r of commit.records) records.push(r);
-      offsets.push({ topic: this.config.topics.impressions, partition: task.partition, offset: commit.offset });
+      offsets.push({ topic: impressions, partition: task.partition, offset: commit.sourceOffset });
+      offsets.push({ topic: repartition, partition: task.partition, offset: commit.channelOffset });
     }
     const stopTimer = this.metrics.commitSeconds.startTimer();
     this.inFlight = this.writer.commit(records, offsets, this.consumer).then(() => {
@@ -274,7 +299,7 @@ export class Aggregator {
       if (how === 'assign') this.consumer.assign([]);
       return;
     }
-    const topic = this.config.topics.impressions;
+    const { impressions, repartition } = this.config.topics;
     const committed = await this.committedOffsets(partitions);
     const stopTimer = this.metrics.restoreSeconds.startTimer();
     const { states, stats } = await restorePartitions(this.config, this.settings, partitions);
@@ -282,26 +307,37 @@ export class Aggregator {
     this.log.info({ ...stats, partitions }, 'aggregator.restored');
     const now = Date.now();
     for (const p of partitions) {
-      const offset = committed.get(p) ?? 0;
-      this.tasks.set(p, new PartitionTask(p, states.get(p)!, offset, this.config.topics, this.config.partitions, now));
+      const offsets = committed.get(p) ?? { source: 0, channel: 0 };
+      this.tasks.set(p, new PartitionTask(p, states.get(p)!, offsets, this.config.topics, this.config.partitions, now));
     }
+    // An offset never committed (-2) means the beginning; the task's own count starts at 0 all the same.
+    const positions = partitions.flatMap((p) => [
+      { topic: impressions, partition: p, offset: committed.get(p)?.source ?? -2 },
+      { topic: repartition, partition: p, offset: committed.get(p)?.channel ?? -2 },
+    ]);
     if (how === 'assign') {
-      this.consumer.assign(partitions.map((p) => ({ topic, partition: p, offset: committed.get(p) ?? -2 })));
+      this.consumer.assign(positions);
     } else {
-      for (const p of partitions) {
-        await this.seek({ topic, partition: p, offset: committed.get(p) ?? 0 });
-      }
+      for (const tp of positions) await this.seek({ ...tp, offset: Math.max(0, tp.offset) });
     }
   }
 
-  private async committedOffsets(partitions: number[]): Promise<Map<number, number>> {
-    const topic = this.config.topics.impressions;
+  /** Committed offsets of both inputs of each partition (missing ones are 0: read from the beginning). */
+  private async committedOffsets(partitions: number[]): Promise<Map<number, TaskOffsets>> {
+    const { impressions, repartition } = this.config.topics;
+    const request = partitions.flatMap((partition) => [{ topic: impressions, partition }, { topic: repartition, partition }]);
     for (let attempt = 1; ; attempt++) {
       try {
         const list = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
-          this.consumer.committed(partitions.map((partition) => ({ topic, partition })), 30_000, (err, tps) => (err ? reject(kafkaError('committed', err)) : resolve(tps))));
-        const out = new Map<number, number>();
-        for (const tp of list) if (tp.offset >= 0) out.set(tp.partition, tp.offset);
+          this.consumer.committed(request, 30_000, (err, tps) => (err ? reject(kafkaError('committed', err)) : resolve(tps))));
+        const out = new Map<number, TaskOffsets>();
+        for (const tp of list) {
+          if (tp.offset < 0) continue;
+          const o = out.get(tp.partition) ?? { source: 0, channel: 0 };
+          if (tp.topic === impressions) o.source = tp.offset;
+          else o.channel = tp.offset;
+          out.set(tp.partition, o);
+        }
         return out;
       } catch (err) {
         // UNSTABLE_OFFSET_COMMIT while a previous owner's transaction resolves, or a coordinator move.
@@ -324,10 +360,10 @@ export class Aggregator {
     }
   }
 
-  /** At the end of the partition as last fetched (a transaction marker may sit after the last record). */
+  /** At the end of the source partition as last fetched (a transaction marker may sit after the last record). */
   private caughtUp(task: PartitionTask): boolean {
     try {
-      return this.consumer.getWatermarkOffsets(this.config.topics.impressions, task.partition).highOffset - task.nextOffset <= 1;
+      return this.consumer.getWatermarkOffsets(this.config.topics.impressions, task.partition).highOffset - task.nextSourceOffset <= 1;
     } catch {
       return false;
     }
@@ -342,10 +378,15 @@ export class Aggregator {
       windows += s.windowsOpen;
       ids += s.idsHeld;
       bytes += s.dedupBytes;
-      this.metrics.watermark.set({ partition: String(task.partition) }, s.watermark);
+      const partition = String(task.partition);
+      this.metrics.watermark.set({ partition }, s.watermark);
+      s.inputMarks.forEach((m, input) => {
+        this.metrics.inputWatermark.set({ partition, input: String(input) }, m.watermark);
+        this.metrics.inputIdle.set({ partition, input: String(input) }, m.idle ? 1 : 0);
+      });
       try {
         const wm = this.consumer.getWatermarkOffsets(this.config.topics.impressions, task.partition);
-        this.metrics.lag.set({ partition: String(task.partition) }, Math.max(0, wm.highOffset - task.nextOffset));
+        this.metrics.lag.set({ partition }, Math.max(0, wm.highOffset - task.nextSourceOffset));
       } catch {
         /* no fetch yet for this partition: lag unknown */
       }

@@ -6,7 +6,8 @@
  *   key `${windowStart}|${advertiserId}|${campaignId}|${sourcePartition}` → WindowCountRecord
  *   key `watermark|${sourcePartition}`                                   → WatermarkRecord
  */
-import type { WindowRow } from './core/types.js';
+import { microsJson } from '../contracts/micros.js';
+import type { InputMark, PartitionProgress, WindowRow } from './core/types.js';
 
 export interface WindowCountRecord {
   type: 'window';
@@ -16,21 +17,36 @@ export interface WindowCountRecord {
   campaign_id: string;
   source_partition: number;
   impressions: number;
-  spend_micros: number;
+  /** A JSON number while below 2^53, else a string of digits: exact at any size. */
+  spend_micros: number | string;
   duplicates: number;
   version: number;
   final: boolean;
   revised: boolean;
 }
 
+/**
+ * One partition's event-time progress. Readers downstream use `watermark` (and `closed_through`);
+ * the other fields are the aggregator's own state for its restore. Records written before these
+ * fields existed carry only the first four.
+ */
 export interface WatermarkRecord {
   type: 'watermark';
   source_partition: number;
-  /** Event-time watermark in ms; windows ending at or before watermark − allowed lateness are final. */
+  /** Event-time watermark in ms: the minimum over the partition's inputs. */
   watermark: number;
   max_event_time: number;
   /** Wall clock of the transaction that wrote it. */
   emitted_at: number;
+  /** Windows ending at or before this are final (never goes back, whatever the lateness setting). */
+  closed_through?: number;
+  /** Windows starting before this passed the dedup horizon (evicted; their events are too_late). */
+  evicted_before?: number;
+  source_watermark?: number;
+  /** [watermark, idle 0/1] of every input, by source partition. */
+  inputs?: Array<[number, 0 | 1]>;
+  window_ms?: number;
+  partitions?: number;
 }
 
 export type CountRecord = WindowCountRecord | WatermarkRecord;
@@ -48,7 +64,7 @@ export function encodeWindowRow(row: WindowRow): Buffer {
     campaign_id: row.campaignId,
     source_partition: row.sourcePartition,
     impressions: row.impressions,
-    spend_micros: row.spendMicros,
+    spend_micros: microsJson(row.spendMicros),
     duplicates: row.duplicates,
     version: row.version,
     final: row.final,
@@ -65,7 +81,7 @@ export function decodeWindowRow(rec: WindowCountRecord): WindowRow {
     campaignId: rec.campaign_id,
     sourcePartition: rec.source_partition,
     impressions: rec.impressions,
-    spendMicros: rec.spend_micros,
+    spendMicros: BigInt(rec.spend_micros),
     duplicates: rec.duplicates,
     version: rec.version,
     final: rec.final,
@@ -75,6 +91,41 @@ export function decodeWindowRow(rec: WindowCountRecord): WindowRow {
 
 export function encodeWatermark(rec: Omit<WatermarkRecord, 'type'>): Buffer {
   return Buffer.from(JSON.stringify({ type: 'watermark', ...rec } satisfies WatermarkRecord));
+}
+
+/** The record of a task's progress (key watermark|p). */
+export function encodeProgress(partition: number, p: PartitionProgress, emittedAt: number): Buffer {
+  return encodeWatermark({
+    source_partition: partition,
+    watermark: p.watermark,
+    max_event_time: p.maxEventTime,
+    emitted_at: emittedAt,
+    closed_through: p.closedThrough,
+    evicted_before: p.evictedBefore,
+    source_watermark: p.sourceWatermark,
+    inputs: p.inputs.map((m) => [m.watermark, m.idle ? 1 : 0]),
+    window_ms: p.windowMs,
+    partitions: p.partitions,
+  });
+}
+
+/**
+ * A task's progress from its record. A record of an older version (no inputs, no frontiers) gives
+ * what can be derived: nothing is known of the other inputs, the frontiers start at 0 (the restored
+ * watermark recomputes them at the first drain), and the settings are the current ones.
+ */
+export function decodeProgress(rec: WatermarkRecord, current: { windowMs: number; partitions: number }): PartitionProgress {
+  const inputs: InputMark[] = (rec.inputs ?? []).map(([watermark, idle]) => ({ watermark, idle: idle === 1 }));
+  return {
+    watermark: rec.watermark,
+    maxEventTime: rec.max_event_time,
+    sourceWatermark: rec.source_watermark ?? 0,
+    inputs,
+    closedThrough: rec.closed_through ?? 0,
+    evictedBefore: rec.evicted_before ?? 0,
+    windowMs: rec.window_ms ?? current.windowMs,
+    partitions: rec.partitions ?? current.partitions,
+  };
 }
 
 /** Parses a value of the counts topic; null for a tombstone. Throws on a record tally did not write. */
@@ -105,6 +156,15 @@ function isInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v);
 }
 
+const DIGITS = /^(0|[1-9]\d{0,19})$/;
+const MAX_UINT64 = 2n ** 64n - 1n;
+
+/** Micros as written by encodeMicros: a safe integer ≥ 0, or digits of a value that fits UInt64. */
+function isMicros(v: unknown): boolean {
+  if (typeof v === 'number') return isUint(v);
+  return typeof v === 'string' && DIGITS.test(v) && BigInt(v) <= MAX_UINT64;
+}
+
 /**
  * Decodes a value of the counts topic and checks that every field is what the aggregator writes
  * and ClickHouse can store (the sink and the live feed share this one gate).
@@ -131,7 +191,7 @@ export function checkCountRecord(value: Buffer | null | undefined): CheckedCount
   if (typeof rec.campaign_id !== 'string' || rec.campaign_id === '') return { kind: 'poison', reason: 'bad_campaign_id' };
   if (!isUint(rec.source_partition, MAX_PARTITION)) return { kind: 'poison', reason: 'bad_source_partition' };
   if (!isUint(rec.impressions)) return { kind: 'poison', reason: 'bad_impressions' };
-  if (!isUint(rec.spend_micros)) return { kind: 'poison', reason: 'bad_spend_micros' };
+  if (!isMicros(rec.spend_micros)) return { kind: 'poison', reason: 'bad_spend_micros' };
   if (!isUint(rec.duplicates)) return { kind: 'poison', reason: 'bad_duplicates' };
   if (!isUint(rec.version)) return { kind: 'poison', reason: 'bad_version' };
   if (typeof rec.final !== 'boolean') return { kind: 'poison', reason: 'bad_final' };

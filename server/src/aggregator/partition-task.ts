@@ -3,67 +3,85 @@ import type { Topics } from '../config/index.js';
 import { homePartition, parseImpression, type DeadLetterReason } from '../impression/index.js';
 import type { OutgoingRecord } from '../kafka/index.js';
 import { chunkKey } from './changelog.js';
-import { encodeWatermark, encodeWindowRow, watermarkKey } from './count-record.js';
+import { encodeProgress, encodeWindowRow, watermarkKey } from './count-record.js';
 import { hashImpressionId, rowKey, type PartitionState } from './core/index.js';
+import { decodeMarker, encodeMarker, FORWARDED_FROM_HEADER, forwardedFrom, isMarkerKey, markerKey } from './repartition-record.js';
 
-export type RecordOutcome = 'counted' | 'duplicate' | 'forwarded' | DeadLetterReason;
+export type RecordOutcome = 'counted' | 'duplicate' | 'forwarded' | 'marker' | DeadLetterReason;
 
-/** One task's part of a transaction: its records, and what the task has committed once it succeeds. */
+/** One task's part of a transaction: its records, and the input offsets it commits. */
 export interface TaskCommit {
   records: OutgoingRecord[];
-  /** The input offset the transaction commits for this partition. */
-  offset: number;
-  watermark: number;
+  /** Next offset of the task's source partition of `impressions`. */
+  sourceOffset: number;
+  /** Next offset of the task's partition of the repartition topic. */
+  channelOffset: number;
 }
 
 /**
- * One input partition owned by this process: its state store, the offset to commit next, and the
- * records (dead letters, forwards) waiting for the next transaction. Kafka Streams would call it a
+ * One partition owned by this process: its state store, and its two inputs — partition p of
+ * `impressions` (the source: records as producers wrote them) and partition p of the repartition
+ * topic (records other sources forwarded here, and their watermark markers). It tracks the offsets
+ * to commit next and the records waiting for the next transaction. Kafka Streams would call it a
  * stream task; it does no I/O itself.
  */
 export class PartitionTask {
-  /** Offset of the next input record; what the transaction commits for this partition. */
-  nextOffset: number;
-  /** Wall clock of the last input record, for idle detection. */
-  lastRecordAt: number;
+  nextSourceOffset: number;
+  nextChannelOffset: number;
+  /** Wall clock of the last record that moved the source's event time, for idle detection. */
+  lastSourceEventAt: number;
   private outbox: OutgoingRecord[] = [];
-  private emittedWatermark: number;
-  private committedOffset: number;
+  private committedSourceOffset: number;
+  private committedChannelOffset: number;
 
   constructor(
     readonly partition: number,
     readonly state: PartitionState,
-    startOffset: number,
+    offsets: { source: number; channel: number },
     private readonly topics: Topics,
     private readonly partitions: number,
     now: number,
   ) {
-    this.nextOffset = startOffset;
-    this.committedOffset = startOffset;
-    this.lastRecordAt = now;
-    this.emittedWatermark = state.watermark;
+    this.nextSourceOffset = offsets.source;
+    this.nextChannelOffset = offsets.channel;
+    this.committedSourceOffset = offsets.source;
+    this.committedChannelOffset = offsets.channel;
+    this.lastSourceEventAt = now;
   }
 
-  /** True when a transaction has something to write or offsets to move for this partition. */
-  get commitNeeded(): boolean {
-    return this.nextOffset !== this.committedOffset || this.outbox.length > 0 || this.state.watermark !== this.emittedWatermark;
-  }
-
-  process(msg: Kafka.Message, now: number): RecordOutcome {
-    this.nextOffset = msg.offset + 1;
-    this.lastRecordAt = now;
+  /** A record of the source partition: counted here if this is its home, else forwarded there. */
+  processSource(msg: Kafka.Message, now: number): RecordOutcome {
+    this.nextSourceOffset = msg.offset + 1;
     const parsed = parseImpression(msg.value);
     if (!parsed.ok) return this.deadLetter(msg, parsed.reason, parsed.detail);
     const imp = parsed.impression;
+    if (this.state.observeSourceEvent(imp.ts, now)) this.lastSourceEventAt = now;
     const home = homePartition(imp.impressionId, this.partitions);
     if (home !== this.partition) {
       // Dedup is exact only where every copy of an id meets: its home partition's state.
       this.outbox.push({
-        topic: this.topics.impressions, partition: home, key: imp.impressionId, value: msg.value ?? null,
-        headers: [{ 'tally-forwarded-from': `${this.partition}:${msg.offset}` }],
+        topic: this.topics.repartition, partition: home, key: imp.impressionId, value: msg.value ?? null,
+        headers: [{ [FORWARDED_FROM_HEADER]: `${this.partition}:${msg.offset}` }],
       });
       return 'forwarded';
     }
+    return this.count(msg, parsed.impression, now);
+  }
+
+  /** A record of the repartition channel: a forwarded impression to count, or a source's marker. */
+  processChannel(msg: Kafka.Message, now: number): RecordOutcome {
+    this.nextChannelOffset = msg.offset + 1;
+    if (isMarkerKey(msg.key)) {
+      const { source, mark } = decodeMarker(msg.value);
+      this.state.observeMarker(source, mark, now);
+      return 'marker';
+    }
+    const parsed = parseImpression(msg.value);
+    if (!parsed.ok) return this.deadLetter(msg, parsed.reason, parsed.detail);
+    return this.count(msg, parsed.impression, now);
+  }
+
+  private count(msg: Kafka.Message, imp: Parameters<PartitionState['process']>[0], now: number): RecordOutcome {
     const outcome = this.state.process(imp, hashImpressionId(imp.impressionId), now);
     switch (outcome.kind) {
       case 'counted':
@@ -77,11 +95,12 @@ export class PartitionTask {
   /**
    * This partition's part of the next transaction; resets the pending changes. Records processed
    * after this call belong to the transaction after it, so processing may go on while it commits.
+   * Returns null when there is nothing to write and no offset moved.
    */
-  prepareCommit(): TaskCommit {
-    const { counts, changelog } = this.topics;
+  prepareCommit(now: number, sourceIdle: boolean): TaskCommit | null {
+    const { counts, changelog, repartition } = this.topics;
     const p = this.partition;
-    const changes = this.state.drainChanges();
+    const changes = this.state.drainChanges(now, sourceIdle);
     const out = this.outbox;
     this.outbox = [];
     for (const row of changes.rows) {
@@ -94,22 +113,30 @@ export class PartitionTask {
       for (const key of ev.rowKeys) out.push({ topic: counts, partition: p, key, value: null });
       for (let c = 0; c < ev.chunks; c++) out.push({ topic: changelog, partition: p, key: chunkKey(ev.windowStart, c), value: null });
     }
-    if (changes.watermark !== this.emittedWatermark) {
-      out.push({
-        topic: counts, partition: p, key: watermarkKey(p),
-        value: encodeWatermark({ source_partition: p, watermark: changes.watermark, max_event_time: this.state.maxEventTime, emitted_at: Date.now() }),
-      });
+    if (changes.progress !== null) {
+      out.push({ topic: counts, partition: p, key: watermarkKey(p), value: encodeProgress(p, changes.progress, now) });
     }
-    return { records: out, offset: this.nextOffset, watermark: changes.watermark };
+    if (changes.sourceMark !== null) {
+      // After this transaction's forwards on every channel: the marker covers them.
+      const value = encodeMarker(p, changes.sourceMark);
+      for (let h = 0; h < this.partitions; h++) if (h !== p) out.push({ topic: repartition, partition: h, key: markerKey(p), value });
+    }
+    if (out.length === 0 && this.nextSourceOffset === this.committedSourceOffset && this.nextChannelOffset === this.committedChannelOffset) return null;
+    return { records: out, sourceOffset: this.nextSourceOffset, channelOffset: this.nextChannelOffset };
   }
 
   /** The transaction that carried `commit` committed. */
   postCommit(commit: TaskCommit): void {
-    this.committedOffset = commit.offset;
-    this.emittedWatermark = commit.watermark;
+    this.committedSourceOffset = commit.sourceOffset;
+    this.committedChannelOffset = commit.channelOffset;
   }
 
+  /**
+   * Dead letters name the input record they came from: for a forwarded copy, the original one on
+   * `impressions` (its forwarded-from header), so a replay finds the same key.
+   */
   private deadLetter(msg: Kafka.Message, reason: DeadLetterReason, detail: string): DeadLetterReason {
+    const origin = msg.topic === this.topics.repartition ? forwardedFrom(msg.headers as Array<Record<string, unknown>> | undefined) : null;
     this.outbox.push({
       topic: this.topics.dlq,
       partition: this.partition,
@@ -118,9 +145,9 @@ export class PartitionTask {
       headers: [
         { reason },
         { detail: detail.slice(0, 500) },
-        { 'source-topic': msg.topic },
-        { 'source-partition': String(msg.partition) },
-        { 'source-offset': String(msg.offset) },
+        { 'source-topic': origin ? this.topics.impressions : msg.topic },
+        { 'source-partition': String(origin ? origin.partition : msg.partition) },
+        { 'source-offset': String(origin ? origin.offset : msg.offset) },
       ],
     });
     return reason;

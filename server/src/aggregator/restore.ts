@@ -2,9 +2,9 @@ import crypto from 'node:crypto';
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { kafkaError } from '../errors.js';
-import { decodeCountRecord, decodeWindowRow } from './count-record.js';
 import { parseChunkKey } from './changelog.js';
 import { PartitionState, type WindowSettings } from './core/index.js';
+import { decodeCountRecord, decodeProgress, decodeWindowRow } from './count-record.js';
 
 const OFFSET_BEGINNING = -2;
 
@@ -19,18 +19,26 @@ export interface RestoreStats {
 
 /**
  * Rebuilds the state of `partitions` from Kafka: the compacted impression-counts partitions (window
- * rows, the watermark) and the dedup changelog partitions (ids per window), read read_committed
- * from the beginning to their end, so only committed transactions count. The caller has fetched
- * the committed input offsets first (require_stable), so any transaction that committed offsets
- * for these partitions is complete and visible here.
+ * rows, the progress record) and the dedup changelog partitions (ids per window), read
+ * read_committed from the beginning, so only committed transactions count.
+ *
+ * How far: the caller has fetched the committed input offsets (stable: every transaction that
+ * committed offsets for these partitions has ended), so that transaction's records are below each
+ * state partition's high watermark now. But its commit marker may land on a state partition after
+ * the offsets became stable (the coordinator writes markers partition by partition), and until it
+ * does, read_committed reports an end (the last stable offset) before those records. So the restore
+ * first takes every state partition's high watermark, then reads until the stable end has reached
+ * it: the last committed transaction is always in. An open transaction of a zombie below that mark
+ * makes the restore wait for its abort (at most TALLY_TRANSACTION_TIMEOUT_MS).
  */
 export async function restorePartitions(config: TallyConfig, settings: WindowSettings, partitions: number[]): Promise<{ states: Map<number, PartitionState>; stats: RestoreStats }> {
   const t0 = Date.now();
   const states = new Map<number, PartitionState>();
-  for (const p of partitions) states.set(p, new PartitionState(p, settings));
+  for (const p of partitions) states.set(p, new PartitionState(p, settings, t0));
   const stats: RestoreStats = { partitions, records: 0, rows: 0, ids: 0, ms: 0 };
   if (partitions.length === 0) return { states, stats };
 
+  const targets = await highWatermarks(config, [config.topics.counts, config.topics.changelog], partitions);
   // Rows are collected first and applied at the end: a tombstone later in the log deletes one.
   const rows = new Map<number, Map<string, Buffer>>();
   const chunks = new Map<number, Map<string, Buffer>>();
@@ -56,13 +64,17 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
   for (const p of partitions) {
     for (const topic of [config.topics.counts, config.topics.changelog]) {
       assignment.push({ topic, partition: p, offset: OFFSET_BEGINNING });
-      pending.add(`${topic}:${p}`);
+      if ((targets.get(`${topic}:${p}`) ?? 0) > 0) pending.add(`${topic}:${p}`);
     }
   }
 
   await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('restore connect', err)) : resolve())));
   try {
-    consumer.on('partition.eof', (eof) => pending.delete(`${eof.topic}:${eof.partition}`));
+    // Reaching the stable end counts only once it is at or past the high watermark taken above.
+    consumer.on('partition.eof', (eof) => {
+      const key = `${eof.topic}:${eof.partition}`;
+      if (eof.offset >= (targets.get(key) ?? 0)) pending.delete(key);
+    });
     // consume(n) waits this long for each record it still lacks; the 1 s default made an empty
     // restore take a second after the last end-of-partition.
     consumer.setDefaultConsumeTimeout(10);
@@ -79,22 +91,25 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
         if (!target) continue;
         if (m.value === null || m.value === undefined || m.value.length === 0) target.delete(key);
         else target.set(key, m.value);
+        // A record at or past the mark proves it too (an end-of-partition may not follow at once).
+        const tp = `${m.topic}:${m.partition}`;
+        if (m.offset + 1 >= (targets.get(tp) ?? 0)) pending.delete(tp);
       }
     }
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
   }
 
+  const current = { windowMs: settings.windowMs, partitions: settings.partitions };
   for (const p of partitions) {
     const state = states.get(p) as PartitionState;
-    for (const value of (rows.get(p) as Map<string, Buffer>).values()) {
-      const rec = decodeCountRecord(value);
-      if (rec === null) continue;
-      if (rec.type === 'watermark') state.restoreWatermark(rec.max_event_time, rec.watermark);
-      else {
-        state.restoreRow(decodeWindowRow(rec));
-        stats.rows++;
-      }
+    const values = [...(rows.get(p) as Map<string, Buffer>).values()].map((v) => decodeCountRecord(v));
+    // Progress first: it carries the frontiers and refuses settings that cannot change.
+    for (const rec of values) if (rec?.type === 'watermark') state.restoreProgress(decodeProgress(rec, current), t0);
+    for (const rec of values) {
+      if (rec?.type !== 'window') continue;
+      state.restoreRow(decodeWindowRow(rec));
+      stats.rows++;
     }
     for (const [key, value] of chunks.get(p) as Map<string, Buffer>) {
       const { windowStart, chunk } = parseChunkKey(key);
@@ -104,4 +119,32 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
   }
   stats.ms = Date.now() - t0;
   return { states, stats };
+}
+
+/**
+ * The high watermark (end of the log, open transactions included) of every topic × partition.
+ * A read_uncommitted client: librdkafka asks ListOffsets with the client's isolation level, and
+ * read_committed would answer with the last stable offset, the very thing that may lag.
+ */
+async function highWatermarks(config: TallyConfig, topics: string[], partitions: number[]): Promise<Map<string, number>> {
+  const client = new Kafka.KafkaConsumer({
+    'metadata.broker.list': config.kafka.brokers,
+    'group.id': `tally-restore-hw-${crypto.randomUUID()}`,
+    'isolation.level': 'read_uncommitted',
+    log_level: 3,
+  }, {});
+  await new Promise<void>((resolve, reject) => client.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('restore connect', err)) : resolve())));
+  try {
+    const out = new Map<string, number>();
+    for (const topic of topics) {
+      for (const p of partitions) {
+        const wm = await new Promise<Kafka.WatermarkOffsets>((resolve, reject) =>
+          client.queryWatermarkOffsets(topic, p, 30_000, (err, offsets) => (err ? reject(kafkaError(`high watermark of ${topic}:${p}`, err)) : resolve(offsets))));
+        out.set(`${topic}:${p}`, wm.highOffset);
+      }
+    }
+    return out;
+  } finally {
+    await new Promise<void>((resolve) => client.disconnect(() => resolve()));
+  }
 }

@@ -21,7 +21,7 @@
  *   those exact serializations, so a reader recomputes it by re-serializing what it parsed.
  */
 import crypto from 'node:crypto';
-import { formatMicros } from './decimal.js';
+import { formatMicros } from '../contracts/micros.js';
 import { isoUtc, type BillingFormat, type BillingGranularity } from './export-params.js';
 
 export type ExportStatus = 'final' | 'provisional';

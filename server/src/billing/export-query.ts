@@ -15,7 +15,7 @@ import { dateTimeLiteral, identifier, queryRows, stringLiteral, uintLiteral } fr
 import type { TallyConfig } from '../config/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ID_PATTERN } from '../api/query-params.js';
-import { parseUInt64 } from './decimal.js';
+import { parseUInt64 } from '../contracts/micros.js';
 import { ExportEncoder, type ExportMeta, type ExportStatus } from './export-format.js';
 import { PERIOD_MS, type ExportQuery } from './export-params.js';
 

@@ -12,4 +12,4 @@ export {
   runExport, exportRowsSql, tooLateSql, periodStatus, queryPeriodStatus, queryTooLate,
   type ExportResult, type RunExportOptions, type PeriodStatus,
 } from './export-query.js';
-export { formatMicros, parseUInt64 } from './decimal.js';
+export { formatMicros, parseUInt64 } from '../contracts/micros.js';

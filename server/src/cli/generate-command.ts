@@ -61,7 +61,7 @@ export function generateCommand(): Command {
     .addOption(new Option('--jitter-ms <ms>', 'out-of-order event-time jitter').argParser(intArg(0)).default(D.jitterMs))
     .addOption(new Option('--span-ms <ms>', 'count mode: event times spread over this span ending at now (default 5 min, less if the dedup horizon is short)').argParser(intArg(1)))
     .addOption(new Option('--late-within-horizon <n>', 'impressions 10–30 min old sent at the end: counted, windows revised').argParser(intArg(0)).default(D.lateWithinHorizon))
-    .addOption(new Option('--too-late <n>', 'impressions ~3 h old sent at the end: dead-lettered as too_late, not counted').argParser(intArg(0)).default(D.tooLate))
+    .addOption(new Option('--too-late <n>', 'impressions ~3 h old sent at the end, once every partition\'s watermark makes them too late (needs a running aggregator; waits up to 2 min): dead-lettered as too_late, not counted').argParser(intArg(0)).default(D.tooLate))
     .addOption(new Option('--bad <n>', `malformed records, cycling through ${DEAD_LETTER_REASONS.filter((r) => r !== 'too_late').join(', ')}`).argParser(intArg(0)).default(D.bad))
     .addOption(new Option('--key-mode <mode>', 'home: key = impression_id, default partitioner; foreign: key = impression_id, another partition; nokey: no key, random partition; mixed: a third each, per record').choices(KEY_MODE_OPTIONS).default(D.keyMode))
     .addOption(new Option('--seed <n>', 'seed (unsigned 32-bit) for a reproducible run (default: random)').argParser(intArg(0)))

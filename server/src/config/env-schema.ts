@@ -29,19 +29,19 @@ export const envSchema = z.object({
   TALLY_IMPRESSIONS_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).optional().describe(
     'Name of the input topic, when it exists under another name. Default: <prefix>impressions.'),
   TALLY_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8).describe(
-    'Partitions of impressions and the topics keyed like it. Fixed once data flows.'),
-  TALLY_WINDOW_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000).describe(
-    'Tumbling window size in ms (1 s to 1 day; must divide a day).'),
+    'Partitions of impressions and the topics keyed like it. Fixed once data flows (a start with another value is refused).'),
+  TALLY_WINDOW_MS: z.coerce.number().int().min(1000).max(3_600_000).default(60_000).describe(
+    'Tumbling window size in ms: whole seconds that divide an hour (1 s to 1 h). Fixed once data flows (a restart with another value is refused).'),
   TALLY_OUT_OF_ORDERNESS_MS: ms.default(5_000).describe(
-    'Watermark = max event time seen minus this.'),
+    'A source partition\'s watermark = min(max event time seen, wall clock) minus this. May change between restarts.'),
   TALLY_ALLOWED_LATENESS_MS: ms.default(30_000).describe(
-    'A window is final once the watermark passes window end plus this.'),
+    'A window is final once the watermark passes window end plus this. May change between restarts; a closed window stays closed.'),
   TALLY_DEDUP_HORIZON_MS: ms.default(3_600_000).describe(
-    'How long after a window closes its dedup set is kept; older events go to the DLQ as too_late.'),
+    'How long after a window closes its impression ids are kept; older events go to the DLQ as too_late. May change between restarts; an evicted window never reopens.'),
   TALLY_MAX_CLOCK_SKEW_MS: ms.default(300_000).describe(
     'Events further ahead of the wall clock go to the DLQ as future_timestamp.'),
   TALLY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000).describe(
-    'A partition with no input for this long advances its watermark by the wall clock, so it holds nothing back.'),
+    'A partition caught up and without input for this long holds nothing back while others carry traffic; when all are idle nothing closes, and after a silence idle partitions still hold for this long.'),
   TALLY_PROCESSING_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once').describe(
     'exactly_once: window rows, dedup state and input offsets commit in one Kafka transaction. at_least_once: no transaction (offsets after the records), a crash may count twice; for measuring what exactly-once costs, not for billing.'),
   TALLY_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(100).describe(

@@ -14,6 +14,8 @@ export interface Topics {
   counts: string;
   changelog: string;
   dlq: string;
+  /** Internal: records forwarded to their home partition, and each source partition's watermark markers. */
+  repartition: string;
 }
 
 export interface TallyConfig {
@@ -73,8 +75,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  if (86_400_000 % e.TALLY_WINDOW_MS !== 0) {
-    throw new ConfigError(`invalid configuration:\n  TALLY_WINDOW_MS=${e.TALLY_WINDOW_MS}: must divide a day (86400000) exactly`);
+  if (e.TALLY_WINDOW_MS % 1000 !== 0 || 3_600_000 % e.TALLY_WINDOW_MS !== 0) {
+    // Billing periods are UTC hours (days and months are unions of them): a window never straddles one.
+    throw new ConfigError(`invalid configuration:\n  TALLY_WINDOW_MS=${e.TALLY_WINDOW_MS}: must be whole seconds that divide an hour (3600000) exactly, e.g. 1000, 60000, 300000`);
   }
   const prefix = e.TALLY_TOPIC_PREFIX;
   return {
@@ -100,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
       counts: `${prefix}impression-counts`,
       changelog: `${prefix}aggregator-dedup-changelog`,
       dlq: `${prefix}impressions-dlq`,
+      repartition: `${prefix}aggregator-repartition`,
     },
     groups: { aggregator: `${prefix}tally-aggregator`, sink: `${prefix}tally-clickhouse-sink` },
     partitions: e.TALLY_PARTITIONS,

@@ -1,10 +1,11 @@
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
+import { ConfigError } from '../errors.js';
 import { fetchMetadata } from './metadata.js';
 
 const ERR_TOPIC_ALREADY_EXISTS = 36;
 
-/** tally's topics with their configs. counts and changelog are keyed like impressions: same partition count. */
+/** tally's topics with their configs. All are keyed like impressions: same partition count. */
 export function topicSpecs(config: TallyConfig): Kafka.NewTopic[] {
   const { topics, partitions } = config;
   const compact = { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': '600000' };
@@ -13,13 +14,26 @@ export function topicSpecs(config: TallyConfig): Kafka.NewTopic[] {
     { topic: topics.counts, num_partitions: partitions, replication_factor: 1, config: compact },
     { topic: topics.changelog, num_partitions: partitions, replication_factor: 1, config: compact },
     { topic: topics.dlq, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(30 * 86_400_000) } },
+    // Internal, read by the aggregator like its input: kept as long as the input is.
+    { topic: topics.repartition, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(7 * 86_400_000) } },
   ];
 }
 
-/** Creates the topics that do not exist yet (idempotent). Returns the names it created. */
+/**
+ * Creates the topics that do not exist yet (idempotent) and returns their names. Refuses topics
+ * that exist with another partition count than TALLY_PARTITIONS: home partitions, and so dedup,
+ * depend on it once data flows.
+ */
 export async function ensureTopics(config: TallyConfig): Promise<string[]> {
   const md = await fetchMetadata(config.kafka.brokers, 10_000);
-  const existing = new Set(md.topics.map((t) => t.name));
+  const existing = new Map(md.topics.map((t) => [t.name, t.partitions.length]));
+  for (const spec of topicSpecs(config)) {
+    const n = existing.get(spec.topic);
+    if (n !== undefined && n !== spec.num_partitions) {
+      throw new ConfigError(`TALLY_PARTITIONS=${spec.num_partitions}, but topic ${spec.topic} exists with ${n} partitions; `
+        + `the partition count cannot change once data flows. Set TALLY_PARTITIONS=${n}, or use new topics (TALLY_TOPIC_PREFIX).`);
+    }
+  }
   const missing = topicSpecs(config).filter((t) => !existing.has(t.topic));
   if (missing.length === 0) return [];
   const admin = Kafka.AdminClient.create({ 'metadata.broker.list': config.kafka.brokers, log_level: 0 });

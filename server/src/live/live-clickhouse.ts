@@ -5,6 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows } from '../clickhouse/index.js';
+import { parseUInt64 } from '../contracts/micros.js';
 import type { LiveRowInput } from './live-state.js';
 
 /** Every row of impression_counts FINAL whose window starts at or after `fromMs`. */
@@ -55,7 +56,7 @@ export async function preloadRows(ch: ClickHouseClient, database: string, fromMs
     campaignId: r.campaign_id,
     sourcePartition: toSafeInt(r.source_partition, 'source_partition'),
     impressions: toSafeInt(r.impressions, 'impressions'),
-    spendMicros: toSafeInt(r.spend_micros, 'spend_micros'),
+    spendMicros: parseUInt64(r.spend_micros, 'spend_micros'),
     duplicates: toSafeInt(r.duplicates, 'duplicates'),
     version: toSafeInt(r.version, 'version'),
   }));

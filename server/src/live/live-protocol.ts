@@ -33,7 +33,8 @@ export interface LiveWindowRow {
   advertiserId: string;
   campaignId: string;
   impressions: number;
-  spendMicros: number;
+  /** A number while below 2^53, else a string of digits (exact at any size; BigInt() takes both). */
+  spendMicros: number | string;
   duplicates: number;
   /** Every source partition's watermark has passed windowEnd + allowed lateness. */
   final: boolean;

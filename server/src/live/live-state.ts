@@ -16,6 +16,7 @@
  *   became final. Values are absolute, so sending a row twice is harmless.
  */
 import type { WindowRow } from '../aggregator/core/index.js';
+import { microsJson } from '../contracts/micros.js';
 import type { LiveWindowRow } from './live-protocol.js';
 
 export const HOUR_MS = 3_600_000;
@@ -68,7 +69,7 @@ export interface FinalTotals {
 
 interface PartRow {
   impressions: number;
-  spendMicros: number;
+  spendMicros: bigint;
   duplicates: number;
   version: number;
 }
@@ -79,7 +80,7 @@ interface Aggregate {
   advertiserId: string;
   campaignId: string;
   impressions: number;
-  spendMicros: number;
+  spendMicros: bigint;
   duplicates: number;
   parts: Map<number, PartRow>;
 }
@@ -157,7 +158,7 @@ export class LiveState {
     if (agg === undefined) {
       agg = {
         windowStart: r.windowStart, windowEnd: win.windowEnd, advertiserId: r.advertiserId, campaignId: r.campaignId,
-        impressions: 0, spendMicros: 0, duplicates: 0, parts: new Map(),
+        impressions: 0, spendMicros: 0n, duplicates: 0, parts: new Map(),
       };
       win.aggregates.set(key, agg);
       let adv = this.byAdvertiser.get(r.advertiserId);
@@ -172,7 +173,7 @@ export class LiveState {
       this.staleCount++;
       return { kind: 'stale' };
     }
-    const prev = held ?? { impressions: 0, spendMicros: 0, duplicates: 0, version: -1 };
+    const prev = held ?? { impressions: 0, spendMicros: 0n, duplicates: 0, version: -1 };
     agg.impressions += r.impressions - prev.impressions;
     agg.spendMicros += r.spendMicros - prev.spendMicros;
     agg.duplicates += r.duplicates - prev.duplicates;
@@ -279,7 +280,7 @@ export class LiveState {
       if (totals.lastWindowStart === null || w.windowStart > totals.lastWindowStart) totals.lastWindowStart = w.windowStart;
       for (const a of w.aggregates.values()) {
         totals.impressions += BigInt(a.impressions);
-        totals.spendMicros += BigInt(a.spendMicros);
+        totals.spendMicros += a.spendMicros;
       }
     }
     return totals;
@@ -351,7 +352,7 @@ export class LiveState {
       advertiserId: a.advertiserId,
       campaignId: a.campaignId,
       impressions: a.impressions,
-      spendMicros: a.spendMicros,
+      spendMicros: microsJson(a.spendMicros),
       duplicates: a.duplicates,
       final: wm !== null && a.windowEnd + this.allowedLatenessMs <= wm,
     };

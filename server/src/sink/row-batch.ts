@@ -15,7 +15,8 @@ export interface ImpressionCountRow {
   campaign_id: string;
   source_partition: number;
   impressions: number;
-  spend_micros: number;
+  /** A number while below 2^53, else a string of digits (ClickHouse's JSONEachRow takes both into UInt64). */
+  spend_micros: number | string;
   duplicates: number;
   version: number;
   final: 0 | 1;

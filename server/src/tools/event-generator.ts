@@ -7,14 +7,14 @@
  *   main part (paced in rate mode): the original impressions in event-time order (with jitter),
  *     "soon" duplicates within the next few hundred records, malformed records spread through it;
  *   tail (sent at the very end, as fast as possible): duplicates retried much later, impressions
- *     10–30 min old (late but within the dedup horizon: counted, windows revised), then one fresh
- *     "anchor" impression per partition that receives a too-late record, then the too-late ones.
+ *     10–30 min old (late but within the dedup horizon: counted, windows revised), then the
+ *     too-late ones.
  *
- * Why anchors: an event is too late only relative to its home partition's watermark. A too-late
- * record is sent to its home partition directly (home key mode) right after an anchor with a
- * current event time on the same partition, so the partition has certainly seen recent data when
- * it reads the too-late record, whatever the key mode of the rest and however the aggregator's
- * forwarding between partitions interleaves. Anchors are ordinary counted impressions.
+ * Why the too-late records wait (EventPlan.tooLateWatermark): an event is too late only once its
+ * home partition's watermark, the minimum over every source partition's progress, has passed its
+ * window's dedup horizon. Until every partition has reported the main part's event times, a
+ * 3-hour-old event is still counted, correctly. So producePlan sends them only after every
+ * partition's published watermark passed that mark; the truth is then exact whatever the key mode.
  */
 import { InvalidArgumentError } from '../errors.js';
 import { homePartition, MAX_EVENT_BYTES } from '../impression/index.js';
@@ -105,7 +105,7 @@ export function planContext(config: TallyConfig, now: number): PlanContext {
   };
 }
 
-export type RecordKind = 'original' | 'duplicate' | 'late_retry' | 'late_within_horizon' | 'anchor' | 'too_late' | 'bad';
+export type RecordKind = 'original' | 'duplicate' | 'late_retry' | 'late_within_horizon' | 'too_late' | 'bad';
 
 export interface PlannedRecord {
   /** Kafka key: the impression id, or null (nokey mode). */
@@ -132,6 +132,10 @@ export interface EventPlan {
   paced: boolean;
   /** Rate mode: the tail is not sent before this many ms after the start (its event times are the run's end). 0 in count mode. */
   durationMs: number;
+  /** The too-late records are records[tooLateFrom, …), the end of the tail. */
+  tooLateFrom: number;
+  /** They are too late once every partition's watermark is at or past this (null: there are none). */
+  tooLateWatermark: number | null;
   truth: GroundTruth;
 }
 
@@ -352,20 +356,14 @@ export function buildEventPlan(partial: Partial<GeneratorOptions> & { seed: numb
   for (let t = 0; t < o.tooLate; t++) {
     tooLate.push(makeImpression(`${o.idPrefix}${tag}-T${t}`, endTs - tooLateAge - int(10 * MIN)));
   }
-  const anchored = [...new Set(tooLate.map((imp) => homePartition(imp.id, partitions)))].sort((a, b) => a - b);
-  for (const p of anchored) {
-    let id = '';
-    for (let k = 0; ; k++) {
-      id = `${o.idPrefix}${tag}-A${p}-${k}`;
-      if (homePartition(id, partitions) === p) break;
-    }
-    const imp = makeImpression(id, endTs);
-    counted.push(imp);
-    records.push({ ...route(imp.id, 'home'), value: imp.value, kind: 'anchor', reason: null, dueMs: 0 });
-  }
+  const tooLateFrom = records.length;
+  let tooLateWatermark: number | null = null;
   for (const imp of tooLate) {
-    records.push({ ...route(imp.id, 'home'), value: imp.value, kind: 'too_late', reason: 'too_late', dueMs: 0 });
+    records.push({ ...route(imp.id, pickMode()), value: imp.value, kind: 'too_late', reason: 'too_late', dueMs: 0 });
     deadLetters.too_late++;
+    // Too late from watermark = window end + lateness + horizon on (the aggregator's rule).
+    const past = Math.floor(imp.ts / windowMs) * windowMs + windowMs + ctx.allowedLatenessMs + ctx.dedupHorizonMs;
+    tooLateWatermark = Math.max(tooLateWatermark ?? past, past);
   }
 
   // ---- the truth: unique counted impressions per (window, advertiser, campaign).
@@ -396,5 +394,5 @@ export function buildEventPlan(partial: Partial<GeneratorOptions> & { seed: numb
     rows: [...rows.values()].sort(compareTruthRows),
     phases: [{ idPrefix: o.idPrefix, seed: o.seed, generatedAt }],
   };
-  return { options: o, context: ctx, records, mainCount, paced, durationMs, truth };
+  return { options: o, context: ctx, records, mainCount, paced, durationMs, tooLateFrom, tooLateWatermark, truth };
 }

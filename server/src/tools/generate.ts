@@ -8,6 +8,7 @@ import { TallyError } from '../errors.js';
 import { DeliveringProducer, fetchMetadata, type OutgoingRecord } from '../kafka/index.js';
 import { buildEventPlan, planContext, type EventPlan, type GeneratorOptions, type PlannedRecord } from './event-generator.js';
 import type { GroundTruth } from './ground-truth.js';
+import { awaitWatermark } from './watermark-gate.js';
 
 export interface GenerateOptions extends Partial<GeneratorOptions> {
   /** Records per producer call (default 1000). */
@@ -17,7 +18,8 @@ export interface GenerateOptions extends Partial<GeneratorOptions> {
 }
 
 export interface GenerateProgress {
-  phase: 'main' | 'tail' | 'done';
+  /** too_late_wait: holding the too-late records until every partition's watermark makes them too late. */
+  phase: 'main' | 'tail' | 'too_late_wait' | 'done';
   /** Records acknowledged by the broker so far. */
   sent: number;
   total: number;
@@ -33,6 +35,8 @@ export interface ProduceOptions {
   onProgress?: GenerateProgressFn;
   /** How often onProgress is called while sending (default 1000 ms); it is called once more at the end. */
   progressEveryMs?: number;
+  /** Longest wait for the watermark that makes the too-late records too late (default 120 s). */
+  tooLateTimeoutMs?: number;
 }
 
 /** A random unsigned 32-bit seed (when none is given). */
@@ -53,8 +57,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Produces every record of the plan, in order: the main part (paced at the records' dueMs in rate
- * mode), then, once all of it is acknowledged, the tail. Rejects on the first failed delivery
- * (the truth is then not reached: the run must be repeated on fresh topics or a new prefix).
+ * mode), then, once all of it is acknowledged, the tail, whose too-late records wait until every
+ * partition's watermark makes them too late (an aggregator must be running for that). Rejects on
+ * the first failed delivery (the truth is then not reached: the run must be repeated on fresh
+ * topics or a new prefix).
  */
 export async function producePlan(config: TallyConfig, plan: EventPlan, opts: ProduceOptions = {}): Promise<void> {
   const batchSize = Math.max(1, opts.batch ?? 1000);
@@ -115,10 +121,17 @@ export async function producePlan(config: TallyConfig, plan: EventPlan, opts: Pr
     const wait = plan.durationMs - (Date.now() - started);
     if (wait > 0) await sleep(wait);
     phase = 'tail';
-    for (let j = plan.mainCount; j < total; j += batchSize) {
-      await send(plan.records.slice(j, Math.min(total, j + batchSize)));
+    for (let j = plan.mainCount; j < plan.tooLateFrom; j += batchSize) {
+      await send(plan.records.slice(j, Math.min(plan.tooLateFrom, j + batchSize)));
     }
     await drain();
+    if (plan.tooLateWatermark !== null) {
+      phase = 'too_late_wait';
+      await awaitWatermark(config, plan.tooLateWatermark, { timeoutMs: opts.tooLateTimeoutMs });
+      phase = 'tail';
+      await send(plan.records.slice(plan.tooLateFrom));
+      await drain();
+    }
     phase = 'done';
   } finally {
     if (timer) clearInterval(timer);

@@ -18,3 +18,4 @@ export {
   type ReadToEndOptions, type ReadToEndResult, type DeadLetterDiff,
   readDeadLetters, readTopicToEnd, headerValue, diffDeadLetters, NO_REASON,
 } from './dlq-reader.js';
+export { type WatermarkGateOptions, awaitWatermark, lowestWatermark } from './watermark-gate.js';

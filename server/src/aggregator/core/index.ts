@@ -1,9 +1,11 @@
 // The aggregation core: pure state and arithmetic, no I/O. The Kafka shell around it (partition-task,
 // restore) feeds it impressions and writes out what it drains.
 export type {
-  Changes, DedupDelta, EvictedWindow, IdHash, ProcessOutcome, WindowRow, WindowSettings,
+  Changes, DedupDelta, EvictedWindow, IdHash, InputMark, PartitionProgress, ProcessOutcome, WindowRow, WindowSettings,
 } from './types.js';
 export { hashImpressionId } from './id-hash.js';
-export { DedupSet, ID_BYTES } from './dedup-set.js';
+export { decodeChunk, encodeChunk, ID_BYTES } from './dedup-chunk.js';
+export { DedupIndex } from './dedup-index.js';
+export { InputWatermarks } from './input-watermarks.js';
 export { parseRowKey, rowKey, windowStartOf, type RowKeyParts } from './window.js';
 export { PartitionState } from './partition-state.js';

@@ -1,24 +1,39 @@
+import { ConfigError } from '../../errors.js';
 import type { Impression } from '../../impression/types.js';
-import { DedupSet, ID_BYTES } from './dedup-set.js';
-import type { Changes, DedupDelta, EvictedWindow, IdHash, ProcessOutcome, WindowRow, WindowSettings } from './types.js';
+import { ID_BYTES, writeChunkId } from './dedup-chunk.js';
+import { DedupIndex } from './dedup-index.js';
+import { InputWatermarks } from './input-watermarks.js';
+import type {
+  Changes, DedupDelta, EvictedWindow, IdHash, InputMark, PartitionProgress, ProcessOutcome, WindowRow, WindowSettings,
+} from './types.js';
 import { rowKey, windowStartOf } from './window.js';
 
-/** One output row plus whether it changed since the last drain. */
+/**
+ * One row's counts. Spend is kept as high·2⁵² + low with both parts plain numbers: one event's
+ * cost (≤ MAX_COST_MICROS = 1e12 < 2⁵²) added to low < 2⁵² stays below 2⁵³, so every addition is
+ * exact and allocates nothing, and the sum is exact far past 2⁵³ micros.
+ */
 interface RowEntry {
-  row: WindowRow;
+  row: Omit<WindowRow, 'spendMicros'>;
+  spendLow: number;
+  spendHigh: number;
   dirty: boolean;
 }
 
-/** One open window: its rows, its dedup set and the ids first seen since the last drain. */
+const SPEND_CARRY = 2 ** 52;
+const SPEND_CARRY_N = 2n ** 52n;
+
+/** One open window: its rows and the ids first counted in it since the last drain. */
 interface OpenWindow {
   start: number;
   end: number;
-  ids: DedupSet;
+  /** Ids whose first copy was counted here (they live in the partition's DedupIndex). */
+  ids: number;
   /** advertiserId → campaignId → row; nested maps so the per-event lookup builds no string. */
   rows: Map<string, Map<string, RowEntry>>;
   /** Changelog chunk number the next delta gets; after a restore, one past the highest restored. */
   nextChunk: number;
-  /** New ids since the last drain, already in changelog layout; dropped (not kept) at drain. */
+  /** New ids since the last drain, already in changelog layout; handed over (not kept) at drain. */
   pending: Uint8Array | null;
   pendingIds: number;
   /** Something in this window changed since the last drain. */
@@ -28,45 +43,59 @@ interface OpenWindow {
 const INITIAL_PENDING_IDS = 16;
 
 /**
- * The state store of one input partition (a Kafka Streams task's store): open tumbling windows with
- * their rows and dedup sets, and the watermark. Pure: the shell feeds it impressions, drains what
- * changed into one Kafka transaction per commit interval, and rebuilds it from that output after a
- * crash (restoreRow / restoreDedupChunk / restoreWatermark).
+ * The state store of one input partition (a Kafka Streams task's store): open tumbling windows
+ * with their rows, the ids held for dedup, and the task's event time. Pure: the shell feeds it
+ * records, drains what changed into one Kafka transaction per commit interval, and rebuilds it
+ * from that output after a crash (restoreProgress / restoreRow / restoreDedupChunk).
  *
- * Watermark: starts at 0 (not -Infinity, which JSON cannot carry; event times are > 0, so 0 is
- * "nothing seen" all the same) and only moves forward: max(event time seen) − outOfOrdernessMs,
- * or the wall clock when the partition is idle (advanceIdle).
+ * Event time (docs/architecture.md, "Event time"): the task's watermark is the minimum over its
+ * inputs (InputWatermarks), recomputed at each drain; windows close, ids are forgotten and late
+ * events are judged against it. Two frontiers make those decisions permanent across restarts with
+ * other settings: `closedThrough` (windows ending at or before it are final) and `evictedBefore`
+ * (windows starting before it are gone; their events are too_late).
  */
 export class PartitionState {
   private readonly windowMs: number;
   private readonly outOfOrdernessMs: number;
   private readonly allowedLatenessMs: number;
   private readonly maxClockSkewMs: number;
-  /** windowEnd + allowedLateness + dedupHorizon, minus windowStart: how long a window's state lives. */
+  private readonly partitions: number;
+  /** windowEnd + allowedLateness + dedupHorizon, minus windowStart: how long a window's ids live. */
   private readonly retentionMs: number;
 
   private readonly windows = new Map<number, OpenWindow>();
+  private readonly index = new DedupIndex();
+  private readonly inputs: InputWatermarks;
   private dirtyRows: RowEntry[] = [];
   private changedWindows: OpenWindow[] = [];
-  /** Lower bound of the open windows' starts; lets drains skip the eviction scan. */
-  private oldestStart = Infinity;
   private ids = 0;
-  private wm = 0;
-  private maxTs = 0;
-  /** The watermark of the previous drain: what downstream believes has closed. */
-  private publishedWatermark = 0;
 
-  constructor(readonly partition: number, settings: WindowSettings) {
-    const { windowMs, outOfOrdernessMs, allowedLatenessMs, dedupHorizonMs, maxClockSkewMs } = settings;
+  private wm = 0;
+  private sourceMaxTs = 0;
+  private sourceWm = 0;
+  private closedThrough = 0;
+  /** closedThrough as of the previous drain: what downstream believes has closed. */
+  private publishedClosedThrough = 0;
+  private evictedBefore = 0;
+  private lastMark: InputMark | null = null;
+  private lastProgress: PartitionProgress | null = null;
+
+  constructor(readonly partition: number, settings: WindowSettings, now: number) {
+    const { windowMs, outOfOrdernessMs, allowedLatenessMs, dedupHorizonMs, maxClockSkewMs, partitions, idleTimeoutMs } = settings;
     if (!Number.isSafeInteger(windowMs) || windowMs < 1) throw new RangeError(`windowMs must be a positive integer, got ${windowMs}`);
-    for (const [name, v] of Object.entries({ outOfOrdernessMs, allowedLatenessMs, dedupHorizonMs, maxClockSkewMs })) {
+    for (const [name, v] of Object.entries({ outOfOrdernessMs, allowedLatenessMs, dedupHorizonMs, maxClockSkewMs, idleTimeoutMs })) {
       if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be an integer ≥ 0, got ${v}`);
+    }
+    if (!Number.isSafeInteger(partitions) || partitions < 1 || partition < 0 || partition >= partitions) {
+      throw new RangeError(`partition ${partition} of ${partitions} partitions`);
     }
     this.windowMs = windowMs;
     this.outOfOrdernessMs = outOfOrdernessMs;
     this.allowedLatenessMs = allowedLatenessMs;
     this.maxClockSkewMs = maxClockSkewMs;
+    this.partitions = partitions;
     this.retentionMs = windowMs + allowedLatenessMs + dedupHorizonMs;
+    this.inputs = new InputWatermarks(partitions, idleTimeoutMs, now);
   }
 
   // ── gauges ────────────────────────────────────────────────────────────────────────────────────
@@ -76,116 +105,119 @@ export class PartitionState {
   }
 
   get maxEventTime(): number {
-    return this.maxTs;
+    return this.sourceMaxTs;
   }
 
   get windowsOpen(): number {
     return this.windows.size;
   }
 
-  /** Ids held in all dedup sets. */
+  /** Ids held for dedup. */
   get idsHeld(): number {
     return this.ids;
   }
 
-  /** Bytes of all dedup sets' backing arrays. */
+  /** Bytes of the dedup index. */
   get dedupBytes(): number {
-    let bytes = 0;
-    for (const w of this.windows.values()) bytes += w.ids.byteLength;
-    return bytes;
+    return this.index.byteLength;
   }
 
-  /** True when drainChanges would return rows or dedup deltas. */
-  get hasPendingChanges(): boolean {
-    return this.changedWindows.length > 0;
+  /** Every input's mark as last drained, by source partition. */
+  get inputMarks(): InputMark[] {
+    return this.inputs.snapshot();
   }
 
-  // ── counting ──────────────────────────────────────────────────────────────────────────────────
+  // ── input ─────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * A valid record read from this partition's own source, whatever its home partition: it moves
+   * the source's event time. False for a timestamp beyond the clock skew: it is refused at home
+   * and moves nothing.
+   */
+  observeSourceEvent(ts: number, nowMs: number): boolean {
+    if (ts > nowMs + this.maxClockSkewMs) return false;
+    if (ts > this.sourceMaxTs) this.sourceMaxTs = ts;
+    return true;
+  }
+
+  /** A watermark marker of source partition `source`, read on this task's repartition channel. */
+  observeMarker(source: number, mark: InputMark, nowMs: number): void {
+    if (source === this.partition) throw new RangeError(`a marker of partition ${source} on its own channel`);
+    this.inputs.set(source, mark.watermark, mark.idle, nowMs);
+  }
 
   /**
    * Counts one impression whose home partition this is. `idHash` is hashImpressionId(imp.impressionId),
-   * passed in so the caller can hash once. The returned row is the live row (counts include this
-   * event; version/final/revised are those of its last drain): read it, don't keep or mutate it.
+   * passed in so the caller can hash once.
    */
   process(imp: Impression, idHash: IdHash, nowMs: number): ProcessOutcome {
     const ts = imp.ts;
-    // A clock far ahead would drag the watermark forward and make honest events late: refuse it
-    // before it touches anything.
     if (ts > nowMs + this.maxClockSkewMs) {
       return { kind: 'future_timestamp', detail: `ts ${ts} is ${ts - nowMs} ms ahead of the clock; max skew ${this.maxClockSkewMs} ms` };
     }
     const start = windowStartOf(ts, this.windowMs);
-    // Same condition as eviction: once it holds, the window's dedup set is gone (or goes at the next
-    // drain), so a copy of an already counted id could not be recognised. Never count it.
-    if (start + this.retentionMs <= this.wm) {
+    if (start < this.evictedBefore) {
+      // A copy re-stamped into a window past the horizon is still a duplicate while its first copy is held.
+      const held = this.index.tagOf(idHash);
+      if (held >= 0) return this.duplicate(held, imp);
       return {
         kind: 'too_late',
-        detail: `ts ${ts} falls in window ${start}, whose dedup horizon ended at ${start + this.retentionMs}; watermark ${this.wm}`,
+        detail: `ts ${ts} falls in window ${start}, past the dedup horizon (windows before ${this.evictedBefore} are evicted; watermark ${this.wm})`,
       };
     }
-
+    const held = this.index.addOrGet(idHash, start / this.windowMs);
+    if (held >= 0) return this.duplicate(held, imp);
     const win = this.windows.get(start) ?? this.openWindow(start);
-    const isNew = win.ids.add(idHash);
+    win.ids++;
+    this.ids++;
+    this.appendPending(win, idHash);
     const entry = this.rowEntry(win, imp.advertiserId, imp.campaignId);
-    const row = entry.row;
-    if (isNew) {
-      this.ids++;
-      this.appendPending(win, idHash);
-      row.impressions++;
-      row.spendMicros += imp.costMicros;
+    entry.row.impressions++;
+    const low = entry.spendLow + imp.costMicros;
+    if (low >= SPEND_CARRY) {
+      entry.spendLow = low - SPEND_CARRY;
+      entry.spendHigh++;
     } else {
-      // A duplicate still changes the row (duplicates removed is shown), so it is emitted too.
-      row.duplicates++;
+      entry.spendLow = low;
     }
     this.markDirty(win, entry);
-
-    if (ts > this.maxTs) {
-      this.maxTs = ts;
-      const candidate = ts - this.outOfOrdernessMs;
-      if (candidate > this.wm) this.wm = candidate;
-    }
-    return { kind: isNew ? 'counted' : 'duplicate', row };
+    return { kind: 'counted' };
   }
 
-  /**
-   * Lets a caught-up, idle partition close windows by wall clock: without it, a partition that gets
-   * no records would hold every window open forever (and the published watermark, the minimum over
-   * partitions, with it). The watermark moves to nowMs − outOfOrdernessMs: exactly where an on-time
-   * event stamped "now" would put it, so an idle partition never runs ahead of a busy one fed by
-   * honest clocks, and an event still in flight is treated as it would be on a busy partition (late
-   * at worst, counted as a revision; too_late only beyond the dedup horizon). maxEventTime is not
-   * touched: it reports event times actually seen.
-   * Call it only when the consumer has reached the partition's end: with a backlog, the wall clock
-   * says nothing about the event times still to be read.
-   */
-  advanceIdle(nowMs: number): void {
-    const candidate = nowMs - this.outOfOrdernessMs;
-    if (candidate > this.wm) this.wm = candidate;
+  /** A copy of an id held with `tag`: counted as a duplicate in the window of the first copy. */
+  private duplicate(tag: number, imp: Impression): ProcessOutcome {
+    const start = tag * this.windowMs;
+    const win = this.windows.get(start) ?? this.openWindow(start);
+    const entry = this.rowEntry(win, imp.advertiserId, imp.campaignId);
+    entry.row.duplicates++;
+    this.markDirty(win, entry);
+    return { kind: 'duplicate' };
   }
 
+  // ── commit ────────────────────────────────────────────────────────────────────────────────────
+
   /**
-   * Everything changed since the previous drain, for one transaction: each changed row once with its
-   * version one higher, the new ids per window as the next changelog chunk, and the windows whose
-   * dedup horizon the watermark has passed, which are dropped here.
+   * Moves event time, then hands over everything changed since the previous drain, for one
+   * transaction. `sourceIdle`: the shell saw this partition's own source caught up and without
+   * records for the idle timeout.
    */
-  drainChanges(): Changes {
-    const wm = this.wm;
-    const evicted = this.evict(wm);
+  drainChanges(nowMs: number, sourceIdle: boolean): Changes {
+    this.advance(nowMs, sourceIdle);
+    const evicted = this.evict();
 
     const rows: WindowRow[] = [];
     for (const entry of this.dirtyRows) {
       const row = entry.row;
-      const closesAt = row.windowEnd + this.allowedLatenessMs;
       row.version++;
-      row.final = wm >= closesAt;
-      // Revised when downstream had already been told the window was closed (the previous drain's
-      // watermark passed its close), whether or not this row itself was emitted as final then: a
-      // new row in a closed window changes a closed period's totals just the same.
-      row.revised = this.publishedWatermark >= closesAt;
+      row.final = row.windowEnd <= this.closedThrough;
+      // Revised when downstream had already been told the window was closed, whether or not this
+      // row itself was emitted as final then: a new row in a closed window changes its totals too.
+      row.revised = row.windowEnd <= this.publishedClosedThrough;
       entry.dirty = false;
-      rows.push({ ...row });
+      rows.push({ ...row, spendMicros: BigInt(entry.spendHigh) * SPEND_CARRY_N + BigInt(entry.spendLow) });
     }
     this.dirtyRows = [];
+    this.publishedClosedThrough = this.closedThrough;
 
     const dedupDeltas: DedupDelta[] = [];
     for (const win of this.changedWindows) {
@@ -198,11 +230,97 @@ export class PartitionState {
     }
     this.changedWindows = [];
 
-    this.publishedWatermark = wm;
-    return { rows, dedupDeltas, evicted, watermark: wm };
+    let sourceMark: InputMark | null = null;
+    const last = this.lastMark;
+    // Whole seconds: the other partitions hear of this source about once a second, not every commit.
+    if (this.partitions > 1 && (last === null || last.idle !== sourceIdle || Math.floor(last.watermark / 1000) !== Math.floor(this.sourceWm / 1000))) {
+      sourceMark = { watermark: this.sourceWm, idle: sourceIdle };
+      this.lastMark = sourceMark;
+    }
+    return { rows, dedupDeltas, evicted, watermark: this.wm, sourceMark, progress: this.progressIfChanged() };
+  }
+
+  /** The source's watermark, then the task's (min over inputs, never back), then both frontiers. */
+  private advance(nowMs: number, sourceIdle: boolean): void {
+    if (this.sourceMaxTs > 0) {
+      // A clock running fast cannot close the present: the source watermark never passes the wall clock.
+      const candidate = Math.min(this.sourceMaxTs, nowMs) - this.outOfOrdernessMs;
+      if (candidate > this.sourceWm) this.sourceWm = candidate;
+    }
+    this.inputs.set(this.partition, this.sourceWm, sourceIdle, nowMs);
+    const low = this.inputs.low(nowMs);
+    if (low !== null && low > this.wm) this.wm = low;
+    if (this.wm <= 0) return;
+    const closed = this.wm - this.allowedLatenessMs;
+    if (closed > this.closedThrough) this.closedThrough = closed;
+    // The first window start whose ids are still within the horizon: start + retention > wm.
+    const keepFrom = windowStartOf(this.wm - this.retentionMs, this.windowMs) + this.windowMs;
+    if (keepFrom > this.evictedBefore) {
+      this.evictedBefore = keepFrom;
+      this.index.retireBelow(keepFrom / this.windowMs);
+    }
+  }
+
+  /**
+   * Drops the windows before evictedBefore (their events are already refused as too_late and their
+   * ids retired). A window that changed since the last drain is kept one drain longer, so its last
+   * change is written before its tombstones, not lost to them.
+   */
+  private evict(): EvictedWindow[] {
+    const evicted: EvictedWindow[] = [];
+    for (const win of this.windows.values()) {
+      if (win.start >= this.evictedBefore || win.changed) continue;
+      const rowKeys: string[] = [];
+      for (const byCampaign of win.rows.values()) {
+        for (const { row } of byCampaign.values()) rowKeys.push(rowKey(win.start, row.advertiserId, row.campaignId, this.partition));
+      }
+      evicted.push({ windowStart: win.start, rowKeys, chunks: win.nextChunk });
+      this.ids -= win.ids;
+      this.windows.delete(win.start);
+    }
+    evicted.sort((a, b) => a.windowStart - b.windowStart);
+    return evicted;
+  }
+
+  private progressIfChanged(): PartitionProgress | null {
+    const p: PartitionProgress = {
+      watermark: this.wm,
+      maxEventTime: this.sourceMaxTs,
+      sourceWatermark: this.sourceWm,
+      inputs: this.inputs.snapshot(),
+      closedThrough: this.closedThrough,
+      evictedBefore: this.evictedBefore,
+      windowMs: this.windowMs,
+      partitions: this.partitions,
+    };
+    if (this.lastProgress !== null && sameProgress(p, this.lastProgress)) return null;
+    this.lastProgress = p;
+    return p;
   }
 
   // ── restore (state rebuilt from what previous drains committed) ───────────────────────────────
+
+  /**
+   * The progress record, restored first. Refuses settings that cannot change once data flows.
+   * Other inputs' idle marks are kept (an idle source sends no new marker); this source's own is
+   * not (it is measured again), and nothing is marked sent, so the first drain tells the others.
+   */
+  restoreProgress(p: PartitionProgress, nowMs: number): void {
+    if (p.windowMs !== this.windowMs) throw settingChanged('TALLY_WINDOW_MS', p.windowMs, this.windowMs, this.partition);
+    if (p.partitions !== this.partitions) throw settingChanged('TALLY_PARTITIONS', p.partitions, this.partitions, this.partition);
+    this.wm = Math.max(this.wm, p.watermark);
+    this.sourceMaxTs = Math.max(this.sourceMaxTs, p.maxEventTime);
+    this.sourceWm = Math.max(this.sourceWm, p.sourceWatermark);
+    p.inputs.forEach((m, source) => {
+      if (source !== this.partition) this.inputs.set(source, m.watermark, m.idle, nowMs);
+    });
+    this.inputs.set(this.partition, this.sourceWm, false, nowMs);
+    this.closedThrough = Math.max(this.closedThrough, p.closedThrough);
+    this.publishedClosedThrough = this.closedThrough;
+    this.evictedBefore = Math.max(this.evictedBefore, p.evictedBefore);
+    this.index.retireBelow(this.evictedBefore / this.windowMs);
+    this.lastProgress = { ...p, inputs: p.inputs.map((m) => ({ ...m })) };
+  }
 
   /** One row read back from impression-counts; of several versions of a key the highest wins. */
   restoreRow(row: WindowRow): void {
@@ -211,44 +329,36 @@ export class PartitionState {
     }
     this.checkAligned(row.windowStart);
     if (row.windowEnd !== row.windowStart + this.windowMs) {
-      throw new Error(`row of window ${row.windowStart}–${row.windowEnd} does not fit windowMs ${this.windowMs}; was the window size changed with state in Kafka?`);
+      throw new ConfigError(`a row of window ${row.windowStart}–${row.windowEnd} does not fit TALLY_WINDOW_MS=${this.windowMs}; the window size cannot change once data flows`);
     }
     const win = this.windows.get(row.windowStart) ?? this.openWindow(row.windowStart);
     const entry = this.rowEntry(win, row.advertiserId, row.campaignId);
     // A fresh entry has version 0; restored versions start at 1.
-    if (row.version > entry.row.version) entry.row = { ...row };
+    if (row.version > entry.row.version) {
+      const { spendMicros, ...rest } = row;
+      entry.row = { ...rest };
+      entry.spendHigh = Number(spendMicros / SPEND_CARRY_N);
+      entry.spendLow = Number(spendMicros % SPEND_CARRY_N);
+    }
   }
 
   /** One dedup changelog chunk; the window's next chunk number continues after the highest seen. */
   restoreDedupChunk(windowStart: number, chunk: number, ids: Uint8Array): void {
     this.checkAligned(windowStart);
     const win = this.windows.get(windowStart) ?? this.openWindow(windowStart);
-    this.ids += win.ids.addChunk(ids);
+    const added = this.index.addChunk(ids, windowStart / this.windowMs);
+    win.ids += added;
+    this.ids += added;
     if (chunk + 1 > win.nextChunk) win.nextChunk = chunk + 1;
-  }
-
-  /**
-   * The watermark record. `watermark` is the one that was published; pass it when known, because an
-   * idle partition's watermark can be ahead of maxEventTime − outOfOrderness, and restoring a lower
-   * one would reopen windows that were already evicted (and so lost their dedup sets). Without it,
-   * the watermark is recomputed from maxEventTime.
-   */
-  restoreWatermark(maxEventTime: number, watermark?: number): void {
-    if (maxEventTime > this.maxTs) this.maxTs = maxEventTime;
-    const candidate = Math.max(this.maxTs - this.outOfOrdernessMs, watermark ?? -Infinity);
-    if (candidate > this.wm) this.wm = candidate;
-    this.publishedWatermark = this.wm;
   }
 
   // ── internals ─────────────────────────────────────────────────────────────────────────────────
 
   private openWindow(start: number): OpenWindow {
     const win: OpenWindow = {
-      start, end: start + this.windowMs, ids: new DedupSet(), rows: new Map(),
-      nextChunk: 0, pending: null, pendingIds: 0, changed: false,
+      start, end: start + this.windowMs, ids: 0, rows: new Map(), nextChunk: 0, pending: null, pendingIds: 0, changed: false,
     };
     this.windows.set(start, win);
-    if (start < this.oldestStart) this.oldestStart = start;
     return win;
   }
 
@@ -263,8 +373,10 @@ export class PartitionState {
       entry = {
         row: {
           windowStart: win.start, windowEnd: win.end, advertiserId, campaignId, sourcePartition: this.partition,
-          impressions: 0, spendMicros: 0, duplicates: 0, version: 0, final: false, revised: false,
+          impressions: 0, duplicates: 0, version: 0, final: false, revised: false,
         },
+        spendLow: 0,
+        spendHigh: 0,
         dirty: false,
       };
       byCampaign.set(campaignId, entry);
@@ -292,40 +404,27 @@ export class PartitionState {
       buf = grown;
       win.pending = buf;
     }
-    DedupSet.writeChunkId(buf, offset, h);
+    writeChunkId(buf, offset, h);
     win.pendingIds++;
-  }
-
-  /**
-   * Drops the windows whose dedup horizon the watermark has passed (too_late already refuses their
-   * events). A window that changed since the last drain is kept one drain longer, so its last
-   * change is written before its tombstones, not lost to them.
-   */
-  private evict(wm: number): EvictedWindow[] {
-    const evicted: EvictedWindow[] = [];
-    if (this.oldestStart + this.retentionMs > wm) return evicted;
-    let oldest = Infinity;
-    for (const win of this.windows.values()) {
-      if (win.start + this.retentionMs <= wm && !win.changed) {
-        const rowKeys: string[] = [];
-        for (const byCampaign of win.rows.values()) {
-          for (const { row } of byCampaign.values()) rowKeys.push(rowKey(win.start, row.advertiserId, row.campaignId, this.partition));
-        }
-        evicted.push({ windowStart: win.start, rowKeys, chunks: win.nextChunk });
-        this.ids -= win.ids.size;
-        this.windows.delete(win.start);
-      } else if (win.start < oldest) {
-        oldest = win.start;
-      }
-    }
-    this.oldestStart = oldest;
-    evicted.sort((a, b) => a.windowStart - b.windowStart);
-    return evicted;
   }
 
   private checkAligned(windowStart: number): void {
     if (!Number.isSafeInteger(windowStart) || windowStartOf(windowStart, this.windowMs) !== windowStart) {
-      throw new Error(`window start ${windowStart} is not a multiple of windowMs ${this.windowMs}; was the window size changed with state in Kafka?`);
+      throw new ConfigError(`window start ${windowStart} is not a multiple of TALLY_WINDOW_MS=${this.windowMs}; the window size cannot change once data flows`);
     }
   }
+}
+
+function settingChanged(variable: string, stored: number, configured: number, partition: number): ConfigError {
+  return new ConfigError(`${variable}=${configured}, but the aggregator's state in Kafka was built with ${variable}=${stored} (partition ${partition}); `
+    + `it cannot change once data flows. Set ${variable}=${stored}, or start over with new topics (TALLY_TOPIC_PREFIX).`);
+}
+
+function sameProgress(a: PartitionProgress, b: PartitionProgress): boolean {
+  if (a.watermark !== b.watermark || a.maxEventTime !== b.maxEventTime || a.sourceWatermark !== b.sourceWatermark
+    || a.closedThrough !== b.closedThrough || a.evictedBefore !== b.evictedBefore || a.inputs.length !== b.inputs.length) return false;
+  for (let i = 0; i < a.inputs.length; i++) {
+    if (a.inputs[i].watermark !== b.inputs[i].watermark || a.inputs[i].idle !== b.inputs[i].idle) return false;
+  }
+  return true;
 }

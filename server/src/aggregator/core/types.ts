@@ -6,14 +6,46 @@
 /** Timing rules of one aggregator; all in ms. */
 export interface WindowSettings {
   windowMs: number;
-  /** Watermark = max event time seen − outOfOrdernessMs. */
+  /** A source's watermark = min(max event time seen, wall clock) − outOfOrdernessMs. */
   outOfOrdernessMs: number;
-  /** A window is final once watermark ≥ windowEnd + allowedLatenessMs. */
+  /** A window is final once the watermark ≥ windowEnd + allowedLatenessMs. */
   allowedLatenessMs: number;
-  /** A window's dedup set is kept until watermark ≥ windowEnd + allowedLatenessMs + dedupHorizonMs; then evicted. */
+  /** A window's ids are kept until watermark ≥ windowEnd + allowedLatenessMs + dedupHorizonMs; then evicted. */
   dedupHorizonMs: number;
   /** Events with ts > now + maxClockSkewMs are refused as future_timestamp. */
   maxClockSkewMs: number;
+  /** Partitions of the input topic: the task's inputs are its own source and one channel from each other. */
+  partitions: number;
+  /** An input caught up and without records for this long holds nothing back (see InputWatermarks). */
+  idleTimeoutMs: number;
+}
+
+/** One input's event-time progress as a task knows it. */
+export interface InputMark {
+  watermark: number;
+  idle: boolean;
+}
+
+/**
+ * Everything about a task's event time that must survive a restart, written with its rows in
+ * every transaction that changes it (the `watermark|p` record of impression-counts).
+ */
+export interface PartitionProgress {
+  /** The task's watermark: the minimum over its inputs, never going back. */
+  watermark: number;
+  /** Highest event time read from this partition's own source (future_timestamp refusals excluded). */
+  maxEventTime: number;
+  /** This source's watermark: min(maxEventTime, wall clock) − out-of-orderness, never going back. */
+  sourceWatermark: number;
+  /** Every input's last mark, by source partition (this partition's own entry is its source). */
+  inputs: InputMark[];
+  /** Windows ending at or before this are closed (final); it never goes back, whatever the lateness setting. */
+  closedThrough: number;
+  /** Windows starting before this passed the dedup horizon: evicted, their events too_late, whatever the horizon setting. */
+  evictedBefore: number;
+  /** The settings that cannot change once data flows; a restart with others is refused. */
+  windowMs: number;
+  partitions: number;
 }
 
 /** 128-bit hash of an impression id, as four unsigned 32-bit words. */
@@ -27,7 +59,8 @@ export interface WindowRow {
   campaignId: string;
   sourcePartition: number;
   impressions: number;
-  spendMicros: number;
+  /** Exact at any size: one row's spend can pass 2^53 micros. */
+  spendMicros: bigint;
   duplicates: number;
   /** Increases by one with every emitted change of this row; ClickHouse keeps the highest. */
   version: number;
@@ -61,10 +94,14 @@ export interface Changes {
   dedupDeltas: DedupDelta[];
   evicted: EvictedWindow[];
   watermark: number;
+  /** This source's progress for the other partitions' tasks (a marker on each channel), when it moved; else null. */
+  sourceMark: InputMark | null;
+  /** The task's progress, when any of it changed since the last drain; else null. */
+  progress: PartitionProgress | null;
 }
 
 export type ProcessOutcome =
-  | { kind: 'counted'; row: WindowRow }
-  | { kind: 'duplicate'; row: WindowRow }
+  | { kind: 'counted' }
+  | { kind: 'duplicate' }
   | { kind: 'too_late'; detail: string }
   | { kind: 'future_timestamp'; detail: string };

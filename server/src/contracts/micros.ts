@@ -1,6 +1,9 @@
 /**
- * Money as exact integers: spend is carried in micros (millionths of the currency) as BigInt and
- * printed in currency units with string arithmetic. No floating point anywhere on this path.
+ * Money as exact integers, shared by every part that carries it: spend is micros (millionths of
+ * the currency) as BigInt, printed in currency units with string arithmetic. No floating point.
+ *
+ * On JSON wires (impression-counts, the REST API, the live feed) micros are a JSON number while
+ * exact as one (below 2^53) and a string of digits above: never a silently rounded number.
  */
 
 const UINT = /^\d{1,20}$/;
@@ -28,4 +31,11 @@ export function parseUInt64(value: unknown, what: string): bigint {
   const n = BigInt(text);
   if (n > MAX_UINT64) throw new TypeError(`${what}: beyond UInt64: ${text}`);
   return n;
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Micros for a JSON wire: a number while exact as one, else a string of digits. */
+export function microsJson(micros: bigint): number | string {
+  return micros <= MAX_SAFE && micros >= -MAX_SAFE ? Number(micros) : micros.toString();
 }

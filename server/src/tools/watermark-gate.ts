@@ -1,0 +1,51 @@
+/**
+ * Waits until the aggregator's published watermark of every partition (the `watermark|p` records
+ * of impression-counts, read_committed) is at or past a mark: what makes an old event too late.
+ */
+import type { TallyConfig } from '../config/index.js';
+import { TallyError } from '../errors.js';
+import { checkCountRecord } from '../aggregator/count-record.js';
+import { readTopicToEnd } from './dlq-reader.js';
+
+export interface WatermarkGateOptions {
+  timeoutMs?: number;
+  /** Called about every 5 s while waiting, with the lowest watermark so far (null: a partition never published). */
+  onWait?: (lowest: number | null) => void;
+}
+
+/** The lowest published watermark over partitions 0 … partitions−1; null while one never published. */
+export async function lowestWatermark(config: TallyConfig): Promise<number | null> {
+  const byPartition = new Map<number, number>();
+  await readTopicToEnd(config.kafka.brokers, config.topics.counts, (m) => {
+    if (!m.key?.toString().startsWith('watermark|')) return;
+    const rec = checkCountRecord(m.value);
+    if (rec.kind === 'watermark') byPartition.set(rec.record.source_partition, Math.max(rec.record.watermark, byPartition.get(rec.record.source_partition) ?? 0));
+  });
+  let lowest = Infinity;
+  for (let p = 0; p < config.partitions; p++) {
+    const wm = byPartition.get(p);
+    if (wm === undefined) return null;
+    lowest = Math.min(lowest, wm);
+  }
+  return lowest;
+}
+
+export async function awaitWatermark(config: TallyConfig, atLeast: number, opts: WatermarkGateOptions = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const started = Date.now();
+  let told = started;
+  for (;;) {
+    const lowest = await lowestWatermark(config);
+    if (lowest !== null && lowest >= atLeast) return;
+    if (Date.now() - started > timeoutMs) {
+      throw new TallyError(`no aggregator moved every partition's watermark to ${new Date(atLeast).toISOString()} within ${timeoutMs} ms `
+        + `(lowest: ${lowest === null ? 'a partition never published one' : new Date(lowest).toISOString()}); too-late events are too late only then. `
+        + 'Is an aggregator running on these topics? Or generate without them (--too-late 0).');
+    }
+    if (Date.now() - told >= 5_000) {
+      told = Date.now();
+      opts.onWait?.(lowest);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
