@@ -15,9 +15,12 @@ export class Pipeline {
 
   constructor(readonly sb: Sandbox) {}
 
-  /** Starts an aggregator; `instance` names its transactional id (a restart with the same one fences its zombie). */
-  startAggregator(instance = `agg-${this.nextInstance++}`): RoleProcess {
-    const p = new RoleProcess('aggregator', { ...this.sb.env, TALLY_INSTANCE_ID: instance });
+  /**
+   * Starts an aggregator; `instance` names its transactional id (a restart with the same one fences
+   * its zombie); `env` overrides settings for this process only (a restart with other settings).
+   */
+  startAggregator(instance = `agg-${this.nextInstance++}`, env: Record<string, string> = {}): RoleProcess {
+    const p = new RoleProcess('aggregator', { ...this.sb.env, ...env, TALLY_INSTANCE_ID: instance });
     this.aggregators.push(p);
     return p;
   }

@@ -183,8 +183,22 @@ describe('PartitionState', () => {
       feed(s, imp('c', T0 + 11_000));
       assert.deepEqual(drain(s).sourceMark, { watermark: T0 + 6_000, idle: false });
       assert.deepEqual(drain(s, LATER, true).sourceMark, { watermark: T0 + 6_000, idle: true });
-      assert.equal(drain(s, LATER, true).sourceMark, null);
+      assert.equal(drain(s, LATER + 9_999, true).sourceMark, null);
+      assert.deepEqual(drain(s, LATER + 10_000, true).sourceMark, { watermark: T0 + 6_000, idle: true }, 'repeated once per idle timeout');
       assert.equal(drain(newState()).sourceMark, null, 'one partition: nobody to tell');
+    });
+
+    it('after a restore every input holds the task back until it reports again, even one that was idle before', () => {
+      const s = newState({ partitions: 2 }, 0);
+      const progress: PartitionProgress = {
+        watermark: T0, maxEventTime: T0 + 5_000, sourceWatermark: T0, inputs: [{ watermark: T0, idle: false }, { watermark: T0 - MIN, idle: true }],
+        closedThrough: T0 - 10_000, evictedBefore: 0, windowMs: MIN, partitions: 2,
+      };
+      s.restoreProgress(progress, LATER);
+      feed(s, imp('backlog', T0 + 30 * MIN));
+      assert.equal(drain(s, LATER + 60_000).watermark, T0, 'input 1 may have a backlog since it went idle');
+      s.observeMarker(1, { watermark: T0 + 10 * MIN, idle: false }, LATER + 61_000);
+      assert.equal(drain(s, LATER + 61_000).watermark, T0 + 10 * MIN);
     });
   });
 

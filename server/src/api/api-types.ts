@@ -1,10 +1,14 @@
 /**
  * Response shapes of the REST API (/api/v1/…), shared with the dashboard (web/ imports these types).
- * Integers are JSON numbers (exact below 2^53); spend is in micros. Times are epoch ms.
+ * Integers are JSON numbers (exact below 2^53); spend is in micros: a JSON number while below
+ * 2^53, a string of digits above (never a rounded number; BigInt() takes both). Times are epoch ms.
  * Errors: `{ "error": { "status": 400, "message": "…", "parameter"?: "from" } }` with 400/401/403/404/413/429/503.
  */
 
 export type Granularity = 'window' | 'hour' | 'day';
+
+/** Spend in micros: a number below 2^53, else a string of digits. */
+export type Micros = number | string;
 
 export interface CountRow {
   /** Start of the window/hour/day (UTC), epoch ms. */
@@ -13,7 +17,7 @@ export interface CountRow {
   advertiserId: string;
   campaignId: string;
   impressions: number;
-  spendMicros: number;
+  spendMicros: Micros;
   duplicates: number;
 }
 
@@ -25,17 +29,17 @@ export interface CountsResponse {
   to: number;
   granularity: Granularity;
   rows: CountRow[];
-  totals: { impressions: number; spendMicros: number; duplicates: number };
+  totals: { impressions: number; spendMicros: Micros; duplicates: number };
 }
 
 /** GET /api/v1/campaigns?advertiser_id= */
 export interface CampaignsResponse {
-  campaigns: Array<{ advertiserId: string; campaignId: string; impressions: number; spendMicros: number; firstWindow: number; lastWindow: number }>;
+  campaigns: Array<{ advertiserId: string; campaignId: string; impressions: number; spendMicros: Micros; firstWindow: number; lastWindow: number }>;
 }
 
 /** GET /api/v1/advertisers (admin: all; advertiser token: its own). */
 export interface AdvertisersResponse {
-  advertisers: Array<{ advertiserId: string; campaigns: number; impressions: number; spendMicros: number }>;
+  advertisers: Array<{ advertiserId: string; campaigns: number; impressions: number; spendMicros: Micros }>;
 }
 
 /** GET /api/v1/me: who the token is. */

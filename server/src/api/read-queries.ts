@@ -12,7 +12,8 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity } from './api-types.js';
+import { microsJson, parseUInt64 } from '../contracts/micros.js';
+import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Micros } from './api-types.js';
 import { badRequest } from './http-errors.js';
 import { ID_PATTERN, type CountsQuery } from './query-params.js';
 
@@ -77,6 +78,11 @@ export function advertisersSql(database: string, advertisers: readonly string[] 
 
 type Num = string | number;
 
+/** A ClickHouse UInt64 of micros for a JSON answer: a number while exact, else digits. */
+function micros(v: Num): Micros {
+  return microsJson(parseUInt64(v, 'spend_micros'));
+}
+
 /** A ClickHouse integer (64-bit ones arrive as strings) as a JSON number, refusing anything not exact. */
 export function exactNumber(v: Num | bigint): number {
   const b = typeof v === 'bigint' ? v : BigInt(v);
@@ -103,7 +109,7 @@ export function countsResponse(q: CountsQuery, raw: CountSqlRow[], windowMs: num
       : periodStart + Math.max(PERIOD_SECONDS[q.granularity] * 1000, windowMs);
     return {
       periodStart, periodEnd, advertiserId: r.advertiser_id, campaignId: r.campaign_id,
-      impressions: exactNumber(r.impressions), spendMicros: exactNumber(r.spend_micros), duplicates: exactNumber(r.duplicates),
+      impressions: exactNumber(r.impressions), spendMicros: micros(r.spend_micros), duplicates: exactNumber(r.duplicates),
     };
   });
   let impressions = 0n;
@@ -116,7 +122,7 @@ export function countsResponse(q: CountsQuery, raw: CountSqlRow[], windowMs: num
   }
   return {
     advertiserId: q.advertiserId, campaignId: q.campaignId, from: q.from, to: q.to, granularity: q.granularity, rows,
-    totals: { impressions: exactNumber(impressions), spendMicros: exactNumber(spend), duplicates: exactNumber(duplicates) },
+    totals: { impressions: exactNumber(impressions), spendMicros: microsJson(spend), duplicates: exactNumber(duplicates) },
   };
 }
 
@@ -142,7 +148,7 @@ export async function queryCampaigns(ch: ClickHouseClient, database: string, adv
   return {
     campaigns: raw.map((r) => ({
       advertiserId: r.advertiser_id, campaignId: r.campaign_id,
-      impressions: exactNumber(r.impressions), spendMicros: exactNumber(r.spend_micros),
+      impressions: exactNumber(r.impressions), spendMicros: micros(r.spend_micros),
       firstWindow: exactNumber(r.first_s) * 1000, lastWindow: exactNumber(r.last_s) * 1000,
     })),
   };
@@ -160,7 +166,7 @@ export async function queryAdvertisers(ch: ClickHouseClient, database: string, a
   const raw = await queryRows<AdvertiserSqlRow>(ch, advertisersSql(database, advertisers));
   const out = raw.map((r) => ({
     advertiserId: r.advertiser_id, campaigns: exactNumber(r.campaigns),
-    impressions: exactNumber(r.impressions), spendMicros: exactNumber(r.spend_micros),
+    impressions: exactNumber(r.impressions), spendMicros: micros(r.spend_micros),
   }));
   if (advertisers !== null) {
     const seen = new Set(out.map((a) => a.advertiserId));

@@ -1,6 +1,6 @@
 export {
   type GroundTruth, type TruthRow, type TruthCounts, type TruthPhase,
-  mergeTruth, readTruth, writeTruth, parseTruth, truthTotals, truthRowKey, emptyDeadLetters,
+  mergeTruth, readTruth, writeTruth, parseTruth, truthTotals, truthRowKey, compareTruthRows, emptyDeadLetters,
 } from './ground-truth.js';
 export {
   type GeneratorOptions, type PlanContext, type EventPlan, type PlannedRecord, type RecordKind, type KeyMode, type KeyModeOption, type BadKind,
@@ -18,4 +18,4 @@ export {
   type ReadToEndOptions, type ReadToEndResult, type DeadLetterDiff,
   readDeadLetters, readTopicToEnd, headerValue, diffDeadLetters, NO_REASON,
 } from './dlq-reader.js';
-export { type WatermarkGateOptions, awaitWatermark, lowestWatermark } from './watermark-gate.js';
+export { type WatermarkGateOptions, awaitWatermark, lowestWatermark, publishedWatermarks } from './watermark-gate.js';

@@ -4,7 +4,7 @@
  */
 import type { TallyConfig } from '../config/index.js';
 import { TallyError } from '../errors.js';
-import { checkCountRecord } from '../aggregator/count-record.js';
+import { checkCountRecord, type WatermarkRecord } from '../aggregator/count-record.js';
 import { readTopicToEnd } from './dlq-reader.js';
 
 export interface WatermarkGateOptions {
@@ -13,19 +13,28 @@ export interface WatermarkGateOptions {
   onWait?: (lowest: number | null) => void;
 }
 
-/** The lowest published watermark over partitions 0 … partitions−1; null while one never published. */
-export async function lowestWatermark(config: TallyConfig): Promise<number | null> {
-  const byPartition = new Map<number, number>();
+/** Every partition's watermark records as committed, oldest first (compaction may have dropped older ones). */
+export async function publishedWatermarks(config: TallyConfig): Promise<Map<number, WatermarkRecord[]>> {
+  const byPartition = new Map<number, WatermarkRecord[]>();
   await readTopicToEnd(config.kafka.brokers, config.topics.counts, (m) => {
     if (!m.key?.toString().startsWith('watermark|')) return;
     const rec = checkCountRecord(m.value);
-    if (rec.kind === 'watermark') byPartition.set(rec.record.source_partition, Math.max(rec.record.watermark, byPartition.get(rec.record.source_partition) ?? 0));
+    if (rec.kind !== 'watermark') return;
+    const list = byPartition.get(rec.record.source_partition) ?? [];
+    list.push(rec.record);
+    byPartition.set(rec.record.source_partition, list);
   });
+  return byPartition;
+}
+
+/** The lowest published watermark over partitions 0 … partitions−1; null while one never published. */
+export async function lowestWatermark(config: TallyConfig): Promise<number | null> {
+  const byPartition = await publishedWatermarks(config);
   let lowest = Infinity;
   for (let p = 0; p < config.partitions; p++) {
-    const wm = byPartition.get(p);
-    if (wm === undefined) return null;
-    lowest = Math.min(lowest, wm);
+    const list = byPartition.get(p);
+    if (list === undefined) return null;
+    lowest = Math.min(lowest, Math.max(...list.map((r) => r.watermark)));
   }
   return lowest;
 }

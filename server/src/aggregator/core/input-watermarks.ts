@@ -10,10 +10,10 @@ import type { InputMark } from './types.js';
  * behind the home partition's own traffic.
  *
  * Idle inputs (caught up, no records for the idle timeout) hold nothing back, with one exception:
- * when every input was idle and traffic resumes, idle inputs still count for one more idle timeout,
- * so producers that buffered events during the silence and flush them to several partitions at
- * slightly different moments all land before anything closes. While every input is idle, low() is
- * null: idle is not progress, nothing closes by the wall clock.
+ * when every input was idle and traffic resumes (or the task was just restored), idle inputs still
+ * count for one more idle timeout, so producers that buffered events during the silence and flush
+ * them to several partitions at slightly different moments all land before anything closes. While
+ * every input is idle, low() is null: idle is not progress, nothing closes by the wall clock.
  */
 export class InputWatermarks {
   private readonly marks: InputMark[];

@@ -60,6 +60,7 @@ export class PartitionState {
   private readonly allowedLatenessMs: number;
   private readonly maxClockSkewMs: number;
   private readonly partitions: number;
+  private readonly idleTimeoutMs: number;
   /** windowEnd + allowedLateness + dedupHorizon, minus windowStart: how long a window's ids live. */
   private readonly retentionMs: number;
 
@@ -78,6 +79,7 @@ export class PartitionState {
   private publishedClosedThrough = 0;
   private evictedBefore = 0;
   private lastMark: InputMark | null = null;
+  private lastMarkAt = 0;
   private lastProgress: PartitionProgress | null = null;
 
   constructor(readonly partition: number, settings: WindowSettings, now: number) {
@@ -94,6 +96,7 @@ export class PartitionState {
     this.allowedLatenessMs = allowedLatenessMs;
     this.maxClockSkewMs = maxClockSkewMs;
     this.partitions = partitions;
+    this.idleTimeoutMs = idleTimeoutMs;
     this.retentionMs = windowMs + allowedLatenessMs + dedupHorizonMs;
     this.inputs = new InputWatermarks(partitions, idleTimeoutMs, now);
   }
@@ -232,10 +235,13 @@ export class PartitionState {
 
     let sourceMark: InputMark | null = null;
     const last = this.lastMark;
-    // Whole seconds: the other partitions hear of this source about once a second, not every commit.
-    if (this.partitions > 1 && (last === null || last.idle !== sourceIdle || Math.floor(last.watermark / 1000) !== Math.floor(this.sourceWm / 1000))) {
+    // Whole seconds: the other partitions hear of this source about once a second, not every commit;
+    // and at least once per idle timeout, so a task restored elsewhere learns that this one is idle.
+    if (this.partitions > 1 && (last === null || last.idle !== sourceIdle || nowMs - this.lastMarkAt >= this.idleTimeoutMs
+      || Math.floor(last.watermark / 1000) !== Math.floor(this.sourceWm / 1000))) {
       sourceMark = { watermark: this.sourceWm, idle: sourceIdle };
       this.lastMark = sourceMark;
+      this.lastMarkAt = nowMs;
     }
     return { rows, dedupDeltas, evicted, watermark: this.wm, sourceMark, progress: this.progressIfChanged() };
   }
@@ -302,8 +308,10 @@ export class PartitionState {
 
   /**
    * The progress record, restored first. Refuses settings that cannot change once data flows.
-   * Other inputs' idle marks are kept (an idle source sends no new marker); this source's own is
-   * not (it is measured again), and nothing is marked sent, so the first drain tells the others.
+   * Every input restarts active at its restored watermark: an input marked idle before a restart
+   * may have piled up a backlog since (an outage), so it holds this task back until it reports
+   * again (every source repeats its mark at least once per idle timeout). Nothing is marked sent,
+   * so the first drain tells the others about this source.
    */
   restoreProgress(p: PartitionProgress, nowMs: number): void {
     if (p.windowMs !== this.windowMs) throw settingChanged('TALLY_WINDOW_MS', p.windowMs, this.windowMs, this.partition);
@@ -312,7 +320,7 @@ export class PartitionState {
     this.sourceMaxTs = Math.max(this.sourceMaxTs, p.maxEventTime);
     this.sourceWm = Math.max(this.sourceWm, p.sourceWatermark);
     p.inputs.forEach((m, source) => {
-      if (source !== this.partition) this.inputs.set(source, m.watermark, m.idle, nowMs);
+      if (source !== this.partition) this.inputs.set(source, m.watermark, false, nowMs);
     });
     this.inputs.set(this.partition, this.sourceWm, false, nowMs);
     this.closedThrough = Math.max(this.closedThrough, p.closedThrough);
