@@ -24,6 +24,15 @@ const SHORT = {
 };
 const RETENTION_MS = 5000 + 2000 + 10000;
 
+/** The aggregator's gauges (refreshed once a second) say every input of every partition reported idle. */
+async function allInputsIdle(agg: RoleProcess): Promise<boolean> {
+  const port = [...agg.log().matchAll(/"metricsPort":(\d+)/g)].at(-1)?.[1];
+  if (port === undefined) return false;
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const idle = text.split('\n').filter((l) => l.startsWith('tally_aggregator_input_idle{'));
+  return idle.length === 8 * 8 && idle.every((l) => l.endsWith(' 1'));
+}
+
 describe('event time (real Kafka + ClickHouse, real processes)', function () {
   this.timeout(600_000);
   let sb: Sandbox;
@@ -73,25 +82,21 @@ describe('event time (real Kafka + ClickHouse, real processes)', function () {
   });
 
   it('producers silent past the idle timeout and the horizon, then a buffered flush: exact, nothing dead-lettered or revised', async () => {
-    await setUp('idle');
+    // A 3 s idle timeout: the flush reaches every partition within its 1.5 s grace even on a busy machine.
+    await setUp('idle', { TALLY_IDLE_TIMEOUT_MS: '3000' });
     pipeline.startSink();
-    pipeline.startAggregator();
+    const agg = pipeline.startAggregator();
     const live = spreadEvents('idle-live-', 1_000, Date.now() - 2_000, Date.now());
     await produceEvents(sb.config, live, (i) => (['home', 'foreign', 'nokey'] as const)[i % 3]);
     await eventually('the live traffic counted', async () => (await impressionsInClickHouse()) === live.length, 60_000);
 
-    // Silence, longer than the idle timeout (1 s) and than window + lateness + horizon (17 s):
+    // Silence, longer than the idle timeout (3 s) and than window + lateness + horizon (17 s):
     // the producers buffer what happens meanwhile. Idle is not progress: the watermark stays put.
     const silentFrom = Date.now();
-    let held: number | null = null;
-    await eventually('the watermarks to settle once the sources are idle', async () => {
-      const first = await lowestWatermark(sb.config);
-      await sleep(1_500);
-      held = await lowestWatermark(sb.config);
-      return first === held;
-    }, 30_000, 0);
+    await eventually('every input of every partition idle', async () => allInputsIdle(agg), 30_000, 500);
+    const held = await lowestWatermark(sb.config);
     assert.ok(held !== null && held < silentFrom, `every partition published a watermark (${held})`);
-    await sleep(RETENTION_MS + 5_000);
+    await sleep(Math.max(0, silentFrom + RETENTION_MS + 3_000 + 2_000 - Date.now()));
     assert.equal(await lowestWatermark(sb.config), held, 'no watermark moved while every producer was silent');
 
     const buffered = spreadEvents('idle-buf-', 3_000, silentFrom, Date.now());

@@ -252,6 +252,14 @@ describe('live feed (real Kafka + ClickHouse, real aggregator and sink)', functi
     }
     assert.ok(a.updates.length >= 5, `A got ${a.updates.length} updates`);
 
+    // Event time moves with traffic only (idle is not progress): one impression now, in another
+    // advertiser's view, lets every window of the run close.
+    const ticker = new DeliveringProducer(config.kafka.brokers);
+    await ticker.connect();
+    const tick = { impression_id: `${prefix}tick`, ts: Date.now(), advertiser_id: advLatency, campaign_id: `${advLatency}-tick`, cost_micros: 1 };
+    await ticker.send([{ topic: config.topics.impressions, partition: null, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
+    await ticker.disconnect();
+
     // Pipeline status: exact ✓, DLQ by reason, duplicates, lags settle to 0 (markers not counted).
     assert.ok(statuses.some((s) => s.throughputPerSec > 0), `throughput while producing: ${JSON.stringify(statuses)}`);
     let status: PipelineStatus | undefined;

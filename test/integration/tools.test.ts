@@ -43,10 +43,12 @@ describe('ground-truth tools (real Kafka and ClickHouse)', function () {
   it('generate produces every planned record once; home-mode records land on their murmur2 home partition', async () => {
     const sb = await sandbox('toolsgen');
     const { config } = sb;
+    // The late part of the run waits for an aggregator's watermark; the aggregator writes nothing to the input topic.
+    const agg = new RoleProcess('aggregator', sb.env);
     const now = Date.now();
     const options = { count: 2000, idPrefix: 'itgen-', seed: 20251126, keyMode: 'mixed' as const, bad: 18, tooLate: 5, lateWithinHorizon: 10 };
     const progress: GenerateProgress[] = [];
-    const truth = await generate(config, { ...options, now, batch: 300 }, (p) => progress.push(p));
+    const truth = await generate(config, { ...options, now, batch: 300 }, (p) => progress.push(p)).finally(() => agg.stop());
     assert.equal(progress.at(-1)?.phase, 'done');
     assert.equal(progress.at(-1)?.sent, truth.counts.sent);
 
@@ -173,12 +175,12 @@ describe('ground-truth tools (real Kafka and ClickHouse)', function () {
     const sb = await sandbox('toolscli');
     fs.mkdirSync(artifactsDir, { recursive: true });
     const truthFile = path.join(artifactsDir, `${sb.env.TALLY_TOPIC_PREFIX}truth.json`);
-    const gen = new RoleProcess('generate', sb.env, ['--count', '300', '--id-prefix', 'cli-', '--seed', '9', '--bad', '9', '--too-late', '2', '--truth', truthFile, '--quiet']);
+    const gen = new RoleProcess('generate', sb.env, ['--count', '300', '--id-prefix', 'cli-', '--seed', '9', '--bad', '9', '--too-late', '0', '--late-within-horizon', '0', '--truth', truthFile, '--quiet']);
     assert.equal(await waitExit(gen, 60_000), 0, gen.log());
     assert.match(gen.log(), /records acknowledged/);
     const truth: GroundTruth = readTruth(truthFile);
     assert.equal(truth.idPrefix, 'cli-');
-    assert.equal(truth.deadLetters.too_late, 2);
+    assert.equal(truth.deadLetters.too_late, 0);
     assert.equal(truth.deadLetters.bad_json, 1);
     let n = 0;
     await readTopicToEnd(sb.config.kafka.brokers, sb.config.topics.impressions, () => void n++, { timeoutMs: 30_000 });
@@ -190,5 +192,10 @@ describe('ground-truth tools (real Kafka and ClickHouse)', function () {
     assert.match(ver.log(), /missing/);
     assert.match(ver.log(), /MISMATCH/);
     fs.rmSync(truthFile, { force: true });
+
+    // Too-late impressions are too late only once an aggregator's watermark says so: without one, a clear failure.
+    const late = new RoleProcess('generate', sb.env, ['--count', '10', '--id-prefix', 'cli2-', '--too-late', '2', '--late-timeout', '2', '--quiet']);
+    assert.equal(await waitExit(late, 60_000), 1, late.log());
+    assert.match(late.log(), /Is an aggregator running on these topics\?/);
   });
 });

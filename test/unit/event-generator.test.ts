@@ -179,12 +179,16 @@ describe('event generator (plan builder)', () => {
     }
   });
 
-  it('dead-letters too-late impressions instead of counting them, last, with the watermark that makes them too late', () => {
-    const p = plan({ tooLate: 6 });
+  it('dead-letters too-late impressions instead of counting them; late and too-late come last, with the watermark that makes them so', () => {
+    const p = plan({ tooLate: 6, lateWithinHorizon: 4 });
     assert.equal(p.truth.deadLetters.too_late, 6);
     const tooLate = p.records.filter((r) => r.kind === 'too_late');
     assert.equal(tooLate.length, 6);
-    assert.deepEqual(p.records.slice(p.tooLateFrom), tooLate, 'the end of the tail');
+    assert.deepEqual(p.records.slice(p.lateFrom).map((r) => r.kind), ['late_within_horizon', 'late_within_horizon', 'late_within_horizon', 'late_within_horizon', ...tooLate.map(() => 'too_late')], 'the end of the tail');
+    for (const r of p.records.slice(p.lateFrom, p.lateFrom + 4)) {
+      const w = Math.floor(body(r).ts / ctx.windowMs) * ctx.windowMs;
+      assert.ok(p.lateWatermark !== null && w + ctx.windowMs + ctx.allowedLatenessMs <= p.lateWatermark, 'late at that watermark');
+    }
     const countedIds = new Set(p.records.filter(counted).map((r) => body(r).impression_id));
     const retention = ctx.windowMs + ctx.allowedLatenessMs + ctx.dedupHorizonMs;
     for (const r of tooLate) {
@@ -193,10 +197,10 @@ describe('event generator (plan builder)', () => {
       assert.ok(NOW - b.ts >= 3 * 3_600_000, 'about 3 h old');
       const w = Math.floor(b.ts / ctx.windowMs) * ctx.windowMs;
       assert.ok(!p.truth.rows.some((row) => row.windowStart === w), 'its window is not in the truth');
-      assert.ok(p.tooLateWatermark !== null && w + retention <= p.tooLateWatermark, 'too late at that watermark');
+      assert.ok(p.lateWatermark !== null && w + retention <= p.lateWatermark, 'too late at that watermark');
     }
-    assert.ok(p.tooLateWatermark !== null && p.tooLateWatermark < NOW - 60 * 60_000, 'a watermark the main part reaches');
-    assert.equal(plan({ tooLate: 0 }).tooLateWatermark, null);
+    assert.ok(p.lateWatermark !== null && p.lateWatermark < NOW - 5 * 60_000, 'a watermark the main part reaches');
+    assert.equal(plan({ tooLate: 0, lateWithinHorizon: 0 }).lateWatermark, null);
     const late = p.records.filter((r) => r.kind === 'late_within_horizon').map((r) => NOW - body(r).ts);
     assert.ok(late.every((age) => age >= 10 * 60_000 && age <= 30 * 60_000));
   });

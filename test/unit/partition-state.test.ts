@@ -300,7 +300,7 @@ describe('PartitionState', () => {
       assert.deepEqual(drain(s).dedupDeltas.map((d) => d.chunk), [2]);
     });
 
-    it('hands over the progress record only when something in it changed', () => {
+    it('hands over the progress record when something in it changed, and once per idle timeout', () => {
       const s = newState();
       feed(s, imp('a', T0 + 10_000));
       const p = drain(s).progress;
@@ -310,6 +310,8 @@ describe('PartitionState', () => {
       } satisfies PartitionProgress);
       assert.equal(drain(s).progress, null);
       assert.equal(drain(s, LATER, true).progress?.inputs[0].idle, true);
+      assert.equal(drain(s, LATER + 9_999, true).progress, null);
+      assert.equal(drain(s, LATER + 10_000, true).progress?.watermark, T0 + 5_000, 'a heartbeat');
     });
   });
 
@@ -537,8 +539,8 @@ describe('PartitionState', () => {
       const kafka = new KafkaModel();
       for (const ch of firstA.drains) kafka.write(ch);
       const restored = newState(settings);
-      kafka.restoreInto(restored);
       const lastNow = events[half - 1].now;
+      kafka.restoreInto(restored, lastNow);
       assert.deepEqual(drain(restored, lastNow), {
         rows: [], dedupDeltas: [], evicted: [], watermark: first.watermark, sourceMark: null, progress: null,
       }, 'restored state is already committed');
@@ -673,8 +675,8 @@ class KafkaModel {
     if (ch.progress !== null) this.progress = ch.progress;
   }
 
-  restoreInto(state: PartitionState): void {
-    if (this.progress !== null) state.restoreProgress(this.progress, LATER);
+  restoreInto(state: PartitionState, now = LATER): void {
+    if (this.progress !== null) state.restoreProgress(this.progress, now);
     for (const r of this.rows.values()) state.restoreRow(r);
     for (const [key, ids] of this.chunks) {
       const [ws, c] = key.split(':').map(Number);

@@ -39,6 +39,7 @@ interface GenerateFlags {
   spanMs?: number;
   lateWithinHorizon: number;
   tooLate: number;
+  lateTimeout: number;
   bad: number;
   keyMode: KeyModeOption;
   seed?: number;
@@ -61,7 +62,8 @@ export function generateCommand(): Command {
     .addOption(new Option('--jitter-ms <ms>', 'out-of-order event-time jitter').argParser(intArg(0)).default(D.jitterMs))
     .addOption(new Option('--span-ms <ms>', 'count mode: event times spread over this span ending at now (default 5 min, less if the dedup horizon is short)').argParser(intArg(1)))
     .addOption(new Option('--late-within-horizon <n>', 'impressions 10–30 min old sent at the end: counted, windows revised').argParser(intArg(0)).default(D.lateWithinHorizon))
-    .addOption(new Option('--too-late <n>', 'impressions ~3 h old sent at the end, once every partition\'s watermark makes them too late (needs a running aggregator; waits up to 2 min): dead-lettered as too_late, not counted').argParser(intArg(0)).default(D.tooLate))
+    .addOption(new Option('--too-late <n>', 'impressions ~3 h old sent at the end: dead-lettered as too_late, not counted').argParser(intArg(0)).default(D.tooLate))
+    .addOption(new Option('--late-timeout <s>', 'the late and too-late impressions are sent once every partition\'s watermark makes them so (a running aggregator moves it): longest wait, then fail').argParser(intArg(1)).default(120))
     .addOption(new Option('--bad <n>', `malformed records, cycling through ${DEAD_LETTER_REASONS.filter((r) => r !== 'too_late').join(', ')}`).argParser(intArg(0)).default(D.bad))
     .addOption(new Option('--key-mode <mode>', 'home: key = impression_id, default partitioner; foreign: key = impression_id, another partition; nokey: no key, random partition; mixed: a third each, per record').choices(KEY_MODE_OPTIONS).default(D.keyMode))
     .addOption(new Option('--seed <n>', 'seed (unsigned 32-bit) for a reproducible run (default: random)').argParser(intArg(0)))
@@ -91,10 +93,12 @@ export function generateCommand(): Command {
         keyMode: flags.keyMode,
         seed: flags.seed,
         batch: flags.batch,
+        lateTimeoutMs: flags.lateTimeout * 1000,
       };
       const started = Date.now();
       const truth = await generate(config, options, flags.quiet ? undefined : (p) => {
-        process.stderr.write(`tally generate: ${p.phase.padEnd(4)} ${p.sent}/${p.total} sent, ${p.ratePerSec}/s, ${(p.elapsedMs / 1000).toFixed(1)} s\n`);
+        const what = p.phase === 'late_wait' ? 'waiting for the watermark that makes the late records late,' : p.phase.padEnd(4);
+        process.stderr.write(`tally generate: ${what} ${p.sent}/${p.total} sent, ${p.ratePerSec}/s, ${(p.elapsedMs / 1000).toFixed(1)} s\n`);
       });
       if (flags.truth) writeTruth(flags.truth, truth);
       const c = truth.counts;

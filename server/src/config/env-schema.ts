@@ -41,7 +41,7 @@ export const envSchema = z.object({
   TALLY_MAX_CLOCK_SKEW_MS: ms.default(300_000).describe(
     'Events further ahead of the wall clock go to the DLQ as future_timestamp.'),
   TALLY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000).describe(
-    'A partition caught up and without input for this long holds nothing back while others carry traffic; when all are idle nothing closes, and after a silence idle partitions still hold for this long.'),
+    'A partition caught up and without input for this long holds nothing back while others carry traffic; when all are idle nothing closes, and after such a silence idle partitions still hold for half this long (buffered events flushed meanwhile land first).'),
   TALLY_PROCESSING_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once').describe(
     'exactly_once: window rows, dedup state and input offsets commit in one Kafka transaction. at_least_once: no transaction (offsets after the records), a crash may count twice; for measuring what exactly-once costs, not for billing.'),
   TALLY_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(100).describe(

@@ -6,15 +6,17 @@
  * Shape of a run:
  *   main part (paced in rate mode): the original impressions in event-time order (with jitter),
  *     "soon" duplicates within the next few hundred records, malformed records spread through it;
- *   tail (sent at the very end, as fast as possible): duplicates retried much later, impressions
- *     10–30 min old (late but within the dedup horizon: counted, windows revised), then the
- *     too-late ones.
+ *   tail (sent at the very end, as fast as possible): duplicates retried much later, then, once
+ *     every partition's watermark makes them late, impressions 10–30 min old (late but within the
+ *     dedup horizon: counted, windows revised) and ~3 h old ones (too late: dead letters).
  *
- * Why the too-late records wait (EventPlan.tooLateWatermark): an event is too late only once its
- * home partition's watermark, the minimum over every source partition's progress, has passed its
- * window's dedup horizon. Until every partition has reported the main part's event times, a
- * 3-hour-old event is still counted, correctly. So producePlan sends them only after every
- * partition's published watermark passed that mark; the truth is then exact whatever the key mode.
+ * Why the late part of the tail waits (EventPlan.lateWatermark): an event is late (or too late)
+ * only once its home partition's watermark, the minimum over every source partition's progress,
+ * has passed its window's close (or dedup horizon). Until every partition has reported the main
+ * part's event times, a 3-hour-old event is still counted in an open window, correctly. So
+ * producePlan sends the late and too-late impressions only after every partition's published
+ * watermark passed both marks: the too-late ones are then dead letters and the late ones revise
+ * closed windows, whatever the key mode.
  */
 import { InvalidArgumentError } from '../errors.js';
 import { homePartition, MAX_EVENT_BYTES } from '../impression/index.js';
@@ -132,10 +134,10 @@ export interface EventPlan {
   paced: boolean;
   /** Rate mode: the tail is not sent before this many ms after the start (its event times are the run's end). 0 in count mode. */
   durationMs: number;
-  /** The too-late records are records[tooLateFrom, …), the end of the tail. */
-  tooLateFrom: number;
-  /** They are too late once every partition's watermark is at or past this (null: there are none). */
-  tooLateWatermark: number | null;
+  /** The late-within-horizon and too-late records are records[lateFrom, …), the end of the tail. */
+  lateFrom: number;
+  /** They are late (and too late) once every partition's watermark is at or past this (null: there are none). */
+  lateWatermark: number | null;
   truth: GroundTruth;
 }
 
@@ -347,23 +349,27 @@ export function buildEventPlan(partial: Partial<GeneratorOptions> & { seed: numb
     const imp = eligible[int(eligible.length)];
     records.push({ ...route(imp.id, pickMode()), value: imp.value, kind: 'late_retry', reason: null, dueMs: 0 });
   }
+  const lateFrom = records.length;
+  let lateWatermark: number | null = null;
+  /** The aggregator's rules: closed from watermark = window end + lateness on, too late from + horizon on. */
+  const needs = (ts: number, horizonMs: number) => {
+    const at = Math.floor(ts / windowMs) * windowMs + windowMs + ctx.allowedLatenessMs + horizonMs;
+    lateWatermark = Math.max(lateWatermark ?? at, at);
+  };
   for (let l = 0; l < o.lateWithinHorizon; l++) {
     const imp = makeImpression(`${o.idPrefix}${tag}-L${l}`, endTs - between(lateMinAge, lateMaxAge));
     counted.push(imp);
     records.push({ ...route(imp.id, pickMode()), value: imp.value, kind: 'late_within_horizon', reason: null, dueMs: 0 });
+    needs(imp.ts, 0);
   }
   const tooLate: Impression[] = [];
   for (let t = 0; t < o.tooLate; t++) {
     tooLate.push(makeImpression(`${o.idPrefix}${tag}-T${t}`, endTs - tooLateAge - int(10 * MIN)));
   }
-  const tooLateFrom = records.length;
-  let tooLateWatermark: number | null = null;
   for (const imp of tooLate) {
     records.push({ ...route(imp.id, pickMode()), value: imp.value, kind: 'too_late', reason: 'too_late', dueMs: 0 });
     deadLetters.too_late++;
-    // Too late from watermark = window end + lateness + horizon on (the aggregator's rule).
-    const past = Math.floor(imp.ts / windowMs) * windowMs + windowMs + ctx.allowedLatenessMs + ctx.dedupHorizonMs;
-    tooLateWatermark = Math.max(tooLateWatermark ?? past, past);
+    needs(imp.ts, ctx.dedupHorizonMs);
   }
 
   // ---- the truth: unique counted impressions per (window, advertiser, campaign).
@@ -394,5 +400,5 @@ export function buildEventPlan(partial: Partial<GeneratorOptions> & { seed: numb
     rows: [...rows.values()].sort(compareTruthRows),
     phases: [{ idPrefix: o.idPrefix, seed: o.seed, generatedAt }],
   };
-  return { options: o, context: ctx, records, mainCount, paced, durationMs, tooLateFrom, tooLateWatermark, truth };
+  return { options: o, context: ctx, records, mainCount, paced, durationMs, lateFrom, lateWatermark, truth };
 }

@@ -15,11 +15,13 @@ export interface GenerateOptions extends Partial<GeneratorOptions> {
   batch?: number;
   /** The run's start in epoch ms (default: now). Event times are planned from it. */
   now?: number;
+  /** See ProduceOptions.lateTimeoutMs. */
+  lateTimeoutMs?: number;
 }
 
 export interface GenerateProgress {
-  /** too_late_wait: holding the too-late records until every partition's watermark makes them too late. */
-  phase: 'main' | 'tail' | 'too_late_wait' | 'done';
+  /** late_wait: holding the late and too-late records until every partition's watermark makes them so. */
+  phase: 'main' | 'tail' | 'late_wait' | 'done';
   /** Records acknowledged by the broker so far. */
   sent: number;
   total: number;
@@ -35,8 +37,8 @@ export interface ProduceOptions {
   onProgress?: GenerateProgressFn;
   /** How often onProgress is called while sending (default 1000 ms); it is called once more at the end. */
   progressEveryMs?: number;
-  /** Longest wait for the watermark that makes the too-late records too late (default 120 s). */
-  tooLateTimeoutMs?: number;
+  /** Longest wait for the watermark that makes the late records late (default 120 s). */
+  lateTimeoutMs?: number;
 }
 
 /** A random unsigned 32-bit seed (when none is given). */
@@ -46,9 +48,9 @@ export function randomSeed(): number {
 
 /** Builds the plan (random seed unless given) and produces it; resolves to its truth. */
 export async function generate(config: TallyConfig, options: GenerateOptions = {}, onProgress?: GenerateProgressFn): Promise<GroundTruth> {
-  const { batch, now, ...planOptions } = options;
+  const { batch, now, lateTimeoutMs, ...planOptions } = options;
   const plan = buildEventPlan({ ...planOptions, seed: planOptions.seed ?? randomSeed() }, planContext(config, now ?? Date.now()));
-  await producePlan(config, plan, { batch, onProgress });
+  await producePlan(config, plan, { batch, onProgress, lateTimeoutMs });
   return plan.truth;
 }
 
@@ -57,8 +59,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Produces every record of the plan, in order: the main part (paced at the records' dueMs in rate
- * mode), then, once all of it is acknowledged, the tail, whose too-late records wait until every
- * partition's watermark makes them too late (an aggregator must be running for that). Rejects on
+ * mode), then, once all of it is acknowledged, the tail, whose late and too-late records wait until
+ * every partition's watermark makes them so (an aggregator must be running for that). Rejects on
  * the first failed delivery (the truth is then not reached: the run must be repeated on fresh
  * topics or a new prefix).
  */
@@ -121,15 +123,15 @@ export async function producePlan(config: TallyConfig, plan: EventPlan, opts: Pr
     const wait = plan.durationMs - (Date.now() - started);
     if (wait > 0) await sleep(wait);
     phase = 'tail';
-    for (let j = plan.mainCount; j < plan.tooLateFrom; j += batchSize) {
-      await send(plan.records.slice(j, Math.min(plan.tooLateFrom, j + batchSize)));
+    for (let j = plan.mainCount; j < plan.lateFrom; j += batchSize) {
+      await send(plan.records.slice(j, Math.min(plan.lateFrom, j + batchSize)));
     }
     await drain();
-    if (plan.tooLateWatermark !== null) {
-      phase = 'too_late_wait';
-      await awaitWatermark(config, plan.tooLateWatermark, { timeoutMs: opts.tooLateTimeoutMs });
+    if (plan.lateWatermark !== null) {
+      phase = 'late_wait';
+      await awaitWatermark(config, plan.lateWatermark, { timeoutMs: opts.lateTimeoutMs });
       phase = 'tail';
-      await send(plan.records.slice(plan.tooLateFrom));
+      for (let j = plan.lateFrom; j < total; j += batchSize) await send(plan.records.slice(j, Math.min(total, j + batchSize)));
       await drain();
     }
     phase = 'done';

@@ -1,6 +1,6 @@
 /**
  * Waits until the aggregator's published watermark of every partition (the `watermark|p` records
- * of impression-counts, read_committed) is at or past a mark: what makes an old event too late.
+ * of impression-counts, read_committed) is at or past a mark: what makes an old event late.
  */
 import type { TallyConfig } from '../config/index.js';
 import { TallyError } from '../errors.js';
@@ -48,8 +48,8 @@ export async function awaitWatermark(config: TallyConfig, atLeast: number, opts:
     if (lowest !== null && lowest >= atLeast) return;
     if (Date.now() - started > timeoutMs) {
       throw new TallyError(`no aggregator moved every partition's watermark to ${new Date(atLeast).toISOString()} within ${timeoutMs} ms `
-        + `(lowest: ${lowest === null ? 'a partition never published one' : new Date(lowest).toISOString()}); too-late events are too late only then. `
-        + 'Is an aggregator running on these topics? Or generate without them (--too-late 0).');
+        + `(lowest: ${lowest === null ? 'a partition never published one' : new Date(lowest).toISOString()}); late and too-late events are late only then. `
+        + 'Is an aggregator running on these topics? Or generate without them (--late-within-horizon 0 --too-late 0).');
     }
     if (Date.now() - told >= 5_000) {
       told = Date.now();

@@ -11,9 +11,11 @@ import type { InputMark } from './types.js';
  *
  * Idle inputs (caught up, no records for the idle timeout) hold nothing back, with one exception:
  * when every input was idle and traffic resumes (or the task was just restored), idle inputs still
- * count for one more idle timeout, so producers that buffered events during the silence and flush
- * them to several partitions at slightly different moments all land before anything closes. While
- * every input is idle, low() is null: idle is not progress, nothing closes by the wall clock.
+ * count for half an idle timeout (the grace), so producers that buffered events during the silence
+ * and flush them to several partitions at slightly different moments all land before anything
+ * closes. Half, so that a source active for one idle timeout after a silence (a single event)
+ * still moves time once the grace is over. While every input is idle, low() is null: idle is not
+ * progress, nothing closes by the wall clock.
  */
 export class InputWatermarks {
   private readonly marks: InputMark[];
@@ -43,7 +45,7 @@ export class InputWatermarks {
   /** The lowest watermark among inputs that hold time back; null when all are idle (nothing may close). */
   low(now: number): number | null {
     if (this.activeSince === null) return null;
-    const skipIdle = now - this.activeSince >= this.idleTimeoutMs;
+    const skipIdle = now - this.activeSince >= this.idleTimeoutMs / 2;
     let min = Infinity;
     for (const m of this.marks) if ((!m.idle || !skipIdle) && m.watermark < min) min = m.watermark;
     return min;

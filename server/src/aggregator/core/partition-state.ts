@@ -81,6 +81,7 @@ export class PartitionState {
   private lastMark: InputMark | null = null;
   private lastMarkAt = 0;
   private lastProgress: PartitionProgress | null = null;
+  private lastProgressAt = 0;
 
   constructor(readonly partition: number, settings: WindowSettings, now: number) {
     const { windowMs, outOfOrdernessMs, allowedLatenessMs, dedupHorizonMs, maxClockSkewMs, partitions, idleTimeoutMs } = settings;
@@ -243,7 +244,7 @@ export class PartitionState {
       this.lastMark = sourceMark;
       this.lastMarkAt = nowMs;
     }
-    return { rows, dedupDeltas, evicted, watermark: this.wm, sourceMark, progress: this.progressIfChanged() };
+    return { rows, dedupDeltas, evicted, watermark: this.wm, sourceMark, progress: this.progressIfChanged(nowMs) };
   }
 
   /** The source's watermark, then the task's (min over inputs, never back), then both frontiers. */
@@ -288,7 +289,8 @@ export class PartitionState {
     return evicted;
   }
 
-  private progressIfChanged(): PartitionProgress | null {
+  /** The progress when it changed, and at least once per idle timeout (readers see the task alive while nothing moves). */
+  private progressIfChanged(nowMs: number): PartitionProgress | null {
     const p: PartitionProgress = {
       watermark: this.wm,
       maxEventTime: this.sourceMaxTs,
@@ -299,8 +301,9 @@ export class PartitionState {
       windowMs: this.windowMs,
       partitions: this.partitions,
     };
-    if (this.lastProgress !== null && sameProgress(p, this.lastProgress)) return null;
+    if (this.lastProgress !== null && sameProgress(p, this.lastProgress) && nowMs - this.lastProgressAt < this.idleTimeoutMs) return null;
     this.lastProgress = p;
+    this.lastProgressAt = nowMs;
     return p;
   }
 
@@ -328,6 +331,7 @@ export class PartitionState {
     this.evictedBefore = Math.max(this.evictedBefore, p.evictedBefore);
     this.index.retireBelow(this.evictedBefore / this.windowMs);
     this.lastProgress = { ...p, inputs: p.inputs.map((m) => ({ ...m })) };
+    this.lastProgressAt = nowMs;
   }
 
   /** One row read back from impression-counts; of several versions of a key the highest wins. */
