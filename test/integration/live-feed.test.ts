@@ -252,22 +252,21 @@ describe('live feed (real Kafka + ClickHouse, real aggregator and sink)', functi
     }
     assert.ok(a.updates.length >= 5, `A got ${a.updates.length} updates`);
 
-    // Event time moves with traffic only (idle is not progress): one impression now, in another
-    // advertiser's view, lets every window of the run close.
-    const ticker = new DeliveringProducer(config.kafka.brokers);
-    await ticker.connect();
-    const tick = { impression_id: `${prefix}tick`, ts: Date.now(), advertiser_id: advLatency, campaign_id: `${advLatency}-tick`, cost_micros: 1 };
-    await ticker.send([{ topic: config.topics.impressions, partition: null, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
-    await ticker.disconnect();
-
     // Pipeline status: exact ✓, DLQ by reason, duplicates, lags settle to 0 (markers not counted).
+    // Event time moves with traffic only (idle is not progress): an impression a second, in another
+    // advertiser's view, lets every window of the run close.
     assert.ok(statuses.some((s) => s.throughputPerSec > 0), `throughput while producing: ${JSON.stringify(statuses)}`);
     let status: PipelineStatus | undefined;
+    const ticker = new DeliveringProducer(config.kafka.brokers);
+    await ticker.connect();
+    let ticks = 0;
     await eventually('pipeline status settles', async () => {
+      const tick = { impression_id: `${prefix}tick-${ticks++}`, ts: Date.now(), advertiser_id: advLatency, campaign_id: `${advLatency}-tick`, cost_micros: 1 };
+      await ticker.send([{ topic: config.topics.impressions, partition: null, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
       status = await feed?.pipelineStatus();
       return status !== undefined && status.exact?.equal === true && status.exact.kafkaImpressions === truth.counts.unique
         && status.partitions.every((p) => p.aggregatorLag === 0 && p.sinkLag === 0);
-    }, 30_000, 1_100).catch(() => assert.fail(`status: ${JSON.stringify(status)}`));
+    }, 30_000, 1_100).catch(() => assert.fail(`status: ${JSON.stringify(status)}`)).finally(() => ticker.disconnect());
     const st = status as PipelineStatus;
     assert.equal(st.partitions.length, config.partitions);
     assert.equal(st.clickhouseReachable, true);
