@@ -270,6 +270,7 @@ ${tables}
 // This run replaces everything above the k6 section, which \`npm run load\` writes.
 const docPath = path.join(repoRoot, 'docs', 'benchmarks.md');
 const previous = fs.existsSync(docPath) ? fs.readFileSync(docPath, 'utf8') : '';
-const keep = previous.indexOf('\n## k6 load tests');
+// Everything from the first second-level heading on is written by hand or by `npm run load`: kept.
+const keep = previous.indexOf('\n## ');
 fs.writeFileSync(docPath, keep >= 0 ? `${doc}${previous.slice(keep)}` : doc);
 log('wrote docs/benchmarks.md');
