@@ -12,6 +12,7 @@ import { sinkCommand } from './cli/sink-command.js';
 import { apiCommand } from './cli/api-command.js';
 import { tokensCommand } from './cli/tokens-command.js';
 import { billingCommand } from './cli/billing-command.js';
+import { reconcileCommand } from './cli/reconcile-command.js';
 
 const program = new Command('tally')
   .description('exactly-once ad-impression counting: Kafka → windowed aggregator → ClickHouse → live dashboard')
@@ -24,6 +25,7 @@ const program = new Command('tally')
   .addCommand(apiCommand())
   .addCommand(tokensCommand())
   .addCommand(billingCommand())
+  .addCommand(reconcileCommand())
   .addCommand(generateCommand())
   .addCommand(verifyCommand());
 

@@ -5,9 +5,13 @@
  *
  *   key `${windowStart}|${advertiserId}|${campaignId}|${sourcePartition}` → WindowCountRecord
  *   key `watermark|${sourcePartition}`                                   → WatermarkRecord
+ *   key `close|${periodStart}|${sourcePartition}`                         → PeriodCloseRecord (contracts/)
+ *
+ * A window's row is tombstoned once its billing period closes (its counts live on in the close).
  */
 import { microsJson } from '../contracts/micros.js';
-import type { InputMark, PartitionProgress, WindowRow } from './core/types.js';
+import { periodCloseProblem, type PeriodCloseRecord } from '../contracts/period-close-record.js';
+import type { InputMark, OpenPeriod, PartitionProgress, WindowRow } from './core/types.js';
 
 export interface WindowCountRecord {
   type: 'window';
@@ -47,9 +51,13 @@ export interface WatermarkRecord {
   inputs?: Array<[number, 0 | 1]>;
   window_ms?: number;
   partitions?: number;
+  /** Billing periods starting before this are closed in this partition. */
+  periods_closed_before?: number;
+  /** [period start, first source offset, first repartition offset, [[advertiser, original period, events]…]] of each open period. */
+  open_periods?: Array<[number, number | null, number | null, Array<[string, number, number]>]>;
 }
 
-export type CountRecord = WindowCountRecord | WatermarkRecord;
+export type CountRecord = WindowCountRecord | WatermarkRecord | PeriodCloseRecord;
 
 export function watermarkKey(partition: number): string {
   return `watermark|${partition}`;
@@ -106,6 +114,8 @@ export function encodeProgress(partition: number, p: PartitionProgress, emittedA
     inputs: p.inputs.map((m) => [m.watermark, m.idle ? 1 : 0]),
     window_ms: p.windowMs,
     partitions: p.partitions,
+    periods_closed_before: p.periodsClosedBefore,
+    open_periods: p.openPeriods.map((o) => [o.periodStart, o.firstSourceOffset, o.firstChannelOffset, o.late.map((l) => [l.advertiserId, l.originalPeriodStart, l.events])]),
   });
 }
 
@@ -123,6 +133,11 @@ export function decodeProgress(rec: WatermarkRecord, current: { windowMs: number
     inputs,
     closedThrough: rec.closed_through ?? 0,
     evictedBefore: rec.evicted_before ?? 0,
+    periodsClosedBefore: rec.periods_closed_before ?? 0,
+    openPeriods: (rec.open_periods ?? []).map(([periodStart, firstSourceOffset, firstChannelOffset, late]): OpenPeriod => ({
+      periodStart, firstSourceOffset, firstChannelOffset,
+      late: late.map(([advertiserId, originalPeriodStart, events]) => ({ advertiserId, originalPeriodStart, events })),
+    })),
     windowMs: rec.window_ms ?? current.windowMs,
     partitions: rec.partitions ?? current.partitions,
   };
@@ -132,7 +147,7 @@ export function decodeProgress(rec: WatermarkRecord, current: { windowMs: number
 export function decodeCountRecord(value: Buffer | null | undefined): CountRecord | null {
   if (!value || value.length === 0) return null;
   const rec = JSON.parse(value.toString('utf8')) as CountRecord;
-  if (rec.type !== 'window' && rec.type !== 'watermark') throw new Error(`unknown count record type ${String((rec as { type?: unknown }).type)}`);
+  if (rec.type !== 'window' && rec.type !== 'watermark' && rec.type !== 'period_close') throw new Error(`unknown count record type ${String((rec as { type?: unknown }).type)}`);
   return rec;
 }
 
@@ -140,6 +155,7 @@ export function decodeCountRecord(value: Buffer | null | undefined): CountRecord
 export type CheckedCountRecord =
   | { kind: 'window'; record: WindowCountRecord }
   | { kind: 'watermark'; record: WatermarkRecord }
+  | { kind: 'period_close'; record: PeriodCloseRecord }
   | { kind: 'tombstone' }
   /** Not a record tally wrote (not JSON, unknown type, a field out of range): the reason names the first bad field. */
   | { kind: 'poison'; reason: string };
@@ -178,6 +194,10 @@ export function checkCountRecord(value: Buffer | null | undefined): CheckedCount
   }
   if (rec === null) return { kind: 'tombstone' };
   if (typeof rec !== 'object' || Array.isArray(rec)) return { kind: 'poison', reason: 'unknown_type' };
+  if (rec.type === 'period_close') {
+    const problem = periodCloseProblem(rec);
+    return problem === null ? { kind: 'period_close', record: rec } : { kind: 'poison', reason: problem };
+  }
   if (rec.type === 'watermark') {
     if (!isUint(rec.source_partition, MAX_PARTITION)) return { kind: 'poison', reason: 'bad_source_partition' };
     if (!isInt(rec.watermark)) return { kind: 'poison', reason: 'bad_watermark' };

@@ -4,7 +4,10 @@ import { homePartition, parseImpression, type DeadLetterReason } from '../impres
 import type { OutgoingRecord } from '../kafka/index.js';
 import { chunkKey } from './changelog.js';
 import { encodeProgress, encodeWindowRow, watermarkKey } from './count-record.js';
-import { hashImpressionId, rowKey, type PartitionState } from './core/index.js';
+import { microsJson } from '../contracts/micros.js';
+import { encodePeriodClose, periodCloseKey } from '../contracts/period-close-record.js';
+import type { Impression } from '../impression/index.js';
+import { hashImpressionId, PERIOD_MS, rowKey, type PartitionState, type PeriodClose, type TaskInput } from './core/index.js';
 import { decodeMarker, encodeMarker, FORWARDED_FROM_HEADER, forwardedFrom, isMarkerKey, markerKey } from './repartition-record.js';
 
 export type RecordOutcome = 'counted' | 'duplicate' | 'forwarded' | 'marker' | DeadLetterReason;
@@ -65,7 +68,7 @@ export class PartitionTask {
       });
       return 'forwarded';
     }
-    return this.count(msg, parsed.impression, now);
+    return this.count(msg, parsed.impression, now, 'source');
   }
 
   /** A record of the repartition channel: a forwarded impression to count, or a source's marker. */
@@ -78,11 +81,11 @@ export class PartitionTask {
     }
     const parsed = parseImpression(msg.value);
     if (!parsed.ok) return this.deadLetter(msg, parsed.reason, parsed.detail);
-    return this.count(msg, parsed.impression, now);
+    return this.count(msg, parsed.impression, now, 'channel');
   }
 
-  private count(msg: Kafka.Message, imp: Parameters<PartitionState['process']>[0], now: number): RecordOutcome {
-    const outcome = this.state.process(imp, hashImpressionId(imp.impressionId), now);
+  private count(msg: Kafka.Message, imp: Impression, now: number, input: TaskInput): RecordOutcome {
+    const outcome = this.state.process(imp, hashImpressionId(imp.impressionId), now, { input, offset: msg.offset });
     switch (outcome.kind) {
       case 'counted':
       case 'duplicate':
@@ -110,8 +113,12 @@ export class PartitionTask {
       out.push({ topic: changelog, partition: p, key: chunkKey(d.windowStart, d.chunk), value: Buffer.from(d.ids.buffer, d.ids.byteOffset, d.ids.byteLength) });
     }
     for (const ev of changes.evicted) {
-      for (const key of ev.rowKeys) out.push({ topic: counts, partition: p, key, value: null });
       for (let c = 0; c < ev.chunks; c++) out.push({ topic: changelog, partition: p, key: chunkKey(ev.windowStart, c), value: null });
+    }
+    for (const close of changes.closes) {
+      // The period's window rows live on in its close: same transaction, so nothing is ever in neither.
+      for (const key of close.rowKeys) out.push({ topic: counts, partition: p, key, value: null });
+      out.push({ topic: counts, partition: p, key: periodCloseKey(close.periodStart, p), value: this.closeRecord(close, now) });
     }
     if (changes.progress !== null) {
       out.push({ topic: counts, partition: p, key: watermarkKey(p), value: encodeProgress(p, changes.progress, now) });
@@ -123,6 +130,25 @@ export class PartitionTask {
     }
     if (out.length === 0 && this.nextSourceOffset === this.committedSourceOffset && this.nextChannelOffset === this.committedChannelOffset) return null;
     return { records: out, sourceOffset: this.nextSourceOffset, channelOffset: this.nextChannelOffset };
+  }
+
+  private closeRecord(close: PeriodClose, now: number): Buffer {
+    const p = this.partition;
+    return encodePeriodClose({
+      period_start: close.periodStart,
+      period_end: close.periodStart + PERIOD_MS,
+      source_partition: p,
+      closed_at: now,
+      watermark: close.watermark,
+      rows: close.rows.map((r) => ({
+        advertiser_id: r.advertiserId, campaign_id: r.campaignId, impressions: r.impressions, spend_micros: microsJson(r.spendMicros), duplicates: r.duplicates,
+      })),
+      late_unbillable: close.late.map((l) => ({ advertiser_id: l.advertiserId, original_period_start: l.originalPeriodStart, events: l.events })),
+      lineage: {
+        source: { topic: this.topics.impressions, partition: p, first_offset: close.firstSourceOffset, close_offset: this.nextSourceOffset },
+        repartition: { topic: this.topics.repartition, partition: p, first_offset: close.firstChannelOffset, close_offset: this.nextChannelOffset },
+      },
+    });
   }
 
   /** The transaction that carried `commit` committed. */

@@ -5,6 +5,10 @@
  * Errors: `{ "error": { "status": 400, "message": "…", "parameter"?: "from" } }` with 400/401/403/404/413/429/503.
  */
 
+import type { Maturity } from '../contracts/maturity.js';
+
+export type { Maturity } from '../contracts/maturity.js';
+
 export type Granularity = 'window' | 'hour' | 'day';
 
 /** Spend in micros: a number below 2^53, else a string of digits. */
@@ -19,6 +23,8 @@ export interface CountRow {
   impressions: number;
   spendMicros: Micros;
   duplicates: number;
+  /** live (windows open), provisional (closed, period not final yet) or final (in the billing ledger, never changes). */
+  maturity: Maturity;
 }
 
 /** GET /api/v1/counts?advertiser_id=&campaign_id=&from=&to=&granularity= */
@@ -29,7 +35,8 @@ export interface CountsResponse {
   to: number;
   granularity: Granularity;
   rows: CountRow[];
-  totals: { impressions: number; spendMicros: Micros; duplicates: number };
+  /** maturity: the least settled row's (or the range's, without rows). */
+  totals: { impressions: number; spendMicros: Micros; duplicates: number; maturity: Maturity };
 }
 
 /** GET /api/v1/campaigns?advertiser_id= */

@@ -165,7 +165,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     const q = parseCountsQuery(req.query, now());
     if (q.advertiserId === null && !isAdmin(p)) throw badRequest('advertiser_id is required (only an admin token may ask for every advertiser)', 'advertiser_id');
     if (q.advertiserId !== null && !canReadAdvertiser(p, q.advertiserId)) throw forbidden('this token may not read that advertiser');
-    reply(res, 200, await withClickHouse(() => queryCounts(ch, database, q, config.windowMs)));
+    reply(res, 200, await withClickHouse(() => queryCounts(ch, database, q, config)));
   });
 
   v1.get('/campaigns', apiLimiter, requireReader, async (req, res) => {

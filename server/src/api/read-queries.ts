@@ -2,8 +2,9 @@
  * The read routes' ClickHouse queries. ClickHouse 18.16 has no query parameters, so every value is
  * validated (ids against the contract pattern, times as integers) and then escaped with the
  * sql-literal helpers; identifiers come only from configuration. Exact numbers: impression_counts
- * FINAL (one row per key, highest version), sums read as decimal strings and converted only when
- * exact in a JSON number.
+ * FINAL (one row per key, highest version) and, for hours that are final, the billing ledger (see
+ * server/src/ledger); sums read as decimal strings and converted only when exact in a JSON number.
+ * Every count row says its maturity: live, provisional or final.
  *
  * Periods are computed with integer arithmetic on the UTC epoch (intDiv(toUInt32(window_start),
  * 3600) * 3600) rather than toStartOfHour/toStartOfDay, which follow the server's time zone;
@@ -12,7 +13,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { leastMature, type Maturity } from '../contracts/maturity.js';
 import { microsJson, parseUInt64 } from '../contracts/micros.js';
+import { maturityOf, periodRowsSql, queryFrontier, type Frontier } from '../ledger/index.js';
 import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Micros } from './api-types.js';
 import { badRequest } from './http-errors.js';
 import { ID_PATTERN, type CountsQuery } from './query-params.js';
@@ -92,7 +95,8 @@ export function exactNumber(v: Num | bigint): number {
 
 interface CountSqlRow {
   period_s: Num;
-  end_s: Num;
+  /** Window granularity only. */
+  end_s?: Num;
   advertiser_id: string;
   campaign_id: string;
   impressions: Num;
@@ -100,16 +104,26 @@ interface CountSqlRow {
   duplicates: Num;
 }
 
+/** What a counts answer needs to know of the pipeline: window size and where finality stands. */
+export interface CountsContext {
+  windowMs: number;
+  allowedLatenessMs: number;
+  frontier: Frontier;
+}
+
 /** The counts route's answer from its query rows (pure). */
-export function countsResponse(q: CountsQuery, raw: CountSqlRow[], windowMs: number): CountsResponse {
+export function countsResponse(q: CountsQuery, raw: CountSqlRow[], ctx: CountsContext): CountsResponse {
+  let maturity: Maturity = raw.length === 0 ? maturityOf(q.from, q.to - q.from, ctx.frontier, ctx.allowedLatenessMs) : 'final';
   const rows: CountRow[] = raw.map((r) => {
     const periodStart = exactNumber(r.period_s) * 1000;
     const periodEnd = q.granularity === 'window'
-      ? exactNumber(r.end_s) * 1000
-      : periodStart + Math.max(PERIOD_SECONDS[q.granularity] * 1000, windowMs);
+      ? exactNumber(r.end_s ?? 0) * 1000
+      : periodStart + Math.max(PERIOD_SECONDS[q.granularity] * 1000, ctx.windowMs);
+    const m = maturityOf(periodStart, periodEnd - periodStart, ctx.frontier, ctx.allowedLatenessMs);
+    maturity = leastMature(maturity, m);
     return {
       periodStart, periodEnd, advertiserId: r.advertiser_id, campaignId: r.campaign_id,
-      impressions: exactNumber(r.impressions), spendMicros: micros(r.spend_micros), duplicates: exactNumber(r.duplicates),
+      impressions: exactNumber(r.impressions), spendMicros: micros(r.spend_micros), duplicates: exactNumber(r.duplicates), maturity: m,
     };
   });
   let impressions = 0n;
@@ -122,16 +136,30 @@ export function countsResponse(q: CountsQuery, raw: CountSqlRow[], windowMs: num
   }
   return {
     advertiserId: q.advertiserId, campaignId: q.campaignId, from: q.from, to: q.to, granularity: q.granularity, rows,
-    totals: { impressions: exactNumber(impressions), spendMicros: microsJson(spend), duplicates: exactNumber(duplicates) },
+    totals: { impressions: exactNumber(impressions), spendMicros: microsJson(spend), duplicates: exactNumber(duplicates), maturity },
   };
 }
 
-export async function queryCounts(ch: ClickHouseClient, database: string, q: CountsQuery, windowMs: number): Promise<CountsResponse> {
-  const raw = await queryRows<CountSqlRow>(ch, countsSql(database, q, MAX_COUNT_ROWS + 1));
+/**
+ * Counts per window (window rows), or per hour/day: hours that are final from the billing ledger,
+ * the others from the window rows.
+ */
+export async function queryCounts(
+  ch: ClickHouseClient, database: string, q: CountsQuery, settings: { windowMs: number; allowedLatenessMs: number; partitions: number },
+): Promise<CountsResponse> {
+  const frontier = await queryFrontier(ch, database, settings.partitions);
+  const sql = q.granularity === 'window'
+    ? countsSql(database, q, MAX_COUNT_ROWS + 1)
+    : periodRowsSql(database, {
+      advertiserId: q.advertiserId, campaignId: q.campaignId,
+      // Window starts are whole seconds (see countsSql).
+      from: Math.ceil(q.from / 1000) * 1000, to: Math.ceil(q.to / 1000) * 1000, periodMs: PERIOD_SECONDS[q.granularity] * 1000,
+    }, frontier.finalBefore, MAX_COUNT_ROWS + 1);
+  const raw = await queryRows<CountSqlRow>(ch, sql);
   if (raw.length > MAX_COUNT_ROWS) {
     throw badRequest(`more than ${MAX_COUNT_ROWS} rows: ask for a shorter range, one campaign or a coarser granularity`, 'granularity');
   }
-  return countsResponse(q, raw, windowMs);
+  return countsResponse(q, raw, { windowMs: settings.windowMs, allowedLatenessMs: settings.allowedLatenessMs, frontier });
 }
 
 interface CampaignSqlRow {

@@ -1,15 +1,14 @@
-// Billing exports: exact per-campaign statements (CSV/JSON) from impression_counts FINAL, final or provisional.
+// Billing exports: exact per-campaign statements (CSV/JSON), final ones from the immutable ledger.
 export { billingRouter, exportFileName, EXPORT_STATUS_HEADER, EXPORT_SHA256_HEADER, type BillingRouterDeps } from './billing-router.js';
 export {
   parseExportParams, parseExportTime, isoUtc, BillingParamError, HOUR_MS, DAY_MS, MAX_EXPORT_DAYS, PERIOD_MS,
   type ExportQuery, type BillingGranularity, type BillingFormat,
 } from './export-params.js';
 export {
-  ExportEncoder, csvField, csvLine, contentType, CSV_COLUMNS,
-  type ExportMeta, type ExportInputRow, type ExportRow, type ExportTotals, type ExportStatus,
+  ExportEncoder, csvField, csvLine, contentType, lineageText, CSV_COLUMNS,
+  type ExportMeta, type ExportInputRow, type ExportRow, type ExportTotals, type ExportStatus, type JsonExportHeader,
 } from './export-format.js';
 export {
-  runExport, exportRowsSql, tooLateSql, periodStatus, queryPeriodStatus, queryTooLate,
-  type ExportResult, type RunExportOptions, type PeriodStatus,
+  runExport, exportStatus, type ExportResult, type RunExportOptions,
 } from './export-query.js';
 export { formatMicros, parseUInt64 } from '../contracts/micros.js';

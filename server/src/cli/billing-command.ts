@@ -26,9 +26,13 @@ function exportCommand(): Command {
     .option('--out <file>', 'write here (via FILE.partial, renamed when complete) instead of stdout')
     .option('-q, --quiet', 'no progress on stderr')
     .addHelpText('after', `
-A period is final when every source partition's watermark passed its end plus TALLY_ALLOWED_LATENESS_MS;
-a final export is byte-identical on every run. Otherwise it is marked provisional (and carries its
-generation time). Exit code 1 on any error; an incomplete --out file is never left under FILE.`)
+A statement is final when every hour of it is final: closed in every partition (past its end plus
+TALLY_ALLOWED_LATENESS_MS plus TALLY_DEDUP_HORIZON_MS) and written to the immutable billing ledger.
+A final export is byte-identical on every run, whatever arrives later; events too late for their own
+period are listed as late_unbillable in the statement of the period they arrived in. Otherwise it is
+provisional (each row says live, provisional or final; it carries its generation time). Every
+statement names the Kafka offset ranges its final numbers came from (lineage). Exit code 1 on any
+error; an incomplete --out file is never left under FILE.`)
     .action(async (flags: ExportFlags) => {
       let q: ExportQuery;
       try {
@@ -62,7 +66,7 @@ generation time). Exit code 1 on any error; an incomplete --out file is never le
         }
         if (!flags.quiet) {
           process.stderr.write(`tally billing export: done, ${result.rows} rows, status ${result.status}, `
-            + `impressions ${result.totals.impressions}, spend ${result.totals.spend}, too_late_events ${result.tooLateEvents}, sha256 ${result.sha256}\n`);
+            + `impressions ${result.totals.impressions}, spend ${result.totals.spend}, late_unbillable ${result.lateUnbillableEvents}, sha256 ${result.sha256}\n`);
         }
       } catch (err) {
         if (partial !== undefined) {

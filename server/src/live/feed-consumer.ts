@@ -222,8 +222,10 @@ export class FeedConsumer {
       case 'watermark':
         if (this.caughtUpFlag) this.metrics.transactionDelay.observe(Math.max(0, Date.now() - rec.emittedAt) / 1000);
         return this.state.applyWatermark(rec.partition, rec.watermark, rec.emittedAt);
+      case 'period_close':
+        return this.state.applyPeriodClose(rec.partition, rec.periodEnd);
       case 'tombstone':
-        // An evicted window: its counts stay valid (ClickHouse keeps the row too).
+        // A window settled into its period's close: its counts stay valid (ClickHouse keeps the row too).
         return false;
       case 'poison':
         this.poison++;

@@ -26,6 +26,8 @@
  * (windowStart, advertiserId, campaignId); never add.
  */
 
+import type { Maturity } from '../contracts/maturity.js';
+
 /** One (window, advertiser, campaign), summed over source partitions, as committed in Kafka. */
 export interface LiveWindowRow {
   windowStart: number;
@@ -36,8 +38,10 @@ export interface LiveWindowRow {
   /** A number while below 2^53, else a string of digits (exact at any size; BigInt() takes both). */
   spendMicros: number | string;
   duplicates: number;
-  /** Every source partition's watermark has passed windowEnd + allowed lateness. */
+  /** Every source partition's watermark has passed windowEnd + allowed lateness (the window is closed). */
   final: boolean;
+  /** live (window open), provisional (closed, period not final yet) or final (in the billing ledger, never changes). */
+  maturity: Maturity;
 }
 
 export interface LiveSnapshot {

@@ -11,12 +11,15 @@ import type { LiveRowInput } from './live-state.js';
 export type LiveRecord =
   | { kind: 'window'; row: LiveRowInput }
   | { kind: 'watermark'; partition: number; watermark: number; emittedAt: number }
+  /** A billing period closed in a partition: its windows are final for good (their rows go, their counts stay). */
+  | { kind: 'period_close'; partition: number; periodEnd: number }
   | { kind: 'tombstone' }
   | { kind: 'poison'; reason: string };
 
 export function decodeLiveRecord(value: Buffer | null | undefined): LiveRecord {
   const checked = checkCountRecord(value);
   if (checked.kind === 'tombstone' || checked.kind === 'poison') return checked;
+  if (checked.kind === 'period_close') return { kind: 'period_close', partition: checked.record.source_partition, periodEnd: checked.record.period_end };
   if (checked.kind === 'watermark') {
     const rec = checked.record;
     return { kind: 'watermark', partition: rec.source_partition, watermark: rec.watermark, emittedAt: rec.emitted_at };

@@ -126,6 +126,9 @@ export class LiveState {
   private notFinalHead = 0;
   private readonly changed = new Map<string, Set<Aggregate>>();
   private readonly watermarks = new Map<number, PartitionWatermark>();
+  /** Per partition, the end of the latest billing period it closed. */
+  private readonly periodsClosed = new Map<number, number>();
+  private ledgerBefore = 0;
   private cutoff: number;
   private drainedWatermark: number | null = null;
   private rowCount = 0;
@@ -193,7 +196,30 @@ export class LiveState {
     return true;
   }
 
+  /**
+   * A partition closed a billing period ending at `periodEnd`. Once every partition closed a period,
+   * the windows before its end are in the ledger: their rows become `final` (and are re-sent).
+   */
+  applyPeriodClose(partition: number, periodEnd: number): boolean {
+    if (periodEnd <= (this.periodsClosed.get(partition) ?? 0)) return false;
+    this.periodsClosed.set(partition, periodEnd);
+    const before = this.ledgerBefore;
+    let min = Infinity;
+    for (let p = 0; p < this.partitions; p++) min = Math.min(min, this.periodsClosed.get(p) ?? 0);
+    this.ledgerBefore = min;
+    if (min <= before) return false;
+    for (const w of this.windows.values()) {
+      if (w.windowStart >= before && w.windowStart < min) for (const a of w.aggregates.values()) this.markChanged(a);
+    }
+    return true;
+  }
+
   // ── queries ─────────────────────────────────────────────────────────────────────────────────
+
+  /** Windows starting before this are in the billing ledger (final in every partition); 0: none yet. */
+  get ledgerFinalBefore(): number {
+    return this.ledgerBefore;
+  }
 
   /** Minimum watermark over partitions 0 … partitions−1; null while one of them never published. */
   minWatermark(): number | null {
@@ -346,6 +372,7 @@ export class LiveState {
   // ── internals ───────────────────────────────────────────────────────────────────────────────
 
   private toRow(a: Aggregate, wm: number | null): LiveWindowRow {
+    const closed = wm !== null && a.windowEnd + this.allowedLatenessMs <= wm;
     return {
       windowStart: a.windowStart,
       windowEnd: a.windowEnd,
@@ -354,7 +381,8 @@ export class LiveState {
       impressions: a.impressions,
       spendMicros: microsJson(a.spendMicros),
       duplicates: a.duplicates,
-      final: wm !== null && a.windowEnd + this.allowedLatenessMs <= wm,
+      final: closed,
+      maturity: a.windowStart < this.ledgerBefore ? 'final' : closed ? 'provisional' : 'live',
     };
   }
 

@@ -4,7 +4,7 @@ import { createClickHouse, identifier } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { isKafkaError, kafkaError } from '../errors.js';
 import type { Logger } from '../observability/index.js';
-import { IMPRESSION_COUNT_COLUMNS, PARTITION_WATERMARK_COLUMNS, RowBatch } from './row-batch.js';
+import { RowBatch } from './row-batch.js';
 import { SinkMetrics } from './sink-metrics.js';
 
 const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = Kafka.CODES.ERRORS;
@@ -33,7 +33,8 @@ export interface ClickHouseSinkOptions {
 /**
  * `tally sink`: impression-counts (read_committed) → ClickHouse. One loop: consume a batch
  * (bounded by TALLY_SINK_BATCH_ROWS rows and TALLY_SINK_BATCH_MS), insert it into
- * `impression_counts` and `partition_watermarks`, and only then commit the offsets. ClickHouse
+ * `impression_counts`, the billing ledger tables (`billing_ledger`, `billing_late`, `period_closes`)
+ * and `partition_watermarks`, in that order, and only then commit the offsets. ClickHouse
  * refusing → the same batch is retried with backoff while consumption is paused (the consumer is
  * still polled so the group sees it alive); nothing is ever skipped except records tally did not
  * write. Any rebalance throws the uncommitted batch away: with eager assignment every partition
@@ -46,8 +47,8 @@ export class ClickHouseSink {
   private readonly ch: ClickHouseClient;
   private readonly ownsClient: boolean;
   private readonly topic: string;
-  private readonly countsTable: string;
-  private readonly watermarksTable: string;
+  /** The database identifier, validated and quoted; tables are RowBatch's. */
+  private readonly database: string;
   private readonly shutdownGraceMs: number;
   private readonly batch = new RowBatch();
   /** Offsets of rows ClickHouse has acknowledged whose commit failed; retried, dropped on rebalance. */
@@ -73,9 +74,7 @@ export class ClickHouseSink {
 
   constructor(private readonly config: TallyConfig, private readonly log: Logger, opts: ClickHouseSinkOptions = {}) {
     this.topic = config.topics.counts;
-    const db = identifier(config.clickhouse.database);
-    this.countsTable = `${db}.impression_counts`;
-    this.watermarksTable = `${db}.partition_watermarks`;
+    this.database = identifier(config.clickhouse.database);
     this.shutdownGraceMs = opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
     this.ownsClient = opts.clickhouse === undefined;
     // The client's per-request error lines become debug logs: the sink reports an outage itself, once.
@@ -111,7 +110,7 @@ export class ClickHouseSink {
     await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('consumer connect', err)) : resolve())));
     this.consumer.subscribe([this.topic]);
     this.log.info({
-      topic: this.topic, group: this.config.groups.sink, tables: [this.countsTable, this.watermarksTable],
+      topic: this.topic, group: this.config.groups.sink, database: this.database,
       batchRows: this.config.sink.batchRows, batchMs: this.config.sink.batchMs,
     }, 'sink.started');
     this.loopDone = this.runLoop();
@@ -282,27 +281,21 @@ export class ClickHouseSink {
     const generation = this.generation;
     let backoff = BACKOFF_FIRST_MS;
     for (;;) {
-      const windows = this.batch.windowRows();
-      const watermarks = this.batch.watermarkRows();
+      const inserts = this.batch.inserts();
+      const rows = inserts.reduce((n, t) => n + t.values.length, 0);
       const t0 = process.hrtime.bigint();
       try {
-        // Windows first: a watermark row never lands before the rows it closes.
-        if (windows.length > 0) {
-          await this.ch.insert({ table: this.countsTable, values: windows, format: 'JSONEachRow', columns: IMPRESSION_COUNT_COLUMNS });
-        }
-        if (watermarks.length > 0) {
-          await this.ch.insert({ table: this.watermarksTable, values: watermarks, format: 'JSONEachRow', columns: PARTITION_WATERMARK_COLUMNS });
-        }
+        // In RowBatch.inserts' order: nothing lands before what it depends on.
+        for (const t of inserts) await this.ch.insert({ table: `${this.database}.${t.table}`, values: t.values, format: 'JSONEachRow', columns: t.columns as [string, ...string[]] });
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-        if (windows.length + watermarks.length > 0) this.metrics.insertSeconds.observe(seconds);
-        this.metrics.rowsInserted.inc({ table: 'impression_counts' }, windows.length);
-        this.metrics.rowsInserted.inc({ table: 'partition_watermarks' }, watermarks.length);
+        if (rows > 0) this.metrics.insertSeconds.observe(seconds);
+        for (const t of inserts) this.metrics.rowsInserted.inc({ table: t.table }, t.values.length);
         this.metrics.lastInsertTimestamp.set(Date.now() / 1000);
-        this.log.debug({ rows: windows.length, watermarks: watermarks.length, records: this.batch.records, ms: Math.round(seconds * 1000) }, 'sink.batch_inserted');
+        this.log.debug({ rows, tables: inserts.map((t) => t.table), records: this.batch.records, ms: Math.round(seconds * 1000) }, 'sink.batch_inserted');
         this.endOutage();
         return true;
       } catch (err) {
-        this.onInsertFailure(err, windows.length + watermarks.length);
+        this.onInsertFailure(err, rows);
       }
       // Back off, still polling the consumer (paused: no records) so rebalances and the poll interval are served.
       const until = Date.now() + backoff;

@@ -1,11 +1,14 @@
 /**
  * One batch of the ClickHouse sink, pure (no I/O): decodes `impression-counts` records, keeps
- * the highest version per window key and the newest watermark per source partition, ignores
- * tombstones, and tracks per Kafka partition the offset to commit once the batch is in
- * ClickHouse (last offset seen + 1). Every record moves the offset, including tombstones and
- * poison records, so a committed batch never has to be read again.
+ * the highest version per window key and the newest watermark per source partition, turns period
+ * closes into ledger, late and close rows, ignores tombstones, and tracks per Kafka partition the
+ * offset to commit once the batch is in ClickHouse (last offset seen + 1). Every record moves the
+ * offset, including tombstones and poison records, so a committed batch never has to be read again.
  */
 import { checkCountRecord, type WatermarkRecord, type WindowCountRecord } from '../aggregator/count-record.js';
+import {
+  LATE_COLUMNS, LEDGER_COLUMNS, ledgerRowsOf, PERIOD_CLOSE_COLUMNS, type LateRow, type LedgerRow, type PeriodCloseRow,
+} from './ledger-rows.js';
 
 /** A row of `impression_counts` as sent in JSONEachRow (DateTime as epoch seconds, booleans as 0/1). */
 export interface ImpressionCountRow {
@@ -41,9 +44,17 @@ export const PARTITION_WATERMARK_COLUMNS: [keyof PartitionWatermarkRow, ...Array
   'source_partition', 'watermark_ms', 'max_event_time_ms', 'updated_at', 'version',
 ];
 
+/** The batch's rows for one table, in insert order (see RowBatch.inserts). */
+export interface TableInsert {
+  table: 'impression_counts' | 'billing_ledger' | 'billing_late' | 'period_closes' | 'partition_watermarks';
+  columns: string[];
+  values: object[];
+}
+
 export type AddOutcome =
   | { kind: 'window' }
   | { kind: 'watermark' }
+  | { kind: 'period_close' }
   | { kind: 'tombstone' }
   /** Not a record tally wrote (not JSON, unknown type, fields out of range): skipped, offset still moves. */
   | { kind: 'poison'; reason: string };
@@ -51,6 +62,9 @@ export type AddOutcome =
 export class RowBatch {
   private readonly windows = new Map<string, ImpressionCountRow>();
   private readonly watermarks = new Map<number, PartitionWatermarkRow>();
+  private readonly ledger: LedgerRow[] = [];
+  private readonly late: LateRow[] = [];
+  private readonly closes: PeriodCloseRow[] = [];
   private readonly nextOffsets = new Map<number, number>();
   private recordCount = 0;
   private openedAt: number | undefined;
@@ -67,6 +81,13 @@ export class RowBatch {
 
     const checked = checkCountRecord(value);
     if (checked.kind === 'tombstone' || checked.kind === 'poison') return checked;
+    if (checked.kind === 'period_close') {
+      const rows = ledgerRowsOf(checked.record);
+      for (const r of rows.ledger) this.ledger.push(r);
+      for (const r of rows.late) this.late.push(r);
+      this.closes.push(rows.close);
+      return { kind: 'period_close' };
+    }
     if (checked.kind === 'window') {
       const row = toWindowRow(checked.record);
       const key = `${row.window_start}|${row.advertiser_id}|${row.campaign_id}|${row.source_partition}`;
@@ -86,9 +107,9 @@ export class RowBatch {
     return this.recordCount;
   }
 
-  /** Rows this batch will insert (both tables). */
+  /** Rows this batch will insert (all tables). */
   get rowCount(): number {
-    return this.windows.size + this.watermarks.size;
+    return this.windows.size + this.watermarks.size + this.ledger.length + this.late.length + this.closes.length;
   }
 
   get isEmpty(): boolean {
@@ -108,6 +129,22 @@ export class RowBatch {
     return [...this.watermarks.values()];
   }
 
+  /**
+   * Every non-empty table of the batch, in the order they must land: window rows, then the ledger
+   * and late rows of period closes, then the close rows (a close row says its ledger rows are in),
+   * then the watermarks (a watermark row never lands before the rows it closes).
+   */
+  inserts(): TableInsert[] {
+    const all: TableInsert[] = [
+      { table: 'impression_counts', columns: IMPRESSION_COUNT_COLUMNS, values: this.windowRows() },
+      { table: 'billing_ledger', columns: LEDGER_COLUMNS, values: this.ledger },
+      { table: 'billing_late', columns: LATE_COLUMNS, values: this.late },
+      { table: 'period_closes', columns: PERIOD_CLOSE_COLUMNS, values: this.closes },
+      { table: 'partition_watermarks', columns: PARTITION_WATERMARK_COLUMNS, values: this.watermarkRows() },
+    ];
+    return all.filter((t) => t.values.length > 0);
+  }
+
   /** Per Kafka partition the offset to commit: last offset added + 1. */
   offsets(): Array<{ partition: number; offset: number }> {
     return [...this.nextOffsets].sort((a, b) => a[0] - b[0]).map(([partition, offset]) => ({ partition, offset }));
@@ -116,6 +153,9 @@ export class RowBatch {
   clear(): void {
     this.windows.clear();
     this.watermarks.clear();
+    this.ledger.length = 0;
+    this.late.length = 0;
+    this.closes.length = 0;
     this.nextOffsets.clear();
     this.recordCount = 0;
     this.openedAt = undefined;

@@ -13,6 +13,8 @@ export interface ReadToEndOptions {
   timeoutMs?: number;
   /** Default read_committed: only records of committed transactions. */
   isolation?: 'read_committed' | 'read_uncommitted';
+  /** Stop each partition here instead of at its end (per partition; a partition missing reads to its end). */
+  until?: ReadonlyMap<number, number>;
 }
 
 export interface ReadToEndResult {
@@ -30,7 +32,7 @@ function promisify<T>(fn: (cb: (err: Kafka.LibrdKafkaError | null | undefined, v
 
 /**
  * Calls onMessage for every record of every partition of `topic`, from the beginning up to the
- * partition's end offset as queried at the start (later records may be delivered too).
+ * partition's end offset as queried at the start (or `until`; later records are not delivered).
  * With read_committed, transaction markers and aborted records occupy offsets but are never
  * delivered, so a partition is done when a delivered record reaches the end offset or when
  * librdkafka reports partition EOF at or beyond it.
@@ -76,8 +78,8 @@ export async function readTopicToEnd(
     for (const p of partitions) {
       const w = await settle(`end offset of partition ${p}`, () =>
         promisify<Kafka.WatermarkOffsets>((cb) => consumer.queryWatermarkOffsets(topic, p, requestTimeout, (err, o) => cb(err, o))));
-      ends[p] = w.highOffset;
-      if (w.highOffset > w.lowOffset) pending.add(p);
+      ends[p] = Math.min(w.highOffset, opts.until?.get(p) ?? Infinity);
+      if (ends[p] > w.lowOffset) pending.add(p);
     }
     let messages = 0;
     if (pending.size > 0) {
@@ -92,6 +94,7 @@ export async function readTopicToEnd(
         }
         const batch = await promisify<Kafka.Message[]>((cb) => consumer.consume(1000, (err, m) => cb(err, m)));
         for (const m of batch) {
+          if (m.offset >= ends[m.partition]) continue;
           messages++;
           onMessage(m);
           if (m.offset + 1 >= ends[m.partition]) pending.delete(m.partition);

@@ -19,3 +19,4 @@ export {
   readDeadLetters, readTopicToEnd, headerValue, diffDeadLetters, NO_REASON,
 } from './dlq-reader.js';
 export { type WatermarkGateOptions, awaitWatermark, lowestWatermark, publishedWatermarks } from './watermark-gate.js';
+export { type ReconcileResult, type ReconcileDifference, reconcile, recordReconciliation, formatDifference } from './reconcile.js';

@@ -1,8 +1,11 @@
 // The aggregation core: pure state and arithmetic, no I/O. The Kafka shell around it (partition-task,
 // restore) feeds it impressions and writes out what it drains.
 export type {
-  Changes, DedupDelta, EvictedWindow, IdHash, InputMark, PartitionProgress, ProcessOutcome, WindowRow, WindowSettings,
+  Changes, DedupDelta, EvictedWindow, IdHash, InputMark, LateCount, OpenPeriod, PartitionProgress, PeriodClose, PeriodRow,
+  ProcessOutcome, RecordOrigin, TaskInput, WindowRow, WindowSettings,
 } from './types.js';
+export { PERIOD_MS } from './types.js';
+export { PeriodBook, periodOf } from './period-book.js';
 export { hashImpressionId } from './id-hash.js';
 export { decodeChunk, encodeChunk, ID_BYTES } from './dedup-chunk.js';
 export { DedupIndex } from './dedup-index.js';

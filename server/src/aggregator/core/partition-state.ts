@@ -3,8 +3,11 @@ import type { Impression } from '../../impression/types.js';
 import { ID_BYTES, writeChunkId } from './dedup-chunk.js';
 import { DedupIndex } from './dedup-index.js';
 import { InputWatermarks } from './input-watermarks.js';
-import type {
-  Changes, DedupDelta, EvictedWindow, IdHash, InputMark, PartitionProgress, ProcessOutcome, WindowRow, WindowSettings,
+import { PeriodBook, periodOf } from './period-book.js';
+import {
+  PERIOD_MS,
+  type Changes, type DedupDelta, type EvictedWindow, type IdHash, type InputMark, type PartitionProgress, type PeriodClose,
+  type PeriodRow, type ProcessOutcome, type RecordOrigin, type WindowRow, type WindowSettings,
 } from './types.js';
 import { rowKey, windowStartOf } from './window.js';
 
@@ -23,6 +26,10 @@ interface RowEntry {
 const SPEND_CARRY = 2 ** 52;
 const SPEND_CARRY_N = 2n ** 52n;
 
+function spendOf(entry: RowEntry): bigint {
+  return BigInt(entry.spendHigh) * SPEND_CARRY_N + BigInt(entry.spendLow);
+}
+
 /** One open window: its rows and the ids first counted in it since the last drain. */
 interface OpenWindow {
   start: number;
@@ -33,6 +40,8 @@ interface OpenWindow {
   rows: Map<string, Map<string, RowEntry>>;
   /** Changelog chunk number the next delta gets; after a restore, one past the highest restored. */
   nextChunk: number;
+  /** Past the dedup horizon: ids retired, chunks tombstoned; its rows are frozen until its period closes. */
+  evicted: boolean;
   /** New ids since the last drain, already in changelog layout; handed over (not kept) at drain. */
   pending: Uint8Array | null;
   pendingIds: number;
@@ -67,6 +76,7 @@ export class PartitionState {
   private readonly windows = new Map<number, OpenWindow>();
   private readonly index = new DedupIndex();
   private readonly inputs: InputWatermarks;
+  private readonly periods = new PeriodBook();
   private dirtyRows: RowEntry[] = [];
   private changedWindows: OpenWindow[] = [];
   private ids = 0;
@@ -152,9 +162,10 @@ export class PartitionState {
 
   /**
    * Counts one impression whose home partition this is. `idHash` is hashImpressionId(imp.impressionId),
-   * passed in so the caller can hash once.
+   * passed in so the caller can hash once; `origin` (where the record was read) goes into the lineage
+   * of the period it counts in.
    */
-  process(imp: Impression, idHash: IdHash, nowMs: number): ProcessOutcome {
+  process(imp: Impression, idHash: IdHash, nowMs: number, origin?: RecordOrigin): ProcessOutcome {
     const ts = imp.ts;
     if (ts > nowMs + this.maxClockSkewMs) {
       return { kind: 'future_timestamp', detail: `ts ${ts} is ${ts - nowMs} ms ahead of the clock; max skew ${this.maxClockSkewMs} ms` };
@@ -163,14 +174,16 @@ export class PartitionState {
     if (start < this.evictedBefore) {
       // A copy re-stamped into a window past the horizon is still a duplicate while its first copy is held.
       const held = this.index.tagOf(idHash);
-      if (held >= 0) return this.duplicate(held, imp);
+      if (held >= 0) return this.duplicate(held, imp, origin);
+      // Reported in the period the watermark is in now, never in its own (closed or closing) period.
+      this.periods.noteLate(imp.advertiserId, periodOf(start), this.wm);
       return {
         kind: 'too_late',
         detail: `ts ${ts} falls in window ${start}, past the dedup horizon (windows before ${this.evictedBefore} are evicted; watermark ${this.wm})`,
       };
     }
     const held = this.index.addOrGet(idHash, start / this.windowMs);
-    if (held >= 0) return this.duplicate(held, imp);
+    if (held >= 0) return this.duplicate(held, imp, origin);
     const win = this.windows.get(start) ?? this.openWindow(start);
     win.ids++;
     this.ids++;
@@ -185,16 +198,18 @@ export class PartitionState {
       entry.spendLow = low;
     }
     this.markDirty(win, entry);
+    if (origin !== undefined) this.periods.noteContribution(start, origin);
     return { kind: 'counted' };
   }
 
   /** A copy of an id held with `tag`: counted as a duplicate in the window of the first copy. */
-  private duplicate(tag: number, imp: Impression): ProcessOutcome {
+  private duplicate(tag: number, imp: Impression, origin: RecordOrigin | undefined): ProcessOutcome {
     const start = tag * this.windowMs;
     const win = this.windows.get(start) ?? this.openWindow(start);
     const entry = this.rowEntry(win, imp.advertiserId, imp.campaignId);
     entry.row.duplicates++;
     this.markDirty(win, entry);
+    if (origin !== undefined) this.periods.noteContribution(start, origin);
     return { kind: 'duplicate' };
   }
 
@@ -208,6 +223,7 @@ export class PartitionState {
   drainChanges(nowMs: number, sourceIdle: boolean): Changes {
     this.advance(nowMs, sourceIdle);
     const evicted = this.evict();
+    const closes = this.closePeriods();
 
     const rows: WindowRow[] = [];
     for (const entry of this.dirtyRows) {
@@ -218,7 +234,7 @@ export class PartitionState {
       // row itself was emitted as final then: a new row in a closed window changes its totals too.
       row.revised = row.windowEnd <= this.publishedClosedThrough;
       entry.dirty = false;
-      rows.push({ ...row, spendMicros: BigInt(entry.spendHigh) * SPEND_CARRY_N + BigInt(entry.spendLow) });
+      rows.push({ ...row, spendMicros: spendOf(entry) });
     }
     this.dirtyRows = [];
     this.publishedClosedThrough = this.closedThrough;
@@ -244,7 +260,7 @@ export class PartitionState {
       this.lastMark = sourceMark;
       this.lastMarkAt = nowMs;
     }
-    return { rows, dedupDeltas, evicted, watermark: this.wm, sourceMark, progress: this.progressIfChanged(nowMs) };
+    return { rows, dedupDeltas, evicted, closes, watermark: this.wm, sourceMark, progress: this.progressIfChanged(nowMs) };
   }
 
   /** The source's watermark, then the task's (min over inputs, never back), then both frontiers. */
@@ -269,24 +285,67 @@ export class PartitionState {
   }
 
   /**
-   * Drops the windows before evictedBefore (their events are already refused as too_late and their
-   * ids retired). A window that changed since the last drain is kept one drain longer, so its last
-   * change is written before its tombstones, not lost to them.
+   * Retires the windows before evictedBefore (their events are already refused as too_late and
+   * their ids retired): their changelog chunks go, their rows stay, frozen, until their period
+   * closes. A window that changed since the last drain is kept one drain longer, so its last change
+   * is written before its tombstones, not lost to them.
    */
   private evict(): EvictedWindow[] {
     const evicted: EvictedWindow[] = [];
     for (const win of this.windows.values()) {
-      if (win.start >= this.evictedBefore || win.changed) continue;
-      const rowKeys: string[] = [];
-      for (const byCampaign of win.rows.values()) {
-        for (const { row } of byCampaign.values()) rowKeys.push(rowKey(win.start, row.advertiserId, row.campaignId, this.partition));
-      }
-      evicted.push({ windowStart: win.start, rowKeys, chunks: win.nextChunk });
+      if (win.evicted || win.start >= this.evictedBefore || win.changed) continue;
+      evicted.push({ windowStart: win.start, chunks: win.nextChunk });
+      win.evicted = true;
       this.ids -= win.ids;
-      this.windows.delete(win.start);
+      win.ids = 0;
     }
     evicted.sort((a, b) => a.windowStart - b.windowStart);
     return evicted;
+  }
+
+  /**
+   * Closes every period whose windows are all past the dedup horizon and retired: nothing can change
+   * it any more. Its rows are summed per (advertiser, campaign) into the close, and its windows go.
+   * The first close starts at the earliest period this task holds anything of: periods before it
+   * can hold nothing of this partition (their events are too late).
+   */
+  private closePeriods(): PeriodClose[] {
+    const target = periodOf(this.evictedBefore);
+    if (target <= 0) return [];
+    if (this.periods.closedBefore === 0) {
+      let from = Math.min(target, this.periods.earliestOpen ?? target);
+      for (const win of this.windows.values()) from = Math.min(from, periodOf(win.start));
+      this.periods.startAt(from);
+    }
+    const closes: PeriodClose[] = [];
+    while (this.periods.closedBefore < target) {
+      const start = this.periods.closedBefore;
+      const wins: OpenWindow[] = [];
+      for (let w = start; w < start + PERIOD_MS; w += this.windowMs) {
+        const win = this.windows.get(w);
+        if (win !== undefined) wins.push(win);
+      }
+      if (wins.some((w) => !w.evicted)) break; // retired at the next drain, closed then
+      const sums = new Map<string, PeriodRow>();
+      const rowKeys: string[] = [];
+      for (const win of wins) {
+        for (const byCampaign of win.rows.values()) {
+          for (const entry of byCampaign.values()) {
+            const { advertiserId, campaignId } = entry.row;
+            rowKeys.push(rowKey(win.start, advertiserId, campaignId, this.partition));
+            const key = `${advertiserId}\n${campaignId}`;
+            const sum = sums.get(key) ?? { advertiserId, campaignId, impressions: 0, spendMicros: 0n, duplicates: 0 };
+            sum.impressions += entry.row.impressions;
+            sum.spendMicros += spendOf(entry);
+            sum.duplicates += entry.row.duplicates;
+            sums.set(key, sum);
+          }
+        }
+        this.windows.delete(win.start);
+      }
+      closes.push(this.periods.close([...sums.values()], rowKeys, this.wm));
+    }
+    return closes;
   }
 
   /** The progress when it changed, and at least once per idle timeout (readers see the task alive while nothing moves). */
@@ -298,10 +357,13 @@ export class PartitionState {
       inputs: this.inputs.snapshot(),
       closedThrough: this.closedThrough,
       evictedBefore: this.evictedBefore,
+      periodsClosedBefore: this.periods.closedBefore,
+      openPeriods: this.periods.snapshot(),
       windowMs: this.windowMs,
       partitions: this.partitions,
     };
-    if (this.lastProgress !== null && sameProgress(p, this.lastProgress) && nowMs - this.lastProgressAt < this.idleTimeoutMs) return null;
+    const periodsChanged = this.periods.takeChanged();
+    if (this.lastProgress !== null && !periodsChanged && sameProgress(p, this.lastProgress) && nowMs - this.lastProgressAt < this.idleTimeoutMs) return null;
     this.lastProgress = p;
     this.lastProgressAt = nowMs;
     return p;
@@ -330,6 +392,8 @@ export class PartitionState {
     this.publishedClosedThrough = this.closedThrough;
     this.evictedBefore = Math.max(this.evictedBefore, p.evictedBefore);
     this.index.retireBelow(this.evictedBefore / this.windowMs);
+    this.periods.restore(p.periodsClosedBefore, p.openPeriods);
+    this.periods.takeChanged();
     this.lastProgress = { ...p, inputs: p.inputs.map((m) => ({ ...m })) };
     this.lastProgressAt = nowMs;
   }
@@ -344,6 +408,8 @@ export class PartitionState {
       throw new ConfigError(`a row of window ${row.windowStart}–${row.windowEnd} does not fit TALLY_WINDOW_MS=${this.windowMs}; the window size cannot change once data flows`);
     }
     const win = this.windows.get(row.windowStart) ?? this.openWindow(row.windowStart);
+    // Past the horizon when the state was written: frozen, waiting for its period to close.
+    if (row.windowStart < this.evictedBefore) win.evicted = true;
     const entry = this.rowEntry(win, row.advertiserId, row.campaignId);
     // A fresh entry has version 0; restored versions start at 1.
     if (row.version > entry.row.version) {
@@ -368,7 +434,7 @@ export class PartitionState {
 
   private openWindow(start: number): OpenWindow {
     const win: OpenWindow = {
-      start, end: start + this.windowMs, ids: 0, rows: new Map(), nextChunk: 0, pending: null, pendingIds: 0, changed: false,
+      start, end: start + this.windowMs, ids: 0, rows: new Map(), nextChunk: 0, evicted: false, pending: null, pendingIds: 0, changed: false,
     };
     this.windows.set(start, win);
     return win;

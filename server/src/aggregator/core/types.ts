@@ -43,6 +43,10 @@ export interface PartitionProgress {
   closedThrough: number;
   /** Windows starting before this passed the dedup horizon: evicted, their events too_late, whatever the horizon setting. */
   evictedBefore: number;
+  /** Billing periods starting before this are closed in this partition (0: none yet). */
+  periodsClosedBefore: number;
+  /** Periods not closed yet that have lineage or late counts. */
+  openPeriods: OpenPeriod[];
   /** The settings that cannot change once data flows; a restart with others is refused. */
   windowMs: number;
   partitions: number;
@@ -79,13 +83,64 @@ export interface DedupDelta {
   ids: Uint8Array;
 }
 
-/** A window dropped by eviction: its rows and changelog chunks can be deleted (tombstoned). */
+/**
+ * A window past the dedup horizon: its ids are forgotten and its changelog chunks can be deleted
+ * (tombstoned). Its rows stay (frozen: nothing can change them any more) until its billing period
+ * closes.
+ */
 export interface EvictedWindow {
   windowStart: number;
-  /** dedupIds of the rows of that window. */
-  rowKeys: string[];
   /** Number of changelog chunks written for it (keys `${windowStart}:0` … `:${chunks-1}`). */
   chunks: number;
+}
+
+/** Billing periods are UTC hours; days and months are unions of them. */
+export const PERIOD_MS = 3_600_000;
+
+/** Which input a record was read from: the task's source partition, or its repartition channel. */
+export type TaskInput = 'source' | 'channel';
+
+/** Where a record came from, for a period's lineage. */
+export interface RecordOrigin {
+  input: TaskInput;
+  offset: number;
+}
+
+/** One (advertiser, campaign) of a closed period in one partition: the sum over the period's windows. */
+export interface PeriodRow {
+  advertiserId: string;
+  campaignId: string;
+  impressions: number;
+  spendMicros: bigint;
+  duplicates: number;
+}
+
+/** Events refused as too_late while the task's watermark was in a period, by their own period. */
+export interface LateCount {
+  advertiserId: string;
+  originalPeriodStart: number;
+  events: number;
+}
+
+/** A period still open in a task: the lineage and late counts gathered so far (kept in the progress record). */
+export interface OpenPeriod {
+  periodStart: number;
+  /** First offset of each input that contributed (counted or duplicate) to the period; null: none yet. */
+  firstSourceOffset: number | null;
+  firstChannelOffset: number | null;
+  late: LateCount[];
+}
+
+/**
+ * A billing period closed in one partition: nothing can change it any more (every window of it
+ * passed the dedup horizon). Committed in the same transaction as the state that makes it true.
+ */
+export interface PeriodClose extends OpenPeriod {
+  rows: PeriodRow[];
+  /** The task's watermark at the close. */
+  watermark: number;
+  /** Row keys of the period's windows, settled into the close: tombstoned with it. */
+  rowKeys: string[];
 }
 
 /** What one commit must write: everything changed since the previous drain. */
@@ -93,6 +148,8 @@ export interface Changes {
   rows: WindowRow[];
   dedupDeltas: DedupDelta[];
   evicted: EvictedWindow[];
+  /** Periods closed by this drain, oldest first. */
+  closes: PeriodClose[];
   watermark: number;
   /** This source's progress for the other partitions' tasks (a marker on each channel), when it moved; else null. */
   sourceMark: InputMark | null;

@@ -1,0 +1,191 @@
+/**
+ * Reads of the billing ledger (ClickHouse), shared by the statements (billing/) and the counts
+ * route (api/). A period (UTC hour) is *final* once every partition closed it: its numbers come
+ * from `billing_ledger` only and never change. Other periods come from `impression_counts FINAL`
+ * and are *provisional* (every window closed by the watermark) or *live*.
+ *
+ * The ledger is immutable but may hold a close twice (a sink crash between insert and commit
+ * inserts identical rows again): every read collapses identical rows with GROUP BY … any(), so no
+ * FINAL is needed. ClickHouse 18.16: no query parameters; ids are checked against the contract
+ * pattern and escaped, times are integers, identifiers come from configuration.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { dateTimeLiteral, identifier, queryRows, stringLiteral, uintLiteral } from '../clickhouse/index.js';
+import { ID_PATTERN } from '../contracts/ids.js';
+import type { Maturity } from '../contracts/maturity.js';
+import { parseUInt64 } from '../contracts/micros.js';
+import { InvalidArgumentError } from '../errors.js';
+
+export const HOUR_MS = 3_600_000;
+
+type Num = string | number;
+
+function idLiteral(id: string): string {
+  if (!ID_PATTERN.test(id)) throw new InvalidArgumentError(`not a valid id: ${JSON.stringify(id)}`);
+  return stringLiteral(id);
+}
+
+/** How far finality and the watermark have come. */
+export interface Frontier {
+  /** Periods starting before this are final (closed in every partition); null while a partition closed none. */
+  finalBefore: number | null;
+  /** The lowest published watermark (null while a partition published none): windows ending at or before it − lateness are closed. */
+  minWatermark: number | null;
+}
+
+export function frontierSql(database: string): string {
+  return `SELECT 'close' AS kind, source_partition AS p, toUInt32(max(period_start)) AS v FROM ${identifier(database)}.period_closes GROUP BY source_partition `
+    + `UNION ALL SELECT 'watermark' AS kind, source_partition AS p, max(watermark_ms) AS v FROM ${identifier(database)}.partition_watermarks GROUP BY source_partition`;
+}
+
+/** The frontier from frontierSql's rows (pure). */
+export function frontierOf(rows: ReadonlyArray<{ kind: string; p: Num; v: Num }>, partitions: number): Frontier {
+  const closes = new Map<number, number>();
+  const marks = new Map<number, number>();
+  for (const r of rows) (r.kind === 'close' ? closes : marks).set(Number(r.p), Number(r.v));
+  const lowest = (m: Map<number, number>, f: (v: number) => number): number | null => {
+    let min = Infinity;
+    for (let p = 0; p < partitions; p++) {
+      const v = m.get(p);
+      if (v === undefined) return null;
+      min = Math.min(min, f(v));
+    }
+    return min;
+  };
+  return { finalBefore: lowest(closes, (s) => s * 1000 + HOUR_MS), minWatermark: lowest(marks, (v) => v) };
+}
+
+export async function queryFrontier(ch: ClickHouseClient, database: string, partitions: number): Promise<Frontier> {
+  return frontierOf(await queryRows<{ kind: string; p: Num; v: Num }>(ch, frontierSql(database)), partitions);
+}
+
+/** How settled the numbers of [periodStart, periodStart + periodMs) are. */
+export function maturityOf(periodStart: number, periodMs: number, f: Frontier, allowedLatenessMs: number): Maturity {
+  const end = periodStart + periodMs;
+  if (f.finalBefore !== null && end <= f.finalBefore) return 'final';
+  if (f.minWatermark !== null && end + allowedLatenessMs <= f.minWatermark) return 'provisional';
+  return 'live';
+}
+
+export interface PeriodQuery {
+  /** null: every advertiser (an admin). */
+  advertiserId: string | null;
+  campaignId: string | null;
+  /** [from, to), epoch ms, whole seconds. */
+  from: number;
+  to: number;
+  /** Period length in ms: 3 600 000 (hour) or 86 400 000 (day). */
+  periodMs: number;
+}
+
+/**
+ * One row per (period, advertiser, campaign) in [from, to): final hours from the ledger, the rest
+ * from the window rows. The two never overlap: the ledger part ends where finality ends.
+ */
+export function periodRowsSql(database: string, q: PeriodQuery, finalBefore: number | null, limit: number | null): string {
+  const p = uintLiteral(q.periodMs / 1000);
+  const split = Math.min(q.to, Math.max(q.from, finalBefore ?? q.from));
+  const filters = (advertiser: string) => [
+    ...(q.advertiserId === null ? [] : [`${advertiser} = ${idLiteral(q.advertiserId)}`]),
+    ...(q.campaignId === null ? [] : [`campaign_id = ${idLiteral(q.campaignId)}`]),
+  ];
+  const ledger = `SELECT intDiv(toUInt32(period_start), ${p}) * ${p} AS period_s, advertiser_id, campaign_id, `
+    + 'any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d '
+    + `FROM ${identifier(database)}.billing_ledger `
+    + `WHERE ${[...filters('advertiser_id'), `period_start >= ${dateTimeLiteral(q.from)}`, `period_start < ${dateTimeLiteral(split)}`].join(' AND ')} `
+    + 'GROUP BY period_start, advertiser_id, campaign_id, source_partition';
+  const windows = `SELECT intDiv(toUInt32(window_start), ${p}) * ${p} AS period_s, advertiser_id, campaign_id, `
+    + 'impressions AS i, spend_micros AS s, duplicates AS d '
+    + `FROM ${identifier(database)}.impression_counts FINAL `
+    + `WHERE ${[...filters('advertiser_id'), `window_start >= ${dateTimeLiteral(split)}`, `window_start < ${dateTimeLiteral(q.to)}`].join(' AND ')}`;
+  return 'SELECT period_s, advertiser_id, campaign_id, sum(i) AS impressions, sum(s) AS spend_micros, sum(d) AS duplicates '
+    + `FROM (${ledger} UNION ALL ${windows}) GROUP BY period_s, advertiser_id, campaign_id `
+    + `ORDER BY period_s, advertiser_id, campaign_id${limit === null ? '' : ` LIMIT ${uintLiteral(Math.max(1, Math.floor(limit)))}`}`;
+}
+
+export interface PeriodRow {
+  periodStart: number;
+  advertiserId: string;
+  campaignId: string;
+  impressions: bigint;
+  spendMicros: bigint;
+  duplicates: bigint;
+}
+
+export function toPeriodRow(r: { period_s: Num; advertiser_id: string; campaign_id: string; impressions: Num; spend_micros: Num; duplicates: Num }): PeriodRow {
+  const periodS = Number(r.period_s);
+  if (!Number.isSafeInteger(periodS) || periodS < 0) throw new TypeError(`bad period_s from ClickHouse: ${JSON.stringify(r.period_s)}`);
+  return {
+    periodStart: periodS * 1000, advertiserId: String(r.advertiser_id), campaignId: String(r.campaign_id),
+    impressions: parseUInt64(r.impressions, 'impressions'), spendMicros: parseUInt64(r.spend_micros, 'spend_micros'), duplicates: parseUInt64(r.duplicates, 'duplicates'),
+  };
+}
+
+/** Events refused as too_late that arrived in [from, to), by their own period. */
+export interface LateUnbillable {
+  events: bigint;
+  periods: Array<{ periodStart: number; events: bigint }>;
+}
+
+/**
+ * Late events of an advertiser by arrival: from the ledger for arrival periods that are final
+ * (immutable), from the dead letters (by the time they reached ClickHouse) for the others.
+ */
+export function lateUnbillableSql(database: string, advertiserId: string, from: number, to: number, finalBefore: number | null): string {
+  const split = Math.min(to, Math.max(from, finalBefore ?? from));
+  const adv = idLiteral(advertiserId);
+  const ledger = 'SELECT toUInt32(original_period) AS orig_s, any(events) AS n '
+    + `FROM ${identifier(database)}.billing_late WHERE advertiser_id = ${adv} AND arrival_period >= ${dateTimeLiteral(from)} AND arrival_period < ${dateTimeLiteral(split)} `
+    + 'GROUP BY arrival_period, original_period, source_partition';
+  const open = 'SELECT intDiv(toUInt32(event_ts), 3600) * 3600 AS orig_s, count() AS n '
+    + `FROM ${identifier(database)}.dead_letters FINAL WHERE reason = 'too_late' AND advertiser_id = ${adv} `
+    + `AND inserted_at >= ${dateTimeLiteral(split)} AND inserted_at < ${dateTimeLiteral(to)} GROUP BY orig_s`;
+  return `SELECT toUInt32(orig_s) AS orig_s, sum(n) AS n FROM (${ledger} UNION ALL ${open}) GROUP BY orig_s ORDER BY orig_s`;
+}
+
+export async function queryLateUnbillable(ch: ClickHouseClient, database: string, advertiserId: string, from: number, to: number, finalBefore: number | null): Promise<LateUnbillable> {
+  const rows = await queryRows<{ orig_s: Num; n: Num }>(ch, lateUnbillableSql(database, advertiserId, from, to, finalBefore));
+  const periods = rows.map((r) => ({ periodStart: Number(r.orig_s) * 1000, events: parseUInt64(r.n, 'late events') }));
+  return { events: periods.reduce((s, p) => s + p.events, 0n), periods };
+}
+
+/** The Kafka records a partition's numbers of [from, to) came from: per input, [first, close). */
+export interface Lineage {
+  partition: number;
+  source: { topic: string; firstOffset: number | null; closeOffset: number };
+  repartition: { topic: string; firstOffset: number | null; closeOffset: number };
+}
+
+export function lineageSql(database: string, from: number, to: number): string {
+  return 'SELECT source_partition AS p, any(source_topic) AS st, max(source_close_offset) AS sc, '
+    + 'countIf(source_first_offset >= 0) AS sn, minIf(source_first_offset, source_first_offset >= 0) AS sf, '
+    + 'any(repartition_topic) AS rt, max(repartition_close_offset) AS rc, '
+    + 'countIf(repartition_first_offset >= 0) AS rn, minIf(repartition_first_offset, repartition_first_offset >= 0) AS rf '
+    + `FROM ${identifier(database)}.period_closes WHERE period_start >= ${dateTimeLiteral(from)} AND period_start < ${dateTimeLiteral(to)} `
+    + 'GROUP BY p ORDER BY p';
+}
+
+export async function queryLineage(ch: ClickHouseClient, database: string, from: number, to: number): Promise<Lineage[]> {
+  const rows = await queryRows<{ p: Num; st: string; sc: Num; sn: Num; sf: Num; rt: string; rc: Num; rn: Num; rf: Num }>(ch, lineageSql(database, from, to));
+  return rows.map((r) => ({
+    partition: Number(r.p),
+    source: { topic: r.st, firstOffset: Number(r.sn) > 0 ? Number(r.sf) : null, closeOffset: Number(r.sc) },
+    repartition: { topic: r.rt, firstOffset: Number(r.rn) > 0 ? Number(r.rf) : null, closeOffset: Number(r.rc) },
+  }));
+}
+
+/**
+ * When the period starting at `periodStart` became final: for each partition, its first close at
+ * or after that period (a partition that closed a later period first held nothing of it); the
+ * latest of those. Null while not final. Immutable once final.
+ */
+export function finalAtSql(database: string, periodStart: number): string {
+  return 'SELECT source_partition AS p, toUInt32(min(closed_at)) AS at '
+    + `FROM ${identifier(database)}.period_closes WHERE period_start >= ${dateTimeLiteral(periodStart)} GROUP BY p`;
+}
+
+export async function queryFinalAt(ch: ClickHouseClient, database: string, periodStart: number, partitions: number): Promise<number | null> {
+  const rows = await queryRows<{ p: Num; at: Num }>(ch, finalAtSql(database, periodStart));
+  if (rows.length < partitions) return null;
+  return Math.max(...rows.map((r) => Number(r.at))) * 1000;
+}
