@@ -1,9 +1,10 @@
 /**
  * Billing exports on the real stack: the whole pipeline (aggregator + `tally sink`, which also
- * runs the dead-letter sink) fed by the generator, then exports over HTTP (the billing router in a
- * small express app behind the API's auth middleware with a fake token verifier) and the CLI,
- * compared row by row with the ground truth. Plus a month of hourly rows × 1000 campaigns,
- * streamed with bounded memory.
+ * runs the dead-letter sink) fed with impressions across past hours, then exports over HTTP (the
+ * billing router in a small express app behind the API's auth middleware with a fake token
+ * verifier) and the CLI, compared row by row with what was produced: final statements from the
+ * ledger, byte-identical whatever arrives later, late events reported where they arrived. Plus a
+ * month of hourly ledger rows × 1000 campaigns, streamed with bounded memory.
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -19,13 +20,14 @@ import { ApiError, ApiMetrics } from '../../server/src/api/index.js';
 import { authenticate, requireAuthenticated } from '../../server/src/api/auth-middleware.js';
 import { sendError } from '../../server/src/api/http-errors.js';
 import type { Principal, TokenVerifier } from '../../server/src/auth/index.js';
-import { billingRouter, formatMicros, isoUtc, queryPeriodStatus } from '../../server/src/billing/index.js';
+import { billingRouter, formatMicros, isoUtc } from '../../server/src/billing/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { repoRoot, type TallyConfig } from '../../server/src/config/index.js';
 import { createLogger } from '../../server/src/observability/index.js';
-import { buildEventPlan, planContext, producePlan, truthTotals, type GroundTruth } from '../../server/src/tools/index.js';
-import { createSandbox, eventually, type Sandbox } from './harness.js';
-import { assertExact, Pipeline } from './pipeline.js';
+import { truthTotals, type GroundTruth } from '../../server/src/tools/index.js';
+import { spreadEvents, produceEvents, truthOf, type HandEvent } from './hand-events.js';
+import { createSandbox, eventually, sleep, type Sandbox } from './harness.js';
+import { assertExact, awaitFinal, Pipeline } from './pipeline.js';
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -81,7 +83,9 @@ function exportUrl(q: Record<string, string>): string {
 }
 
 interface ParsedCsv {
+  /** Comment lines by key; repeated keys (late_unbillable_from, lineage) in `lists`. */
   meta: Record<string, string>;
+  lists: Record<string, string[]>;
   rows: string[][];
   total: string[];
   sha256: string;
@@ -91,6 +95,7 @@ function parseCsv(text: string): ParsedCsv {
   const lines = text.split('\n');
   assert.equal(lines.pop(), '', 'ends with a newline');
   const meta: Record<string, string> = {};
+  const lists: Record<string, string[]> = {};
   const data: string[][] = [];
   let sha256 = '';
   for (const [i, line] of lines.entries()) {
@@ -99,17 +104,20 @@ function parseCsv(text: string): ParsedCsv {
       sha256 = line.slice('# sha256: '.length);
     } else if (line.startsWith('# ')) {
       const m = /^# ([a-z_]+): (.*)$/.exec(line);
-      if (m) meta[m[1]] = m[2];
+      if (m) {
+        meta[m[1]] = m[2];
+        (lists[m[1]] ??= []).push(m[2]);
+      }
     } else {
       data.push(line.split(','));
     }
   }
-  assert.deepEqual(data[0], ['period_start', 'advertiser_id', 'campaign_id', 'impressions', 'spend_micros', 'spend', 'duplicates_removed']);
+  assert.deepEqual(data[0], ['period_start', 'advertiser_id', 'campaign_id', 'impressions', 'spend_micros', 'spend', 'duplicates_removed', 'maturity']);
   const total = data[data.length - 1];
   assert.equal(total[0], 'total');
   const digest = crypto.createHash('sha256').update(text.slice(0, text.lastIndexOf('# sha256: '))).digest('hex');
   assert.equal(sha256, digest, 'the trailer is the sha256 of everything before it');
-  return { meta, rows: data.slice(1, -1), total, sha256 };
+  return { meta, lists, rows: data.slice(1, -1), total, sha256 };
 }
 
 /** The truth aggregated like an export: [period_start, campaign, impressions, spend_micros] in output order. */
@@ -147,82 +155,79 @@ describe('billing export (real Kafka + ClickHouse)', function () {
     sb = undefined;
   });
 
-  it('exports exactly the ground truth (rows, totals, too_late), final vs provisional, byte-identical repeats, 400/401/403', async () => {
-    sb = await createSandbox('billing');
+  it('final statements from the ledger: exactly what was produced, byte-identical whatever arrives later; late events where they arrived; 400/401/403', async () => {
+    // Hours close once the watermark passes their end + lateness + horizon: 2 s + 10 s here.
+    sb = await createSandbox('billing', { TALLY_ALLOWED_LATENESS_MS: '2000', TALLY_DEDUP_HORIZON_MS: '10000', TALLY_OUT_OF_ORDERNESS_MS: '1000', TALLY_IDLE_TIMEOUT_MS: '1000' });
     const { config } = sb;
     pipeline = new Pipeline(sb);
     pipeline.startSink();
     pipeline.startAggregator();
-    const ctx = planContext(config, Date.now());
-    const plan = buildEventPlan({ seed: 4242, count: 6_000, idPrefix: 'bill-', advertisers: 2, campaigns: 3, tooLate: 9, lateWithinHorizon: 30, bad: 18 }, ctx);
-    await producePlan(config, plan);
-    const truth = plan.truth;
+    // Three past hours and the current one, 2 advertisers × 2 campaigns, copies, every route.
+    if (Date.now() % HOUR < 20_000) await sleep(20_000 - (Date.now() % HOUR)); // the last hour must be able to close
+    const H = Math.floor(Date.now() / HOUR) * HOUR;
+    const events: HandEvent[] = [];
+    for (let h = 3; h >= 1; h--) events.push(...spreadEvents(`bill-h${h}-`, 400, H - h * HOUR + 1_000, H - (h - 1) * HOUR - 60_000));
+    const current = spreadEvents('bill-now-', 300, Date.now() - 5_000, Date.now());
+    events.push(...current);
+    const byAdv = (e: HandEvent) => ({ ...e, advertiser_id: e.advertiser_id.replace(/^bill-[a-z0-9]+-/, 'bill-'), campaign_id: e.campaign_id.replace(/^bill-[a-z0-9]+-/, 'bill-') });
+    const all = events.map(byAdv);
+    const copies = all.filter((_, i) => i % 9 === 0);
+    const routes = ['home', 'foreign', 'nokey'] as const;
+    // Each copy right after its original (a retry), through another route.
+    await produceEvents(config, all.flatMap((e, i) => (i % 9 === 0 ? [e, e] : [e])), (i) => routes[i % 3]);
+    const truth = truthOf(config, 'bill-', all, copies.length);
     await assertExact(pipeline, truth);
+    await awaitFinal(config, H);
 
     ch = createClickHouse(config);
-    const db = config.clickhouse.database;
     const client = ch;
-    // The dead-letter sink (started by `tally sink`) has every DLQ record, once, with its reason.
-    const expectedDlq = Object.entries(truth.deadLetters).filter(([, n]) => n > 0).sort(([a], [b]) => (a < b ? -1 : 1));
-    await eventually('dead letters in ClickHouse', async () => {
-      const rows = await queryRows<{ reason: string; n: string }>(client, `SELECT reason, count() AS n FROM ${db}.dead_letters FINAL GROUP BY reason ORDER BY reason`);
-      return JSON.stringify(rows.map((r) => [r.reason, Number(r.n)])) === JSON.stringify(expectedDlq);
-    }, 60_000);
-
-    const tooLate = plan.records.filter((r) => r.kind === 'too_late').map((r) => JSON.parse(r.value) as { advertiser_id: string; ts: number });
-    assert.equal(tooLate.length, 9);
-    const expectedTooLate = (adv: string, from: number, to: number) => tooLate.filter((e) => e.advertiser_id === adv && e.ts >= from && e.ts < to).length;
-
-    // Past hours become final once every partition's watermark passed their end + allowed lateness (idle partitions advance by the clock).
-    const H = Math.floor(Date.now() / HOUR) * HOUR;
-    await eventually('watermarks past the current hour start', async () => (await queryPeriodStatus(client, config, H)).status === 'final', 120_000);
-    const pastFrom = H - 5 * HOUR;
-    for (const r of truth.rows) assert.ok(r.windowStart >= pastFrom && r.windowStart < H + HOUR, 'every truth row falls in the two exported periods');
-    for (const e of tooLate) assert.ok(e.ts >= pastFrom && e.ts < H, 'too_late events are in the past period');
-
-    const advertisers = ['bill-adv-1', 'bill-adv-2'];
     server = await BillingServer.start(config, ch, {
       'tok-adv1': { tokenId: 't1', name: 'adv1', scopes: ['advertiser:bill-adv-1'] },
       'tok-admin': { tokenId: 't2', name: 'admin', scopes: ['admin'] },
       'tok-ingest': { tokenId: 't3', name: 'ingest', scopes: ['ingest'] },
     });
+    const past = { from: H - 3 * HOUR, to: H };
+    const exportCsv = async (adv: string, from: number, to: number) => {
+      const res = await server!.get(exportUrl({ advertiser_id: adv, from: isoUtc(from), to: String(to), granularity: 'hour', format: 'csv' }), 'tok-admin');
+      assert.equal(res.status, 200, res.body.toString());
+      assert.equal(res.headers['content-type'], 'text/csv; charset=utf-8');
+      const csv = parseCsv(res.body.toString('utf8'));
+      assert.equal(res.trailers['x-tally-export-sha256'], csv.sha256, 'HTTP trailer = file trailer');
+      return { res, csv };
+    };
 
+    const finals = new Map<string, Buffer>();
     let impressions = 0n;
     let spend = 0n;
     let duplicates = 0n;
-    let tooLateSeen = 0;
-    for (const adv of advertisers) {
-      for (const [from, to, status] of [[pastFrom, H, 'final'], [H, H + HOUR, 'provisional']] as const) {
-        const q = { advertiser_id: adv, from: isoUtc(from), to: String(to), granularity: 'hour', format: 'csv' };
-        const res = await server.get(exportUrl(q), 'tok-admin');
-        assert.equal(res.status, 200, res.body.toString());
-        assert.equal(res.headers['content-type'], 'text/csv; charset=utf-8');
+    for (const adv of ['bill-adv-1', 'bill-adv-2']) {
+      for (const [from, to, status] of [[past.from, past.to, 'final'], [H, H + HOUR, 'provisional']] as const) {
+        const { res, csv } = await exportCsv(adv, from, to);
         assert.equal(res.headers['x-tally-export-status'], status);
-        const csv = parseCsv(res.body.toString('utf8'));
-        assert.equal(res.trailers['x-tally-export-sha256'], csv.sha256, 'HTTP trailer = file trailer');
         assert.equal(csv.meta.status, status);
         assert.equal(csv.meta.advertiser, adv);
         assert.equal(csv.meta.period, `${isoUtc(from)}/${isoUtc(to)}`);
-        assert.equal(Number(csv.meta.too_late_events), expectedTooLate(adv, from, to), 'too_late_events');
-        tooLateSeen += Number(csv.meta.too_late_events);
         assert.equal(csv.meta.generated_at === undefined, status === 'final', 'only provisional files carry a generation time');
-        // Every row exactly as the truth; spend is the micros in currency units.
+        assert.equal(csv.meta.final_at !== undefined, status === 'final', 'a final file says when it became final');
+        // Every row exactly as produced; spend is the micros in currency units; maturity per row.
         assert.deepEqual(csv.rows.map((r) => [r[0], r[2], r[3], r[4]]), expectedRows(truth, adv, from, to, HOUR), `${adv} ${status}`);
         for (const r of csv.rows) {
           assert.equal(r[1], adv);
           assert.equal(r[5], formatMicros(BigInt(r[4])));
+          assert.equal(r[7], status === 'final' ? 'final' : 'live');
         }
-        // Totals reconcile with the rows.
-        const sum = (i: number) => csv.rows.reduce((s, r) => s + BigInt(r[i]), 0n);
-        assert.deepEqual(csv.total, ['total', adv, '', sum(3).toString(), sum(4).toString(), formatMicros(sum(4)), sum(6).toString()]);
+        const sum = (i: number) => csv.rows.reduce((a, r) => a + BigInt(r[i]), 0n);
+        assert.deepEqual(csv.total, ['total', adv, '', sum(3).toString(), sum(4).toString(), formatMicros(sum(4)), sum(6).toString(), status === 'final' ? 'final' : 'live']);
         impressions += sum(3);
         spend += sum(4);
         duplicates += sum(6);
-
         if (status === 'final') {
-          const again = await server.get(exportUrl(q), 'tok-admin');
-          assert.ok(again.body.equals(res.body), 'a final export is byte-identical on repeat');
-          assert.equal(again.trailers['x-tally-export-sha256'], csv.sha256);
+          // The Kafka offsets the numbers came from: both inputs of every partition.
+          assert.equal(csv.lists.lineage?.length, config.partitions, csv.lists.lineage?.join('\n'));
+          for (const l of csv.lists.lineage ?? []) assert.match(l, /^\S+impressions\/\d+ \[(\d+|none), \d+\) \S+aggregator-repartition\/\d+ \[(\d+|none), \d+\)$/);
+          finals.set(adv, res.body);
+          const again = await exportCsv(adv, from, to);
+          assert.ok(again.res.body.equals(res.body), 'a final export is byte-identical on repeat');
           // The CLI writes the same bytes.
           const out = path.join(os.tmpdir(), `tally-billing-${crypto.randomBytes(4).toString('hex')}.csv`);
           const cli: SpawnSyncReturns<string> = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server/src/cli.ts'), 'billing', 'export',
@@ -235,31 +240,48 @@ describe('billing export (real Kafka + ClickHouse)', function () {
       }
     }
     const totals = truthTotals(truth);
-    assert.equal(impressions, totals.impressions, 'all exports together: every impression of the truth');
-    assert.equal(spend, totals.spendMicros, 'all exports together: every micro of the truth');
-    assert.equal(duplicates, BigInt(truth.counts.duplicatesSent), 'duplicates removed');
-    assert.equal(tooLateSeen, truth.deadLetters.too_late, 'every too_late event in some export');
+    assert.equal(impressions, totals.impressions, 'all exports together: every impression produced');
+    assert.equal(spend, totals.spendMicros, 'all exports together: every micro');
+    assert.equal(duplicates, BigInt(copies.length), 'duplicates removed');
 
-    // JSON, daily: rows, totals and the canonical digest.
-    const dayFrom = Math.floor(pastFrom / DAY) * DAY;
+    // Late data for the final hours: too late now, it never edits them; it shows where it arrived.
+    const late = [...spreadEvents('bill-late2-', 4, H - 2 * HOUR + 5_000, H - 2 * HOUR + 9_000), ...spreadEvents('bill-late1-', 6, H - HOUR + 5_000, H - HOUR + 9_000)]
+      .map((e) => ({ ...e, advertiser_id: 'bill-adv-1', campaign_id: 'bill-adv-1-cmp-1' }));
+    await produceEvents(config, late, (i) => routes[i % 3]);
+    await eventually('the late events dead-lettered', async () => {
+      const rows = await queryRows<{ n: string }>(client, `SELECT count() AS n FROM ${config.clickhouse.database}.dead_letters FINAL WHERE reason = 'too_late'`);
+      return Number(rows[0].n) === late.length;
+    }, 60_000);
+    for (const [adv, before] of finals) {
+      const { res } = await exportCsv(adv, past.from, past.to);
+      assert.ok(res.body.equals(before), `${adv}: the final statement is byte-identical after late data`);
+    }
+    const arrived = await exportCsv('bill-adv-1', H, H + HOUR);
+    assert.equal(arrived.csv.meta.late_unbillable, String(late.length));
+    assert.deepEqual(arrived.csv.lists.late_unbillable_from, [`${isoUtc(H - 2 * HOUR)} 4`, `${isoUtc(H - HOUR)} 6`]);
+
+    // JSON, daily: the canonical digest over header, rows and totals.
+    const dayFrom = Math.floor(past.from / DAY) * DAY;
     const dayTo = Math.floor(H / DAY) * DAY + DAY;
     const jres = await server.get(exportUrl({ advertiser_id: 'bill-adv-1', from: isoUtc(dayFrom).slice(0, 10), to: isoUtc(dayTo).slice(0, 10), format: 'json' }), 'tok-adv1');
     assert.equal(jres.status, 200, jres.body.toString());
     assert.equal(jres.headers['x-tally-export-status'], 'provisional');
-    type JsonRow = { period_start: string; campaign_id: string; impressions: string; spend_micros: string; spend: string };
-    const doc = JSON.parse(jres.body.toString('utf8')) as Record<string, string> & { rows: JsonRow[]; totals: Record<string, string> };
+    type JsonRow = { period_start: string; campaign_id: string; impressions: string; spend_micros: string; spend: string; maturity: string };
+    const doc = JSON.parse(jres.body.toString('utf8')) as Record<string, unknown> & { rows: JsonRow[]; totals: Record<string, string>; sha256: string };
     assert.equal(doc.status, 'provisional');
-    assert.equal(Number(doc.too_late_events), expectedTooLate('bill-adv-1', dayFrom, dayTo));
     assert.deepEqual(doc.rows.map((r) => [r.period_start, r.campaign_id, r.impressions, r.spend_micros]), expectedRows(truth, 'bill-adv-1', dayFrom, dayTo, DAY));
-    assert.equal(doc.totals.impressions, doc.rows.reduce((s, r) => s + BigInt(r.impressions), 0n).toString());
-    assert.equal(doc.totals.spend_micros, doc.rows.reduce((s, r) => s + BigInt(r.spend_micros), 0n).toString());
-    const header = { status: doc.status, advertiser_id: doc.advertiser_id, from: doc.from, to: doc.to, granularity: doc.granularity, too_late_events: doc.too_late_events };
+    for (const r of doc.rows) assert.equal(r.maturity, Date.parse(r.period_start) + DAY <= H ? 'final' : 'live', 'a day with an open hour is live');
+    assert.equal(doc.totals.impressions, doc.rows.reduce((a, r) => a + BigInt(r.impressions), 0n).toString());
+    const header = {
+      status: doc.status, advertiser_id: doc.advertiser_id, from: doc.from, to: doc.to, granularity: doc.granularity,
+      late_unbillable: doc.late_unbillable, lineage: doc.lineage,
+    };
     const canonical = [header, ...doc.rows, doc.totals].map((o) => `${JSON.stringify(o)}\n`).join('');
     assert.equal(doc.sha256, crypto.createHash('sha256').update(canonical).digest('hex'));
     assert.equal(jres.trailers['x-tally-export-sha256'], doc.sha256);
 
     // Access: another advertiser → 403; no or a bad token → 401; an ingest token reads nothing.
-    const ok = { advertiser_id: 'bill-adv-2', from: isoUtc(pastFrom), to: isoUtc(H), granularity: 'hour' };
+    const ok = { advertiser_id: 'bill-adv-2', from: isoUtc(past.from), to: isoUtc(H), granularity: 'hour' };
     assert.equal((await server.get(exportUrl(ok), 'tok-adv1')).status, 403);
     assert.equal((await server.get(exportUrl(ok), 'tok-ingest')).status, 403);
     assert.equal((await server.get(exportUrl(ok))).status, 401);
@@ -284,11 +306,11 @@ describe('billing export (real Kafka + ClickHouse)', function () {
       assert.equal(r.status, 400, `${query}: ${r.body.toString()}`);
       assert.equal((JSON.parse(r.body.toString()) as { error: { parameter?: string } }).error.parameter, parameter, query);
     }
-    const still = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${db}.impression_counts`);
-    assert.ok(Number(still[0].n) > 0, 'the table is still there');
+    const still = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${config.clickhouse.database}.billing_ledger`);
+    assert.ok(Number(still[0].n) > 0, 'the ledger is still there');
   });
 
-  it('streams a month of hourly rows × 1000 campaigns (720k rows) with bounded memory', async () => {
+  it('streams a month of hourly rows × 1000 campaigns (720k rows) from the ledger with bounded memory', async () => {
     sb = await createSandbox('billbig');
     const { config } = sb;
     ch = createClickHouse(config, { requestTimeoutMs: 60_000 });
@@ -296,19 +318,19 @@ describe('billing export (real Kafka + ClickHouse)', function () {
     const from = Date.UTC(2025, 0, 1);
     const to = from + 30 * DAY;
     const base = from / 1000;
+    // A closed month: its ledger rows (each (hour, campaign) in one partition) and every partition's close of its last hour.
     await ch.command({
-      query: `INSERT INTO ${db}.impression_counts (window_start, window_end, advertiser_id, campaign_id, source_partition, impressions, spend_micros, duplicates, version, final, revised) `
-        + `SELECT toDateTime(${base} + intDiv(number, 1000) * 3600), toDateTime(${base} + intDiv(number, 1000) * 3600 + 60), 'big-adv', `
+      query: `INSERT INTO ${db}.billing_ledger (period_start, advertiser_id, campaign_id, source_partition, impressions, spend_micros, duplicates, closed_at) `
+        + `SELECT toDateTime(${base} + intDiv(number, 1000) * 3600), 'big-adv', `
         + "concat('cmp-', toString(number % 1000)), toUInt16(number % 8), toUInt64(number % 1000 + 1), toUInt64((number * 7919) % 5000000), "
-        + 'toUInt64(number % 3), toUInt64(1), 1, 0 FROM system.numbers LIMIT 720000',
+        + `toUInt64(number % 3), toDateTime(${to / 1000}) FROM system.numbers LIMIT 720000`,
     });
-    const wm = to + HOUR;
     await ch.command({
-      query: `INSERT INTO ${db}.partition_watermarks (source_partition, watermark_ms, max_event_time_ms, updated_at, version) VALUES `
-        + Array.from({ length: config.partitions }, (_, p) => `(${p}, ${wm}, ${wm}, ${Math.floor(Date.now() / 1000)}, ${wm})`).join(', '),
+      query: `INSERT INTO ${db}.period_closes (period_start, source_partition, closed_at, watermark_ms, ledger_rows, source_topic, source_first_offset, source_close_offset, repartition_topic, repartition_first_offset, repartition_close_offset) VALUES `
+        + Array.from({ length: config.partitions }, (_, p) => `(toDateTime(${(to - HOUR) / 1000}), ${p}, toDateTime(${to / 1000 + 60}), ${to + HOUR}, 1, 'impressions', 0, 10, 'aggregator-repartition', -1, 0)`).join(', '),
     });
     const [expected] = await queryRows<{ i: string; s: string; d: string }>(ch,
-      `SELECT sum(impressions) AS i, sum(spend_micros) AS s, sum(duplicates) AS d FROM ${db}.impression_counts FINAL WHERE advertiser_id = 'big-adv'`);
+      `SELECT sum(impressions) AS i, sum(spend_micros) AS s, sum(duplicates) AS d FROM ${db}.billing_ledger WHERE advertiser_id = 'big-adv'`);
     const big = await BillingServer.start(config, ch, { admin: { tokenId: 'a', name: 'admin', scopes: ['admin'] } });
     server = big;
 
@@ -336,10 +358,10 @@ describe('billing export (real Kafka + ClickHouse)', function () {
     const a = await run();
     assert.equal(a.res.status, 200);
     assert.equal(a.res.headers['x-tally-export-status'], 'final');
-    // 6 comment lines + header + 720 000 rows + total + sha256
-    assert.equal(a.lines, 6 + 1 + 720_000 + 1 + 1);
+    // 7 comment lines + 8 lineage lines + header + 720 000 rows + total + sha256
+    assert.equal(a.lines, 7 + 8 + 1 + 720_000 + 1 + 1);
     const totalLine = a.tail.split('\n').at(-3) as string;
-    assert.equal(totalLine, `total,big-adv,,${expected.i},${expected.s},${formatMicros(BigInt(expected.s))},${expected.d}`);
+    assert.equal(totalLine, `total,big-adv,,${expected.i},${expected.s},${formatMicros(BigInt(expected.s))},${expected.d},final`);
     const b = await run();
     assert.equal(b.digest, a.digest, 'byte-identical on repeat');
     assert.equal(b.res.trailers['x-tally-export-sha256'], a.res.trailers['x-tally-export-sha256']);

@@ -4,7 +4,11 @@
  * ClickHouse (FINAL), the DLQ and the duplicate counts with it.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
+import type { TallyConfig } from '../../server/src/config/index.js';
+import { DeliveringProducer } from '../../server/src/kafka/index.js';
+import { queryFrontier } from '../../server/src/ledger/index.js';
 import { formatVerifyReport, readDeadLetters, verify, type GroundTruth } from '../../server/src/tools/index.js';
 import { eventually, RoleProcess, type Sandbox } from './harness.js';
 
@@ -79,4 +83,36 @@ function sortKeys(o: Record<string, number>): Record<string, number> {
 
 export function randomBetween(lo: number, hi: number): number {
   return lo + Math.random() * (hi - lo);
+}
+
+/**
+ * Produces one impression stamped "now" for a clock advertiser outside every truth (so verify
+ * ignores it) every `everyMs` until `done()` holds: event time moves with traffic only.
+ */
+export async function tickUntil(config: TallyConfig, what: string, done: () => Promise<boolean>, timeoutMs = 120_000, everyMs = 500): Promise<void> {
+  const producer = new DeliveringProducer(config.kafka.brokers, { 'client.id': 'clock' });
+  await producer.connect();
+  let n = 0;
+  try {
+    await eventually(what, async () => {
+      const tick = { impression_id: `clock-${crypto.randomBytes(6).toString('hex')}-${n++}`, ts: Date.now(), advertiser_id: 'clock', campaign_id: 'clock', cost_micros: 0 };
+      await producer.send([{ topic: config.topics.impressions, partition: null, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
+      return done();
+    }, timeoutMs, everyMs);
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Moves event time until every hour before `before` is final (closed in every partition). */
+export async function awaitFinal(config: TallyConfig, before: number, timeoutMs = 120_000): Promise<void> {
+  const ch = createClickHouse(config);
+  try {
+    await tickUntil(config, `every period before ${new Date(before).toISOString()} final`, async () => {
+      const f = await queryFrontier(ch, config.clickhouse.database, config.partitions);
+      return f.finalBefore !== null && f.finalBefore >= before;
+    }, timeoutMs);
+  } finally {
+    await ch.close();
+  }
 }

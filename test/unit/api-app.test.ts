@@ -35,11 +35,13 @@ class FakeClickHouse {
   queries: string[] = [];
   mode: 'ok' | 'down' | 'bug' = 'ok';
   rows: unknown[] = [];
+  /** Answers to the ledger frontier query (period closes and watermarks). */
+  frontier: unknown[] = [];
   async query(params: { query: string }): Promise<{ json: () => Promise<unknown[]> }> {
     this.queries.push(params.query);
     if (this.mode === 'down') throw econnrefused();
     if (this.mode === 'bug') throw Object.assign(new Error('Syntax error: secret internals'), { code: '62' });
-    const rows = this.rows;
+    const rows = /period_closes/.test(params.query) ? this.frontier : this.rows;
     return { json: async () => rows };
   }
 }
@@ -208,20 +210,35 @@ describe('API app (fakes)', () => {
     assert.deepEqual(h.ch.queries, []);
   });
 
-  it('counts: the query carries the validated values; the answer has the api-types shape', async () => {
+  it('counts: the query carries the validated values; the answer has the api-types shape, with maturity', async () => {
     h.ch.queries = [];
-    h.ch.rows = [{ period_s: 1764147600, end_s: 1764147660, advertiser_id: 'adv-1', campaign_id: 'c', impressions: '3', spend_micros: '30', duplicates: '1' }];
-    const a = await call(h.base, '/api/v1/counts?advertiser_id=adv-1&from=2025-11-26T00:00:00Z&to=2025-11-27T00:00:00Z&granularity=hour&unknown=1', { token: 'adv1' });
-    assert.equal(a.status, 200, JSON.stringify(a.body));
-    assert.deepEqual(a.body, {
-      advertiserId: 'adv-1', campaignId: null, from: Date.UTC(2025, 10, 26), to: Date.UTC(2025, 10, 27), granularity: 'hour',
-      rows: [{ periodStart: 1764147600000, periodEnd: 1764151200000, advertiserId: 'adv-1', campaignId: 'c', impressions: 3, spendMicros: 30, duplicates: 1 }],
-      totals: { impressions: 3, spendMicros: 30, duplicates: 1 },
-    });
-    assert.equal(h.ch.queries.length, 1);
-    assert.match(h.ch.queries[0], /advertiser_id = 'adv-1'/);
-    assert.match(h.ch.queries[0], /FINAL/);
-    h.ch.rows = [];
+    h.ch.rows = [
+      { period_s: 1764147600, advertiser_id: 'adv-1', campaign_id: 'c', impressions: '3', spend_micros: '30', duplicates: '1' },
+      { period_s: 1764151200, advertiser_id: 'adv-1', campaign_id: 'c', impressions: '1', spend_micros: '9007199254740993', duplicates: '0' },
+    ];
+    // Every partition closed the hour starting 1764147600; watermarks are a minute into the next one.
+    h.ch.frontier = Array.from({ length: 8 }, (_, p) => [
+      { kind: 'close', p, v: 1764147600 }, { kind: 'watermark', p, v: 1764151260000 },
+    ]).flat();
+    try {
+      const a = await call(h.base, '/api/v1/counts?advertiser_id=adv-1&from=2025-11-26T00:00:00Z&to=2025-11-27T00:00:00Z&granularity=hour&unknown=1', { token: 'adv1' });
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      assert.deepEqual(a.body, {
+        advertiserId: 'adv-1', campaignId: null, from: Date.UTC(2025, 10, 26), to: Date.UTC(2025, 10, 27), granularity: 'hour',
+        rows: [
+          { periodStart: 1764147600000, periodEnd: 1764151200000, advertiserId: 'adv-1', campaignId: 'c', impressions: 3, spendMicros: 30, duplicates: 1, maturity: 'final' },
+          { periodStart: 1764151200000, periodEnd: 1764154800000, advertiserId: 'adv-1', campaignId: 'c', impressions: 1, spendMicros: '9007199254740993', duplicates: 0, maturity: 'live' },
+        ],
+        totals: { impressions: 4, spendMicros: '9007199254741023', duplicates: 1, maturity: 'live' },
+      });
+      assert.equal(h.ch.queries.length, 2, 'the ledger frontier, then the rows');
+      assert.match(h.ch.queries[1], /advertiser_id = 'adv-1'/);
+      assert.match(h.ch.queries[1], /billing_ledger .*period_start < toDateTime\(1764151200\)/, 'final hours from the ledger');
+      assert.match(h.ch.queries[1], /impression_counts FINAL .*window_start >= toDateTime\(1764151200\)/, 'the rest from the window rows');
+    } finally {
+      h.ch.rows = [];
+      h.ch.frontier = [];
+    }
   });
 
   it('campaigns/advertisers of an advertiser token are limited to its advertisers', async () => {

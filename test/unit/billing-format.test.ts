@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { csvField, csvLine, ExportEncoder, formatMicros, parseUInt64, periodStatus, type ExportMeta } from '../../server/src/billing/index.js';
+import { csvField, csvLine, ExportEncoder, exportStatus, formatMicros, parseUInt64, type ExportMeta } from '../../server/src/billing/index.js';
+import { frontierOf, maturityOf } from '../../server/src/ledger/index.js';
 import { toDeadLetterRow } from '../../server/src/sink/index.js';
 
 const sha = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
@@ -41,12 +42,21 @@ describe('billing: CSV escaping', () => {
 });
 
 function meta(over: Partial<ExportMeta> = {}): ExportMeta {
-  return { advertiserId: 'adv-1', from: Date.UTC(2025, 0, 1), to: Date.UTC(2025, 0, 2), granularity: 'hour', status: 'final', tooLateEvents: 2n, ...over };
+  return {
+    advertiserId: 'adv-1', from: Date.UTC(2025, 0, 1), to: Date.UTC(2025, 0, 2), granularity: 'hour', status: 'final',
+    finalAt: Date.UTC(2025, 0, 2, 1, 1, 10),
+    lateUnbillable: { events: 3n, periods: [{ periodStart: Date.UTC(2024, 11, 31, 22), events: 1n }, { periodStart: Date.UTC(2024, 11, 31, 23), events: 2n }] },
+    lineage: [
+      { partition: 0, source: { topic: 'impressions', firstOffset: 100, closeOffset: 5000 }, repartition: { topic: 'aggregator-repartition', firstOffset: null, closeOffset: 12 } },
+      { partition: 1, source: { topic: 'impressions', firstOffset: 7, closeOffset: 900 }, repartition: { topic: 'aggregator-repartition', firstOffset: 3, closeOffset: 40 } },
+    ],
+    ...over,
+  };
 }
 const rows = [
-  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-1', impressions: 10n, spendMicros: 12_500n, duplicates: 1n },
-  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-2', impressions: 3n, spendMicros: 9_007_199_254_740_993n, duplicates: 0n },
-  { periodStartMs: Date.UTC(2025, 0, 1, 5), campaignId: 'cmp-1', impressions: 7n, spendMicros: 1n, duplicates: 2n },
+  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-1', impressions: 10n, spendMicros: 12_500n, duplicates: 1n, maturity: 'final' as const },
+  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-2', impressions: 3n, spendMicros: 9_007_199_254_740_993n, duplicates: 0n, maturity: 'final' as const },
+  { periodStartMs: Date.UTC(2025, 0, 1, 5), campaignId: 'cmp-1', impressions: 7n, spendMicros: 1n, duplicates: 2n, maturity: 'final' as const },
 ];
 
 function encode(format: 'csv' | 'json', m = meta()): { text: string; enc: ExportEncoder } {
@@ -61,28 +71,32 @@ describe('billing: export encoder', () => {
   it('writes CSV with the comment block, exact rows, a totals row and the sha256 of everything before the trailer', () => {
     const { text, enc } = encode('csv');
     const lines = text.split('\n');
-    assert.deepEqual(lines.slice(0, 7), [
+    assert.deepEqual(lines.slice(0, 12), [
       '# tally billing export', '# status: final', '# advertiser: adv-1', '# period: 2025-01-01T00:00:00Z/2025-01-02T00:00:00Z',
-      '# granularity: hour', '# too_late_events: 2',
-      'period_start,advertiser_id,campaign_id,impressions,spend_micros,spend,duplicates_removed',
+      '# granularity: hour', '# final_at: 2025-01-02T01:01:10.000Z',
+      '# late_unbillable: 3', '# late_unbillable_from: 2024-12-31T22:00:00Z 1', '# late_unbillable_from: 2024-12-31T23:00:00Z 2',
+      '# lineage: impressions/0 [100, 5000) aggregator-repartition/0 [none, 12)',
+      '# lineage: impressions/1 [7, 900) aggregator-repartition/1 [3, 40)',
+      'period_start,advertiser_id,campaign_id,impressions,spend_micros,spend,duplicates_removed,maturity',
     ]);
-    assert.equal(lines[7], '2025-01-01T00:00:00Z,adv-1,cmp-1,10,12500,0.012500,1');
-    assert.equal(lines[8], '2025-01-01T00:00:00Z,adv-1,cmp-2,3,9007199254740993,9007199254.740993,0');
-    assert.equal(lines[10], 'total,adv-1,,20,9007199254753494,9007199254.753494,3');
-    const trailer = lines[11];
+    assert.equal(lines[12], '2025-01-01T00:00:00Z,adv-1,cmp-1,10,12500,0.012500,1,final');
+    assert.equal(lines[13], '2025-01-01T00:00:00Z,adv-1,cmp-2,3,9007199254740993,9007199254.740993,0,final');
+    assert.equal(lines[15], 'total,adv-1,,20,9007199254753494,9007199254.753494,3,final');
+    const trailer = lines[16];
     assert.match(trailer, /^# sha256: [0-9a-f]{64}$/);
     assert.equal(trailer.slice('# sha256: '.length), sha(text.slice(0, text.indexOf('# sha256: '))));
     assert.equal(enc.sha256, trailer.slice('# sha256: '.length));
-    assert.equal(lines[12], '');
-    assert.equal(lines.length, 13);
+    assert.equal(lines[17], '');
+    assert.equal(lines.length, 18);
   });
 
   it('is deterministic when final; a provisional export carries its generation time', () => {
     assert.equal(encode('csv').text, encode('csv').text);
     assert.equal(encode('json').text, encode('json').text);
-    const prov = encode('csv', meta({ status: 'provisional', generatedAt: Date.UTC(2025, 0, 1, 12) })).text;
+    const prov = encode('csv', meta({ status: 'provisional', finalAt: undefined, generatedAt: Date.UTC(2025, 0, 1, 12) })).text;
     assert.match(prov, /^# status: provisional$/m);
     assert.match(prov, /^# generated_at: 2025-01-01T12:00:00.000Z$/m);
+    assert.doesNotMatch(prov, /final_at/);
     assert.doesNotMatch(encode('csv', meta({ generatedAt: 123 })).text, /generated_at/, 'never in a final file');
   });
 
@@ -90,10 +104,14 @@ describe('billing: export encoder', () => {
     const { text } = encode('json');
     const doc = JSON.parse(text) as Record<string, unknown> & { rows: unknown[]; totals: unknown; sha256: string };
     assert.equal(doc.status, 'final');
-    assert.equal(doc.too_late_events, '2');
+    assert.deepEqual(doc.late_unbillable, { events: '3', periods: [{ period_start: '2024-12-31T22:00:00Z', events: '1' }, { period_start: '2024-12-31T23:00:00Z', events: '2' }] });
+    assert.deepEqual((doc.lineage as unknown[])[0], { partition: 0, source: { topic: 'impressions', first_offset: 100, close_offset: 5000 }, repartition: { topic: 'aggregator-repartition', first_offset: null, close_offset: 12 } });
     assert.equal(doc.rows.length, 3);
-    assert.deepEqual(doc.totals, { impressions: '20', spend_micros: '9007199254753494', spend: '9007199254.753494', duplicates_removed: '3' });
-    const header = { status: doc.status, advertiser_id: doc.advertiser_id, from: doc.from, to: doc.to, granularity: doc.granularity, too_late_events: doc.too_late_events };
+    assert.deepEqual(doc.totals, { impressions: '20', spend_micros: '9007199254753494', spend: '9007199254.753494', duplicates_removed: '3', maturity: 'final' });
+    const header = {
+      status: doc.status, advertiser_id: doc.advertiser_id, from: doc.from, to: doc.to, granularity: doc.granularity,
+      final_at: doc.final_at, late_unbillable: doc.late_unbillable, lineage: doc.lineage,
+    };
     const canonical = [header, ...doc.rows, doc.totals].map((o) => `${JSON.stringify(o)}\n`).join('');
     assert.equal(doc.sha256, sha(canonical));
   });
@@ -114,15 +132,26 @@ describe('billing: export encoder', () => {
   });
 });
 
-describe('billing: period status', () => {
-  const to = Date.UTC(2025, 0, 2);
-  const wm = (ms: number, n = 4) => Array.from({ length: n }, (_, p) => ({ source_partition: p, watermark_ms: ms }));
-  it('is final only when every partition is present and past to + allowed lateness', () => {
-    assert.equal(periodStatus(wm(to + 30_000), 4, to, 30_000).status, 'final');
-    assert.equal(periodStatus(wm(to + 29_999), 4, to, 30_000).status, 'provisional');
-    assert.equal(periodStatus(wm(to + 60_000, 3), 4, to, 30_000).status, 'provisional', 'a partition without a watermark');
-    assert.equal(periodStatus([...wm(to + 60_000, 3), { source_partition: 3, watermark_ms: to }], 4, to, 30_000).status, 'provisional');
-    assert.equal(periodStatus([], 4, to, 30_000).status, 'provisional');
+describe('billing: status and maturity from the ledger frontier', () => {
+  const H = Date.UTC(2025, 0, 1, 10);
+  const frontier = (lastClosed: number[], watermarks: number[]) => frontierOf([
+    ...lastClosed.map((v, p) => ({ kind: 'close', p, v: v / 1000 })),
+    ...watermarks.map((v, p) => ({ kind: 'watermark', p, v })),
+  ], 4);
+  it('a period is final once every partition closed it or a later one', () => {
+    const f = frontier([H, H + 3_600_000, H, H], [H + 7_200_000, H + 7_200_000, H + 7_200_000, H + 7_200_000]);
+    assert.equal(f.finalBefore, H + 3_600_000);
+    assert.equal(exportStatus(f, H + 3_600_000), 'final');
+    assert.equal(exportStatus(f, H + 3_600_001), 'provisional');
+    assert.equal(frontier([H, H, H], [H, H, H, H]).finalBefore, null, 'a partition that closed nothing');
+    assert.equal(exportStatus(frontier([H, H, H], [H, H, H, H]), 0), 'provisional');
+  });
+  it('rows are final in the ledger, provisional once their windows closed, live otherwise', () => {
+    const f = frontier([H, H, H, H], [H + 7_200_000 + 30_000, H + 7_200_000 + 30_000, H + 7_200_000 + 30_000, H + 7_200_000 + 30_000]);
+    assert.equal(maturityOf(H, 3_600_000, f, 30_000), 'final');
+    assert.equal(maturityOf(H + 3_600_000, 3_600_000, f, 30_000), 'provisional');
+    assert.equal(maturityOf(H + 3_600_000, 3_600_000, f, 30_001), 'live');
+    assert.equal(maturityOf(H, 86_400_000, f, 30_000), 'live', 'a day is as settled as its least settled hour');
   });
 });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Impression } from '../../server/src/impression/index.js';
 import {
-  decodeChunk, encodeChunk, hashImpressionId, PartitionState, rowKey,
-  type Changes, type PartitionProgress, type ProcessOutcome, type WindowRow, type WindowSettings,
+  decodeChunk, encodeChunk, hashImpressionId, PartitionState, PERIOD_MS, rowKey,
+  type Changes, type PartitionProgress, type PeriodClose, type ProcessOutcome, type WindowRow, type WindowSettings,
 } from '../../server/src/aggregator/core/index.js';
 
 const MIN = 60_000;
@@ -40,8 +40,11 @@ function forwarded(state: PartitionState, i: Impression, nowMs = i.ts): ProcessO
   return state.process(i, hashImpressionId(i.impressionId), nowMs);
 }
 
+/** Every source partition's end: 0, where the idle sources of these tests have read to. */
+const ENDS: ReadonlyMap<number, number> = new Map(Array.from({ length: 8 }, (_, p) => [p, 0]));
+
 function drain(state: PartitionState, nowMs = LATER, sourceIdle = false): Changes {
-  return state.drainChanges(nowMs, sourceIdle);
+  return state.drainChanges(nowMs, { idle: sourceIdle, position: 0 }, ENDS);
 }
 
 function rowOf(changes: Changes, windowStart: number, advertiserId = 'adv-1', campaignId = 'cmp-1'): WindowRow {
@@ -152,14 +155,14 @@ describe('PartitionState', () => {
       // Partition 1 of 3: its own source reads a backlog up to "now", while source 0's forwards are still queued.
       const s = newState({ partitions: 3 }, 1);
       for (let i = 0; i < 100; i++) feed(s, imp(`own-${i}`, T0 + i * MIN));
-      s.observeMarker(0, { watermark: T0 - 5_000, idle: false }, LATER);
-      s.observeMarker(2, { watermark: T0 + 99 * MIN, idle: false }, LATER);
+      s.observeMarker(0, { watermark: T0 - 5_000, idle: false, position: 0 }, LATER);
+      s.observeMarker(2, { watermark: T0 + 99 * MIN, idle: false, position: 0 }, LATER);
       assert.equal(drain(s).watermark, T0 - 5_000, 'source 0 holds it back');
       // Source 0's old records arrive forwarded: on time, not too_late, not even late.
       assert.equal(forwarded(s, imp('fwd-0', T0 + 5)).kind, 'counted');
       const row = rowOf(drain(s), T0);
       assert.deepEqual([row.impressions, row.final, row.revised], [2, false, false]);
-      s.observeMarker(0, { watermark: T0 + 50 * MIN, idle: false }, LATER);
+      s.observeMarker(0, { watermark: T0 + 50 * MIN, idle: false, position: 0 }, LATER);
       assert.equal(drain(s).watermark, T0 + 50 * MIN);
       assert.equal(s.maxEventTime, T0 + 99 * MIN, 'forwards do not move this source');
     });
@@ -168,36 +171,53 @@ describe('PartitionState', () => {
       const s = newState({ partitions: 2 }, 0, T0);
       const now = T0 + 10 * MIN;
       feed(s, imp('a', now));
-      s.observeMarker(1, { watermark: T0, idle: true }, now);
+      s.observeMarker(1, { watermark: T0, idle: true, position: 0 }, now);
       assert.equal(drain(s, now).watermark, now - 5_000, 'channel 1 is idle: skipped');
       assert.equal(drain(s, now + 20 * MIN, true).watermark, now - 5_000, 'all idle: held');
       assert.equal(drain(s, now + 600 * MIN, true).watermark, now - 5_000, 'however long');
     });
 
+    it('an idle claim counts only while its source has read to the end of its partition (a stalled consumer holds again)', () => {
+      const s = newState({ partitions: 2 }, 0, T0);
+      const now = T0 + 10 * MIN;
+      feed(s, imp('a', now));
+      s.observeMarker(1, { watermark: T0, idle: true, position: 500 }, now);
+      const ends = new Map([[0, 0], [1, 501]]);
+      assert.equal(s.drainChanges(now, { idle: false, position: 0 }, ends).watermark, now - 5_000, 'read to its end: skipped');
+      feed(s, imp('b', now + MIN));
+      // Records arrived on partition 1, but its consumer does not move (its process is paused).
+      ends.set(1, 620);
+      assert.equal(s.drainChanges(now + MIN, { idle: false, position: 0 }, ends).watermark, now - 5_000, 'behind: it holds again');
+      ends.delete(1);
+      assert.equal(s.drainChanges(now + MIN, { idle: false, position: 0 }, ends).watermark, now - 5_000, 'its end unknown: it holds');
+      s.observeMarker(1, { watermark: now + MIN, idle: false, position: 620 }, now + MIN);
+      assert.equal(s.drainChanges(now + MIN, { idle: false, position: 0 }, ends).watermark, now + MIN - 5_000);
+    });
+
     it('emits this source\'s mark for the other partitions at the first drain, at each whole second and when idle flips', () => {
       const s = newState({ partitions: 3 }, 1);
       feed(s, imp('a', T0 + 10_000));
-      assert.deepEqual(drain(s).sourceMark, { watermark: T0 + 5_000, idle: false });
+      assert.deepEqual(drain(s).sourceMark, { watermark: T0 + 5_000, idle: false, position: 0 });
       feed(s, imp('b', T0 + 10_500));
       assert.equal(drain(s).sourceMark, null, 'same second');
       feed(s, imp('c', T0 + 11_000));
-      assert.deepEqual(drain(s).sourceMark, { watermark: T0 + 6_000, idle: false });
-      assert.deepEqual(drain(s, LATER, true).sourceMark, { watermark: T0 + 6_000, idle: true });
+      assert.deepEqual(drain(s).sourceMark, { watermark: T0 + 6_000, idle: false, position: 0 });
+      assert.deepEqual(drain(s, LATER, true).sourceMark, { watermark: T0 + 6_000, idle: true, position: 0 });
       assert.equal(drain(s, LATER + 9_999, true).sourceMark, null);
-      assert.deepEqual(drain(s, LATER + 10_000, true).sourceMark, { watermark: T0 + 6_000, idle: true }, 'repeated once per idle timeout');
+      assert.deepEqual(drain(s, LATER + 10_000, true).sourceMark, { watermark: T0 + 6_000, idle: true, position: 0 }, 'repeated once per idle timeout');
       assert.equal(drain(newState()).sourceMark, null, 'one partition: nobody to tell');
     });
 
     it('after a restore every input holds the task back until it reports again, even one that was idle before', () => {
       const s = newState({ partitions: 2 }, 0);
       const progress: PartitionProgress = {
-        watermark: T0, maxEventTime: T0 + 5_000, sourceWatermark: T0, inputs: [{ watermark: T0, idle: false }, { watermark: T0 - MIN, idle: true }],
-        closedThrough: T0 - 10_000, evictedBefore: 0, windowMs: MIN, partitions: 2,
+        watermark: T0, maxEventTime: T0 + 5_000, sourceWatermark: T0, inputs: [{ watermark: T0, idle: false, position: 0 }, { watermark: T0 - MIN, idle: true, position: 0 }],
+        closedThrough: T0 - 10_000, evictedBefore: 0, periodsClosedBefore: 0, openPeriods: [], windowMs: MIN, partitions: 2,
       };
       s.restoreProgress(progress, LATER);
       feed(s, imp('backlog', T0 + 30 * MIN));
       assert.equal(drain(s, LATER + 60_000).watermark, T0, 'input 1 may have a backlog since it went idle');
-      s.observeMarker(1, { watermark: T0 + 10 * MIN, idle: false }, LATER + 61_000);
+      s.observeMarker(1, { watermark: T0 + 10 * MIN, idle: false, position: 0 }, LATER + 61_000);
       assert.equal(drain(s, LATER + 61_000).watermark, T0 + 10 * MIN);
     });
   });
@@ -270,7 +290,7 @@ describe('PartitionState', () => {
       ch = drain(s);
       assert.deepEqual(ch.rows.map((r) => [r.advertiserId, r.version, r.impressions]), [['adv-1', 2, 4]]);
       ch = drain(s);
-      assert.deepEqual(ch, { rows: [], dedupDeltas: [], evicted: [], watermark: T0 + 5 - 5_000, sourceMark: null, progress: null });
+      assert.deepEqual(ch, { rows: [], dedupDeltas: [], evicted: [], closes: [], watermark: T0 + 5 - 5_000, sourceMark: null, progress: null });
     });
 
     it('emits snapshots: later processing does not change rows already drained', () => {
@@ -305,8 +325,9 @@ describe('PartitionState', () => {
       feed(s, imp('a', T0 + 10_000));
       const p = drain(s).progress;
       assert.deepEqual(p, {
-        watermark: T0 + 5_000, maxEventTime: T0 + 10_000, sourceWatermark: T0 + 5_000, inputs: [{ watermark: T0 + 5_000, idle: false }],
-        closedThrough: T0 + 5_000 - 10_000, evictedBefore: T0 - 61 * MIN, windowMs: MIN, partitions: 1,
+        watermark: T0 + 5_000, maxEventTime: T0 + 10_000, sourceWatermark: T0 + 5_000, inputs: [{ watermark: T0 + 5_000, idle: false, position: 0 }],
+        closedThrough: T0 + 5_000 - 10_000, evictedBefore: T0 - 61 * MIN, periodsClosedBefore: periodStart(T0 - 61 * MIN),
+        openPeriods: [], windowMs: MIN, partitions: 1,
       } satisfies PartitionProgress);
       assert.equal(drain(s).progress, null);
       assert.equal(drain(s, LATER, true).progress?.inputs[0].idle, true);
@@ -397,7 +418,7 @@ describe('PartitionState', () => {
       assert.equal(feed(s, i, HORIZON_END).kind, 'too_late');
     });
 
-    it('evicts windows at windowEnd + lateness + horizon, listing all their row keys and chunk count', () => {
+    it('retires windows at windowEnd + lateness + horizon (chunks tombstoned), keeping their rows frozen until their period closes', () => {
       const s = newState();
       feed(s, imp('a', T0 + 1, 'adv-1', 'cmp-1'));
       feed(s, imp('b', T0 + 2, 'adv-2', 'cmp-1'));
@@ -409,14 +430,11 @@ describe('PartitionState', () => {
       assert.deepEqual([s.windowsOpen, s.idsHeld], [2, 4]);
       assert.deepEqual(advanceTo(s, HORIZON_END - 1, 'w1').evicted, [], 'one ms before the horizon nothing goes');
       const ch = advanceTo(s, HORIZON_END, 'w2');
-      assert.deepEqual(ch.evicted.map((e) => ({ ...e, rowKeys: [...e.rowKeys].sort() })), [{
-        windowStart: T0,
-        rowKeys: [rowKey(T0, 'adv-1', 'cmp-1', P), rowKey(T0, 'adv-1', 'cmp-2', P), rowKey(T0, 'adv-2', 'cmp-1', P)].sort(),
-        chunks: 2,
-      }]);
+      assert.deepEqual(ch.evicted, [{ windowStart: T0, chunks: 2 }]);
       assert.equal(ch.rows.some((r) => r.windowStart === T0), false);
-      assert.equal(s.windowsOpen, 2, 'T0+MIN and the side events\' window remain');
-      assert.equal(s.idsHeld, 3);
+      assert.equal(s.windowsOpen, 3, 'T0 stays (frozen), with T0+MIN and the side events\' window');
+      assert.equal(s.idsHeld, 3, 'its ids are forgotten');
+      assert.equal(feed(s, imp('late', T0 + 5), HORIZON_END).kind, 'too_late', 'frozen: nothing changes it');
     });
 
     it('keeps a window that changed since the last drain one drain longer, so its change is written before its tombstones', () => {
@@ -430,8 +448,80 @@ describe('PartitionState', () => {
       assert.deepEqual(ch.dedupDeltas.filter((d) => d.windowStart === T0).map((d) => d.chunk), [1]);
       assert.equal(feed(s, imp('c', T0 + 3), HORIZON_END).kind, 'too_late', 'no further change is accepted meanwhile');
       ch = drain(s);
-      assert.deepEqual(ch.evicted, [{ windowStart: T0, rowKeys: [rowKey(T0, 'adv-1', 'cmp-1', P)], chunks: 2 }]);
+      assert.deepEqual(ch.evicted, [{ windowStart: T0, chunks: 2 }]);
       assert.deepEqual(ch.rows, []);
+    });
+  });
+
+  describe('billing periods', () => {
+    const H = periodStart(T0) + PERIOD_MS; // a period start after T0
+    const RETENTION = MIN + SETTINGS.allowedLatenessMs + SETTINGS.dedupHorizonMs;
+    const src = (offset: number) => ({ input: 'source' as const, offset });
+    const chan = (offset: number) => ({ input: 'channel' as const, offset });
+
+    it('closes an hour once every window of it passed the horizon: rows summed per campaign, lineage, its window rows settled', () => {
+      const s = newState();
+      s.process(imp('a', H + 1, 'adv-1', 'cmp-1', 100), hashImpressionId('a'), H + 1, src(10));
+      s.process(imp('b', H + 30 * MIN, 'adv-1', 'cmp-1', 200), hashImpressionId('b'), H + 30 * MIN, chan(4));
+      s.process(imp('c', H + 59 * MIN, 'adv-2', 'cmp-9', 300), hashImpressionId('c'), H + 59 * MIN, src(12));
+      s.process(imp('a', H + 2, 'adv-1', 'cmp-1', 100), hashImpressionId('a'), H + 2, src(13)); // a duplicate
+      s.process(imp('d', H + PERIOD_MS + 1, 'adv-1', 'cmp-1', 1), hashImpressionId('d'), H + PERIOD_MS + 1, src(14)); // next hour
+      // The last window of H is retired when the watermark passes its start + retention.
+      const lastWindow = H + PERIOD_MS - MIN;
+      let ch = advanceTo(s, lastWindow + RETENTION - 1, 'x');
+      assert.deepEqual(ch.closes, [], 'one ms early');
+      ch = advanceTo(s, lastWindow + RETENTION, 'y');
+      assert.equal(ch.closes.length, 1);
+      const close = ch.closes[0];
+      assert.deepEqual({ ...close, rowKeys: [...close.rowKeys].sort() }, {
+        periodStart: H,
+        rows: [
+          { advertiserId: 'adv-1', campaignId: 'cmp-1', impressions: 2, spendMicros: 300n, duplicates: 1 },
+          { advertiserId: 'adv-2', campaignId: 'cmp-9', impressions: 1, spendMicros: 300n, duplicates: 0 },
+        ],
+        late: [],
+        rowKeys: [rowKey(H, 'adv-1', 'cmp-1', P), rowKey(H + 30 * MIN, 'adv-1', 'cmp-1', P), rowKey(H + 59 * MIN, 'adv-2', 'cmp-9', P)].sort(),
+        watermark: lastWindow + RETENTION,
+        firstSourceOffset: 10,
+        firstChannelOffset: 4,
+      });
+      assert.equal(ch.progress?.periodsClosedBefore, H + PERIOD_MS);
+      assert.deepEqual(ch.progress?.openPeriods.map((o) => [o.periodStart, o.firstSourceOffset]), [[H + PERIOD_MS, 14]]);
+      assert.equal(feed(s, imp('e', H + 5)).kind, 'too_late');
+    });
+
+    it('reports a too-late event in the period it arrived in (the watermark\'s), never in its own, closed one', () => {
+      const s = newState();
+      feed(s, imp('a', H + 1));
+      const wm = H + PERIOD_MS + RETENTION; // H closed
+      advanceTo(s, wm, 'x');
+      assert.equal(feed(s, imp('late-1', H + 10, 'adv-7')).kind, 'too_late');
+      assert.equal(feed(s, imp('late-2', H + 20, 'adv-7')).kind, 'too_late');
+      assert.equal(feed(s, imp('late-3', H - 2 * PERIOD_MS, 'adv-7')).kind, 'too_late');
+      const arrival = periodStart(wm);
+      const p = drain(s).progress;
+      assert.deepEqual(p?.openPeriods.find((o) => o.periodStart === arrival)?.late, [
+        { advertiserId: 'adv-7', originalPeriodStart: H, events: 2 },
+        { advertiserId: 'adv-7', originalPeriodStart: H - 2 * PERIOD_MS, events: 1 },
+      ]);
+      const ch = advanceTo(s, arrival + PERIOD_MS + RETENTION, 'y');
+      const close = ch.closes.find((c) => c.periodStart === arrival);
+      assert.deepEqual(close?.late.map((l) => [l.originalPeriodStart, l.events]), [[H - 2 * PERIOD_MS, 1], [H, 2]]);
+    });
+
+    it('closes every hour in turn, empty ones too, from the first one its watermark passed; a restore continues where it was', () => {
+      const s = newState();
+      const kafka = new KafkaModel();
+      feed(s, imp('a', H + 1));
+      kafka.write(drain(s, H + 1));
+      const ch = advanceTo(s, H + 5 * PERIOD_MS + RETENTION, 'x');
+      kafka.write(ch);
+      // The first drain's watermark (H − 5 s) already passed the horizon of H − 2 h: closing starts there.
+      assert.deepEqual(ch.closes.map((c) => (c.periodStart - H) / PERIOD_MS), [-2, -1, 0, 1, 2, 3, 4]);
+      assert.deepEqual(ch.closes.map((c) => c.rows.length), [0, 0, 1, 0, 0, 0, 0]);
+      const again = newState();
+      kafka.restoreInto(again);
+      assert.deepEqual(advanceTo(again, H + 6 * PERIOD_MS + RETENTION, 'y').closes.map((c) => (c.periodStart - H) / PERIOD_MS), [5]);
     });
   });
 
@@ -492,8 +582,9 @@ describe('PartitionState', () => {
       const wm = T0 + MIN + SETTINGS.allowedLatenessMs + SETTINGS.dedupHorizonMs;
       const kafka = new KafkaModel();
       kafka.write(drain(first));
-      kafka.write(advanceTo(first, wm, '1'));
-      assert.equal(first.windowsOpen, 1, 'T0 evicted');
+      const retired = advanceTo(first, wm, '1');
+      kafka.write(retired);
+      assert.deepEqual(retired.evicted.map((e) => e.windowStart), [T0], 'T0 retired');
 
       const larger = newState({ dedupHorizonMs: 4 * SETTINGS.dedupHorizonMs });
       kafka.restoreInto(larger);
@@ -542,7 +633,7 @@ describe('PartitionState', () => {
       const lastNow = events[half - 1].now;
       kafka.restoreInto(restored, lastNow);
       assert.deepEqual(drain(restored, lastNow), {
-        rows: [], dedupDeltas: [], evicted: [], watermark: first.watermark, sourceMark: null, progress: null,
+        rows: [], dedupDeltas: [], evicted: [], closes: [], watermark: first.watermark, sourceMark: null, progress: null,
       }, 'restored state is already committed');
       assert.deepEqual(
         [restored.watermark, restored.maxEventTime, restored.windowsOpen, restored.idsHeld],
@@ -598,11 +689,15 @@ function windowOf(ts: number): number {
   return ts - (ts % MIN);
 }
 
+function periodStart(ts: number): number {
+  return ts - (ts % PERIOD_MS);
+}
+
 /** A progress record of one partition (of one) at watermark `wm`, as a drain at that watermark writes it. */
 function progressOf(wm: number): PartitionProgress {
   return {
-    watermark: wm, maxEventTime: wm + 5_000, sourceWatermark: wm, inputs: [{ watermark: wm, idle: false }],
-    closedThrough: wm - SETTINGS.allowedLatenessMs, evictedBefore: 0, windowMs: MIN, partitions: 1,
+    watermark: wm, maxEventTime: wm + 5_000, sourceWatermark: wm, inputs: [{ watermark: wm, idle: false, position: 0 }],
+    closedThrough: wm - SETTINGS.allowedLatenessMs, evictedBefore: 0, periodsClosedBefore: 0, openPeriods: [], windowMs: MIN, partitions: 1,
   };
 }
 
@@ -643,9 +738,9 @@ function run(state: PartitionState, events: Event[]): { outcomes: string[]; drai
   const drains: Changes[] = [];
   events.forEach((e, i) => {
     outcomes.push(feed(state, e.imp, e.now).kind);
-    if (i % 50 === 49) drains.push(copyChanges(state.drainChanges(e.now, false)));
+    if (i % 50 === 49) drains.push(copyChanges(drain(state, e.now)));
   });
-  drains.push(copyChanges(state.drainChanges(events[events.length - 1].now, false)));
+  drains.push(copyChanges(drain(state, events[events.length - 1].now)));
   return { outcomes, drains };
 }
 
@@ -655,7 +750,8 @@ function copyChanges(ch: Changes): Changes {
     ...ch,
     rows: ch.rows.map((r) => ({ ...r })),
     dedupDeltas: ch.dedupDeltas.map((d) => ({ ...d, ids: Uint8Array.from(d.ids) })),
-    evicted: ch.evicted.map((e) => ({ ...e, rowKeys: [...e.rowKeys] })),
+    evicted: ch.evicted.map((e) => ({ ...e })),
+    closes: ch.closes.map((c) => ({ ...c, rows: c.rows.map((r) => ({ ...r })), rowKeys: [...c.rowKeys], late: c.late.map((l) => ({ ...l })) })),
   };
 }
 
@@ -665,12 +761,15 @@ class KafkaModel {
   private chunks = new Map<string, Uint8Array>();
   private progress: PartitionProgress | null = null;
 
+  readonly closes: PeriodClose[] = [];
+
   write(ch: Changes): void {
     for (const r of ch.rows) this.rows.set(rowKey(r.windowStart, r.advertiserId, r.campaignId, r.sourcePartition), { ...r });
     for (const d of ch.dedupDeltas) this.chunks.set(`${d.windowStart}:${d.chunk}`, Uint8Array.from(d.ids));
-    for (const e of ch.evicted) {
-      for (const k of e.rowKeys) this.rows.delete(k);
-      for (let c = 0; c < e.chunks; c++) this.chunks.delete(`${e.windowStart}:${c}`);
+    for (const e of ch.evicted) for (let c = 0; c < e.chunks; c++) this.chunks.delete(`${e.windowStart}:${c}`);
+    for (const c of ch.closes) {
+      for (const k of c.rowKeys) this.rows.delete(k);
+      this.closes.push(c);
     }
     if (ch.progress !== null) this.progress = ch.progress;
   }

@@ -13,6 +13,7 @@ const settings: WindowSettings = {
   partitions: PARTITIONS, idleTimeoutMs: 10_000,
 };
 const NOW = 1_764_150_000_000;
+const ENDS: ReadonlyMap<number, number> = new Map();
 
 function idWithHome(partition: number, prefix: string): string {
   for (let i = 0; ; i++) if (homePartition(`${prefix}${i}`, PARTITIONS) === partition) return `${prefix}${i}`;
@@ -44,7 +45,7 @@ describe('PartitionTask', () => {
     assert.equal(t.processSource(message(104, event(idWithHome(1, 'f-'), NOW + 86_400_000)), NOW), 'future_timestamp');
     assert.equal(t.nextSourceOffset, 105);
 
-    const commit = t.prepareCommit(NOW, false);
+    const commit = t.prepareCommit(NOW, false, ENDS);
     assert.ok(commit);
     assert.deepEqual([commit.sourceOffset, commit.channelOffset], [105, 7]);
     const out = commit.records;
@@ -64,10 +65,10 @@ describe('PartitionTask', () => {
   it('tells every other partition its source\'s watermark, after this transaction\'s forwards', () => {
     const t = task();
     t.processSource(message(100, event(idWithHome(2, 'x-'))), NOW);
-    const out = t.prepareCommit(NOW, false)?.records ?? [];
+    const out = t.prepareCommit(NOW, false, ENDS)?.records ?? [];
     const markers = out.filter((r) => r.topic === 'repartition' && isMarkerKey(r.key as string));
     assert.deepEqual(markers.map((r) => [r.partition, r.key]), [[0, markerKey(1)], [2, markerKey(1)], [3, markerKey(1)]]);
-    assert.deepEqual(decodeMarker(markers[0].value as Buffer), { source: 1, mark: { watermark: NOW - 1000 - 5_000, idle: false } });
+    assert.deepEqual(decodeMarker(markers[0].value as Buffer), { source: 1, mark: { watermark: NOW - 1000 - 5_000, idle: false, position: 101 } });
     const forwardAt = out.findIndex((r) => r.topic === 'repartition' && r.partition === 2 && !isMarkerKey(r.key as string));
     const markerAt = out.findIndex((r) => r.topic === 'repartition' && r.partition === 2 && isMarkerKey(r.key as string));
     assert.ok(forwardAt >= 0 && forwardAt < markerAt, 'the marker follows the forward on its channel');
@@ -78,17 +79,17 @@ describe('PartitionTask', () => {
     const id = idWithHome(1, 'fw-');
     const headers = [{ 'tally-forwarded-from': '3:555' }];
     assert.equal(t.processChannel(message(7, event(id), { topic: 'repartition', key: id, headers }), NOW), 'counted');
-    assert.equal(t.processChannel(message(8, encodeMarker(3, { watermark: NOW - 60_000, idle: false }), { topic: 'repartition', key: markerKey(3) }), NOW), 'marker');
+    assert.equal(t.processChannel(message(8, encodeMarker(3, { watermark: NOW - 60_000, idle: false, position: 0 }), { topic: 'repartition', key: markerKey(3) }), NOW), 'marker');
     assert.equal(t.processChannel(message(9, event(id, NOW - 3 * 86_400_000), { topic: 'repartition', key: id, headers }), NOW), 'duplicate');
     const late = idWithHome(1, 'late-');
-    for (const p of [0, 2]) t.state.observeMarker(p, { watermark: NOW, idle: false }, NOW);
+    for (const p of [0, 2]) t.state.observeMarker(p, { watermark: NOW, idle: false, position: 0 }, NOW);
     t.processSource(message(100, event(idWithHome(1, 'own-'), NOW)), NOW);
-    t.prepareCommit(NOW, false);
+    t.prepareCommit(NOW, false, ENDS);
     assert.equal(t.state.watermark, NOW - 60_000, 'source 3 holds it');
-    t.state.observeMarker(3, { watermark: NOW, idle: false }, NOW);
-    t.prepareCommit(NOW + 5_000, false);
+    t.state.observeMarker(3, { watermark: NOW, idle: false, position: 0 }, NOW);
+    t.prepareCommit(NOW + 5_000, false, ENDS);
     assert.equal(t.processChannel(message(10, event(late, NOW - 3 * 86_400_000), { topic: 'repartition', key: late, headers }), NOW), 'too_late');
-    const commit = t.prepareCommit(NOW, false);
+    const commit = t.prepareCommit(NOW, false, ENDS);
     assert.ok(commit);
     assert.equal(commit.channelOffset, 11);
     const dlq = commit.records.find((r) => r.topic === 'dlq');
@@ -99,20 +100,20 @@ describe('PartitionTask', () => {
   it('has nothing to commit once everything it prepared was committed', () => {
     const t = task();
     t.processSource(message(100, event(idWithHome(1, 'c-'))), NOW);
-    const first = t.prepareCommit(NOW, false);
+    const first = t.prepareCommit(NOW, false, ENDS);
     assert.ok(first);
     t.postCommit(first);
-    assert.equal(t.prepareCommit(NOW, false), null);
+    assert.equal(t.prepareCommit(NOW, false, ENDS), null);
   });
 
   it('keeps what it processes while a transaction commits for the next one', () => {
     const t = task();
     t.processSource(message(100, event(idWithHome(1, 'p-'))), NOW);
-    const first = t.prepareCommit(NOW, false);
+    const first = t.prepareCommit(NOW, false, ENDS);
     assert.ok(first);
     t.processSource(message(101, event(idWithHome(1, 'q-'))), NOW);
     t.postCommit(first);
-    const second = t.prepareCommit(NOW, false);
+    const second = t.prepareCommit(NOW, false, ENDS);
     assert.ok(second, 'offset 101 is not committed yet');
     assert.equal(second.sourceOffset, 102);
     assert.equal(second.records.filter((r) => r.topic === 'changelog').length, 1, 'the second id goes in the second transaction');

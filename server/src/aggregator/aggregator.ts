@@ -15,6 +15,8 @@ import { TransactionalProducer } from './transactional-producer.js';
 const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = Kafka.CODES.ERRORS;
 /** Bounds a transaction's size (and a dedup chunk's: 16 bytes an id) when catching up. */
 const MAX_EVENTS_PER_TRANSACTION = 20_000;
+/** A source end older than this is unknown: an idle claim cannot be checked against it, so it holds. */
+const SOURCE_END_FRESH_MS = 5_000;
 
 type RebalanceEvent = { kind: 'assign' | 'revoke'; partitions: number[] };
 
@@ -48,6 +50,10 @@ export class Aggregator {
   private inFlight: Promise<void> | null = null;
   private failedCommit: unknown = null;
   private gaugesAt = 0;
+  /** Every source partition's end offset as last seen (queried about once a second), for idle checks. */
+  private readonly sourceEnds = new Map<number, { end: number; at: number }>();
+  private endsAt = 0;
+  private endsInFlight = false;
 
   constructor(
     private readonly config: TallyConfig,
@@ -222,11 +228,14 @@ export class Aggregator {
       this.gaugesAt = now;
       this.updateGauges();
     }
+    this.refreshSourceEnds(now);
+    const ends = new Map<number, number>();
+    for (const [p, e] of this.sourceEnds) if (now - e.at <= SOURCE_END_FRESH_MS) ends.set(p, e.end);
     const parts: Array<{ task: PartitionTask; commit: TaskCommit }> = [];
     for (const task of this.tasks.values()) {
       // Idle: caught up and no record has moved the source's event time for the idle timeout.
       const idle = now - task.lastSourceEventAt >= this.config.idleTimeoutMs && this.caughtUp(task);
-      const commit = task.prepareCommit(now, idle);
+      const commit = task.prepareCommit(now, idle, ends);
       if (commit !== null) parts.push({ task, commit });
     }
     if (parts.length === 0) return;
@@ -358,6 +367,25 @@ export class Aggregator {
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+  }
+
+  /**
+   * Queries every source partition's end (in the background, about once a second): an input that
+   * said it is idle counts as idle only while its source has read to that end. A source whose
+   * consumer stalled (a paused or dead process) while records arrive holds everyone back.
+   */
+  private refreshSourceEnds(now: number): void {
+    if (this.endsInFlight || now - this.endsAt < 1000) return;
+    this.endsInFlight = true;
+    this.endsAt = now;
+    const topic = this.config.topics.impressions;
+    const queries = Array.from({ length: this.config.partitions }, (_, p) => new Promise<void>((resolve) => {
+      this.consumer.queryWatermarkOffsets(topic, p, 5_000, (err, o) => {
+        if (!err) this.sourceEnds.set(p, { end: o.highOffset, at: Date.now() });
+        resolve();
+      });
+    }));
+    void Promise.all(queries).finally(() => { this.endsInFlight = false; });
   }
 
   /** At the end of the source partition as last fetched (a transaction marker may sit after the last record). */

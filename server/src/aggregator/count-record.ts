@@ -47,8 +47,8 @@ export interface WatermarkRecord {
   /** Windows starting before this passed the dedup horizon (evicted; their events are too_late). */
   evicted_before?: number;
   source_watermark?: number;
-  /** [watermark, idle 0/1] of every input, by source partition. */
-  inputs?: Array<[number, 0 | 1]>;
+  /** [watermark, idle 0/1, position or null] of every input, by source partition. */
+  inputs?: Array<[number, 0 | 1, number | null] | [number, 0 | 1]>;
   window_ms?: number;
   partitions?: number;
   /** Billing periods starting before this are closed in this partition. */
@@ -111,7 +111,7 @@ export function encodeProgress(partition: number, p: PartitionProgress, emittedA
     closed_through: p.closedThrough,
     evicted_before: p.evictedBefore,
     source_watermark: p.sourceWatermark,
-    inputs: p.inputs.map((m) => [m.watermark, m.idle ? 1 : 0]),
+    inputs: p.inputs.map((m) => [m.watermark, m.idle ? 1 : 0, m.position]),
     window_ms: p.windowMs,
     partitions: p.partitions,
     periods_closed_before: p.periodsClosedBefore,
@@ -125,7 +125,7 @@ export function encodeProgress(partition: number, p: PartitionProgress, emittedA
  * watermark recomputes them at the first drain), and the settings are the current ones.
  */
 export function decodeProgress(rec: WatermarkRecord, current: { windowMs: number; partitions: number }): PartitionProgress {
-  const inputs: InputMark[] = (rec.inputs ?? []).map(([watermark, idle]) => ({ watermark, idle: idle === 1 }));
+  const inputs: InputMark[] = (rec.inputs ?? []).map(([watermark, idle, position]) => ({ watermark, idle: idle === 1, position: position ?? null }));
   return {
     watermark: rec.watermark,
     maxEventTime: rec.max_event_time,

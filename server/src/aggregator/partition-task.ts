@@ -100,10 +100,10 @@ export class PartitionTask {
    * after this call belong to the transaction after it, so processing may go on while it commits.
    * Returns null when there is nothing to write and no offset moved.
    */
-  prepareCommit(now: number, sourceIdle: boolean): TaskCommit | null {
+  prepareCommit(now: number, sourceIdle: boolean, ends: ReadonlyMap<number, number>): TaskCommit | null {
     const { counts, changelog, repartition } = this.topics;
     const p = this.partition;
-    const changes = this.state.drainChanges(now, sourceIdle);
+    const changes = this.state.drainChanges(now, { idle: sourceIdle, position: this.nextSourceOffset }, ends);
     const out = this.outbox;
     this.outbox = [];
     for (const row of changes.rows) {

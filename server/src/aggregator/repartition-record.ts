@@ -19,6 +19,8 @@ export interface MarkerRecord {
   source_partition: number;
   watermark: number;
   idle: boolean;
+  /** The source's read position (next offset of its partition of `impressions`) when it said so. */
+  position: number | null;
 }
 
 export function markerKey(source: number): string {
@@ -26,7 +28,7 @@ export function markerKey(source: number): string {
 }
 
 export function encodeMarker(source: number, mark: InputMark): Buffer {
-  return Buffer.from(JSON.stringify({ source_partition: source, watermark: mark.watermark, idle: mark.idle } satisfies MarkerRecord));
+  return Buffer.from(JSON.stringify({ source_partition: source, watermark: mark.watermark, idle: mark.idle, position: mark.position } satisfies MarkerRecord));
 }
 
 /** True when a repartition record's key marks it as a watermark marker (cheap: no decoding of forwards). */
@@ -42,7 +44,8 @@ export function decodeMarker(value: Buffer | null | undefined): { source: number
   if (rec === null || typeof rec !== 'object' || !Number.isSafeInteger(rec.source_partition) || !Number.isSafeInteger(rec.watermark) || typeof rec.idle !== 'boolean') {
     throw new Error(`not a watermark marker: ${value?.toString('utf8').slice(0, 200)}`);
   }
-  return { source: rec.source_partition as number, mark: { watermark: rec.watermark as number, idle: rec.idle } };
+  const position = Number.isSafeInteger(rec.position) ? rec.position as number : null;
+  return { source: rec.source_partition as number, mark: { watermark: rec.watermark as number, idle: rec.idle, position } };
 }
 
 /** `${partition}:${offset}` of the input record a forwarded copy came from, if the header is there. */

@@ -134,13 +134,13 @@ export interface LateUnbillable {
 export function lateUnbillableSql(database: string, advertiserId: string, from: number, to: number, finalBefore: number | null): string {
   const split = Math.min(to, Math.max(from, finalBefore ?? from));
   const adv = idLiteral(advertiserId);
-  const ledger = 'SELECT toUInt32(original_period) AS orig_s, any(events) AS n '
+  const ledger = 'SELECT toUInt64(toUInt32(original_period)) AS orig_s, any(events) AS n '
     + `FROM ${identifier(database)}.billing_late WHERE advertiser_id = ${adv} AND arrival_period >= ${dateTimeLiteral(from)} AND arrival_period < ${dateTimeLiteral(split)} `
     + 'GROUP BY arrival_period, original_period, source_partition';
-  const open = 'SELECT intDiv(toUInt32(event_ts), 3600) * 3600 AS orig_s, count() AS n '
+  const open = 'SELECT toUInt64(intDiv(toUInt32(event_ts), 3600) * 3600) AS orig_s, count() AS n '
     + `FROM ${identifier(database)}.dead_letters FINAL WHERE reason = 'too_late' AND advertiser_id = ${adv} `
     + `AND inserted_at >= ${dateTimeLiteral(split)} AND inserted_at < ${dateTimeLiteral(to)} GROUP BY orig_s`;
-  return `SELECT toUInt32(orig_s) AS orig_s, sum(n) AS n FROM (${ledger} UNION ALL ${open}) GROUP BY orig_s ORDER BY orig_s`;
+  return `SELECT orig_s, sum(n) AS n FROM (${ledger} UNION ALL ${open}) GROUP BY orig_s ORDER BY orig_s`;
 }
 
 export async function queryLateUnbillable(ch: ClickHouseClient, database: string, advertiserId: string, from: number, to: number, finalBefore: number | null): Promise<LateUnbillable> {

@@ -2,7 +2,7 @@
 // restore) feeds it impressions and writes out what it drains.
 export type {
   Changes, DedupDelta, EvictedWindow, IdHash, InputMark, LateCount, OpenPeriod, PartitionProgress, PeriodClose, PeriodRow,
-  ProcessOutcome, RecordOrigin, TaskInput, WindowRow, WindowSettings,
+  ProcessOutcome, RecordOrigin, SourceStatus, TaskInput, WindowRow, WindowSettings,
 } from './types.js';
 export { PERIOD_MS } from './types.js';
 export { PeriodBook, periodOf } from './period-book.js';

@@ -9,7 +9,10 @@ import type { InputMark } from './types.js';
  * because another one got ahead: not a backlog read after an outage, not a forwarded record queued
  * behind the home partition's own traffic.
  *
- * Idle inputs (caught up, no records for the idle timeout) hold nothing back, with one exception:
+ * Idle inputs (caught up, no records for the idle timeout) hold nothing back while the claim holds:
+ * the shell keeps every source partition's end offset fresh, and an idle mark counts only while
+ * its source has read to that end (its position). New records behind a stalled consumer void it.
+ * One exception:
  * when every input was idle and traffic resumes (or the task was just restored), idle inputs still
  * count for half an idle timeout (the grace), so producers that buffered events during the silence
  * and flush them to several partitions at slightly different moments all land before anything
@@ -24,31 +27,42 @@ export class InputWatermarks {
 
   /** Every input starts active at watermark 0 (unknown): nothing closes until each has reported. */
   constructor(partitions: number, private readonly idleTimeoutMs: number, now: number) {
-    this.marks = Array.from({ length: partitions }, () => ({ watermark: 0, idle: false }));
+    this.marks = Array.from({ length: partitions }, () => ({ watermark: 0, idle: false, position: null }));
     this.activeSince = now;
   }
 
   /** Records input `source`'s latest mark (its watermark never goes back here); true if anything changed. */
-  set(source: number, watermark: number, idle: boolean, now: number): boolean {
+  set(source: number, mark: InputMark, now: number): boolean {
     const m = this.marks[source];
     if (m === undefined) throw new RangeError(`no input ${source} (partitions 0–${this.marks.length - 1})`);
-    const wm = Math.max(m.watermark, watermark);
-    if (wm === m.watermark && idle === m.idle) return false;
+    const wm = Math.max(m.watermark, mark.watermark);
+    if (wm === m.watermark && mark.idle === m.idle && mark.position === m.position) return false;
     m.watermark = wm;
-    m.idle = idle;
+    m.idle = mark.idle;
+    m.position = mark.position;
     const anyActive = this.marks.some((x) => !x.idle);
     if (!anyActive) this.activeSince = null;
     else if (this.activeSince === null) this.activeSince = now;
     return true;
   }
 
-  /** The lowest watermark among inputs that hold time back; null when all are idle (nothing may close). */
-  low(now: number): number | null {
-    if (this.activeSince === null) return null;
-    const skipIdle = now - this.activeSince >= this.idleTimeoutMs / 2;
+  /**
+   * The lowest watermark among inputs that hold time back; null when none does (every input idle:
+   * nothing may close). `ends`: each source partition's end offset as recently seen (missing: unknown).
+   */
+  low(now: number, ends: ReadonlyMap<number, number>): number | null {
+    const graceOver = this.activeSince !== null && now - this.activeSince >= this.idleTimeoutMs / 2;
     let min = Infinity;
-    for (const m of this.marks) if ((!m.idle || !skipIdle) && m.watermark < min) min = m.watermark;
-    return min;
+    let holding = false;
+    this.marks.forEach((m, source) => {
+      const end = ends.get(source);
+      const idle = m.idle && m.position !== null && end !== undefined && end <= m.position + 1;
+      // A transaction marker may follow the last record: one offset of slack, as for caught-up.
+      if (idle && (graceOver || this.activeSince === null)) return;
+      holding = true;
+      if (m.watermark < min) min = m.watermark;
+    });
+    return holding ? min : null;
   }
 
   /** A copy of every input's mark, indexed by source partition. */

@@ -1,55 +1,13 @@
 import { ConfigError } from '../../errors.js';
 import type { Impression } from '../../impression/types.js';
-import { ID_BYTES, writeChunkId } from './dedup-chunk.js';
 import { DedupIndex } from './dedup-index.js';
 import { InputWatermarks } from './input-watermarks.js';
 import { PeriodBook, periodOf } from './period-book.js';
-import {
-  PERIOD_MS,
-  type Changes, type DedupDelta, type EvictedWindow, type IdHash, type InputMark, type PartitionProgress, type PeriodClose,
-  type PeriodRow, type ProcessOutcome, type RecordOrigin, type WindowRow, type WindowSettings,
+import type {
+  Changes, IdHash, InputMark, PartitionProgress, PeriodClose, ProcessOutcome, RecordOrigin, SourceStatus, WindowRow, WindowSettings,
 } from './types.js';
-import { rowKey, windowStartOf } from './window.js';
-
-/**
- * One row's counts. Spend is kept as high·2⁵² + low with both parts plain numbers: one event's
- * cost (≤ MAX_COST_MICROS = 1e12 < 2⁵²) added to low < 2⁵² stays below 2⁵³, so every addition is
- * exact and allocates nothing, and the sum is exact far past 2⁵³ micros.
- */
-interface RowEntry {
-  row: Omit<WindowRow, 'spendMicros'>;
-  spendLow: number;
-  spendHigh: number;
-  dirty: boolean;
-}
-
-const SPEND_CARRY = 2 ** 52;
-const SPEND_CARRY_N = 2n ** 52n;
-
-function spendOf(entry: RowEntry): bigint {
-  return BigInt(entry.spendHigh) * SPEND_CARRY_N + BigInt(entry.spendLow);
-}
-
-/** One open window: its rows and the ids first counted in it since the last drain. */
-interface OpenWindow {
-  start: number;
-  end: number;
-  /** Ids whose first copy was counted here (they live in the partition's DedupIndex). */
-  ids: number;
-  /** advertiserId → campaignId → row; nested maps so the per-event lookup builds no string. */
-  rows: Map<string, Map<string, RowEntry>>;
-  /** Changelog chunk number the next delta gets; after a restore, one past the highest restored. */
-  nextChunk: number;
-  /** Past the dedup horizon: ids retired, chunks tombstoned; its rows are frozen until its period closes. */
-  evicted: boolean;
-  /** New ids since the last drain, already in changelog layout; handed over (not kept) at drain. */
-  pending: Uint8Array | null;
-  pendingIds: number;
-  /** Something in this window changed since the last drain. */
-  changed: boolean;
-}
-
-const INITIAL_PENDING_IDS = 16;
+import { windowStartOf } from './window.js';
+import { WindowStore } from './window-store.js';
 
 /**
  * The state store of one input partition (a Kafka Streams task's store): open tumbling windows
@@ -73,13 +31,10 @@ export class PartitionState {
   /** windowEnd + allowedLateness + dedupHorizon, minus windowStart: how long a window's ids live. */
   private readonly retentionMs: number;
 
-  private readonly windows = new Map<number, OpenWindow>();
+  private readonly windows: WindowStore;
   private readonly index = new DedupIndex();
   private readonly inputs: InputWatermarks;
   private readonly periods = new PeriodBook();
-  private dirtyRows: RowEntry[] = [];
-  private changedWindows: OpenWindow[] = [];
-  private ids = 0;
 
   private wm = 0;
   private sourceMaxTs = 0;
@@ -110,6 +65,7 @@ export class PartitionState {
     this.idleTimeoutMs = idleTimeoutMs;
     this.retentionMs = windowMs + allowedLatenessMs + dedupHorizonMs;
     this.inputs = new InputWatermarks(partitions, idleTimeoutMs, now);
+    this.windows = new WindowStore(partition, windowMs);
   }
 
   // ── gauges ────────────────────────────────────────────────────────────────────────────────────
@@ -128,7 +84,7 @@ export class PartitionState {
 
   /** Ids held for dedup. */
   get idsHeld(): number {
-    return this.ids;
+    return this.windows.idsHeld;
   }
 
   /** Bytes of the dedup index. */
@@ -157,7 +113,7 @@ export class PartitionState {
   /** A watermark marker of source partition `source`, read on this task's repartition channel. */
   observeMarker(source: number, mark: InputMark, nowMs: number): void {
     if (source === this.partition) throw new RangeError(`a marker of partition ${source} on its own channel`);
-    this.inputs.set(source, mark.watermark, mark.idle, nowMs);
+    this.inputs.set(source, mark, nowMs);
   }
 
   /**
@@ -184,20 +140,7 @@ export class PartitionState {
     }
     const held = this.index.addOrGet(idHash, start / this.windowMs);
     if (held >= 0) return this.duplicate(held, imp, origin);
-    const win = this.windows.get(start) ?? this.openWindow(start);
-    win.ids++;
-    this.ids++;
-    this.appendPending(win, idHash);
-    const entry = this.rowEntry(win, imp.advertiserId, imp.campaignId);
-    entry.row.impressions++;
-    const low = entry.spendLow + imp.costMicros;
-    if (low >= SPEND_CARRY) {
-      entry.spendLow = low - SPEND_CARRY;
-      entry.spendHigh++;
-    } else {
-      entry.spendLow = low;
-    }
-    this.markDirty(win, entry);
+    this.windows.count(start, idHash, imp.advertiserId, imp.campaignId, imp.costMicros);
     if (origin !== undefined) this.periods.noteContribution(start, origin);
     return { kind: 'counted' };
   }
@@ -205,10 +148,7 @@ export class PartitionState {
   /** A copy of an id held with `tag`: counted as a duplicate in the window of the first copy. */
   private duplicate(tag: number, imp: Impression, origin: RecordOrigin | undefined): ProcessOutcome {
     const start = tag * this.windowMs;
-    const win = this.windows.get(start) ?? this.openWindow(start);
-    const entry = this.rowEntry(win, imp.advertiserId, imp.campaignId);
-    entry.row.duplicates++;
-    this.markDirty(win, entry);
+    this.windows.duplicate(start, imp.advertiserId, imp.campaignId);
     if (origin !== undefined) this.periods.noteContribution(start, origin);
     return { kind: 'duplicate' };
   }
@@ -217,38 +157,18 @@ export class PartitionState {
 
   /**
    * Moves event time, then hands over everything changed since the previous drain, for one
-   * transaction. `sourceIdle`: the shell saw this partition's own source caught up and without
-   * records for the idle timeout.
+   * transaction. `source`: whether the shell saw this partition's own source caught up and without
+   * records for the idle timeout, and the offset it has read to. `ends`: every source partition's
+   * end offset as the shell last saw it (an idle mark counts only while its source has read to it).
    */
-  drainChanges(nowMs: number, sourceIdle: boolean): Changes {
-    this.advance(nowMs, sourceIdle);
-    const evicted = this.evict();
+  drainChanges(nowMs: number, source: SourceStatus, ends: ReadonlyMap<number, number>): Changes {
+    this.advance(nowMs, source, ends);
+    const sourceIdle = source.idle;
+    const evicted = this.windows.retireBefore(this.evictedBefore);
     const closes = this.closePeriods();
-
-    const rows: WindowRow[] = [];
-    for (const entry of this.dirtyRows) {
-      const row = entry.row;
-      row.version++;
-      row.final = row.windowEnd <= this.closedThrough;
-      // Revised when downstream had already been told the window was closed, whether or not this
-      // row itself was emitted as final then: a new row in a closed window changes its totals too.
-      row.revised = row.windowEnd <= this.publishedClosedThrough;
-      entry.dirty = false;
-      rows.push({ ...row, spendMicros: spendOf(entry) });
-    }
-    this.dirtyRows = [];
+    const rows = this.windows.drainRows(this.closedThrough, this.publishedClosedThrough);
     this.publishedClosedThrough = this.closedThrough;
-
-    const dedupDeltas: DedupDelta[] = [];
-    for (const win of this.changedWindows) {
-      win.changed = false;
-      if (win.pending === null || win.pendingIds === 0) continue;
-      // Handed over without copying; the window starts a fresh buffer if it gets more ids.
-      dedupDeltas.push({ windowStart: win.start, chunk: win.nextChunk++, ids: win.pending.subarray(0, win.pendingIds * ID_BYTES) });
-      win.pending = null;
-      win.pendingIds = 0;
-    }
-    this.changedWindows = [];
+    const dedupDeltas = this.windows.drainDeltas();
 
     let sourceMark: InputMark | null = null;
     const last = this.lastMark;
@@ -256,7 +176,7 @@ export class PartitionState {
     // and at least once per idle timeout, so a task restored elsewhere learns that this one is idle.
     if (this.partitions > 1 && (last === null || last.idle !== sourceIdle || nowMs - this.lastMarkAt >= this.idleTimeoutMs
       || Math.floor(last.watermark / 1000) !== Math.floor(this.sourceWm / 1000))) {
-      sourceMark = { watermark: this.sourceWm, idle: sourceIdle };
+      sourceMark = { watermark: this.sourceWm, idle: sourceIdle, position: source.position };
       this.lastMark = sourceMark;
       this.lastMarkAt = nowMs;
     }
@@ -264,14 +184,14 @@ export class PartitionState {
   }
 
   /** The source's watermark, then the task's (min over inputs, never back), then both frontiers. */
-  private advance(nowMs: number, sourceIdle: boolean): void {
+  private advance(nowMs: number, source: SourceStatus, ends: ReadonlyMap<number, number>): void {
     if (this.sourceMaxTs > 0) {
       // A clock running fast cannot close the present: the source watermark never passes the wall clock.
       const candidate = Math.min(this.sourceMaxTs, nowMs) - this.outOfOrdernessMs;
       if (candidate > this.sourceWm) this.sourceWm = candidate;
     }
-    this.inputs.set(this.partition, this.sourceWm, sourceIdle, nowMs);
-    const low = this.inputs.low(nowMs);
+    this.inputs.set(this.partition, { watermark: this.sourceWm, idle: source.idle, position: source.position }, nowMs);
+    const low = this.inputs.low(nowMs, ends);
     if (low !== null && low > this.wm) this.wm = low;
     if (this.wm <= 0) return;
     const closed = this.wm - this.allowedLatenessMs;
@@ -285,65 +205,23 @@ export class PartitionState {
   }
 
   /**
-   * Retires the windows before evictedBefore (their events are already refused as too_late and
-   * their ids retired): their changelog chunks go, their rows stay, frozen, until their period
-   * closes. A window that changed since the last drain is kept one drain longer, so its last change
-   * is written before its tombstones, not lost to them.
-   */
-  private evict(): EvictedWindow[] {
-    const evicted: EvictedWindow[] = [];
-    for (const win of this.windows.values()) {
-      if (win.evicted || win.start >= this.evictedBefore || win.changed) continue;
-      evicted.push({ windowStart: win.start, chunks: win.nextChunk });
-      win.evicted = true;
-      this.ids -= win.ids;
-      win.ids = 0;
-    }
-    evicted.sort((a, b) => a.windowStart - b.windowStart);
-    return evicted;
-  }
-
-  /**
    * Closes every period whose windows are all past the dedup horizon and retired: nothing can change
-   * it any more. Its rows are summed per (advertiser, campaign) into the close, and its windows go.
-   * The first close starts at the earliest period this task holds anything of: periods before it
-   * can hold nothing of this partition (their events are too late).
+   * it any more. Closing starts at the first period the watermark passed the horizon of (or an earlier
+   * one this task still holds windows of): periods before it can hold nothing of this partition
+   * (their events are too late), so a partition's first close says it passed all of them.
    */
   private closePeriods(): PeriodClose[] {
     const target = periodOf(this.evictedBefore);
     if (target <= 0) return [];
     if (this.periods.closedBefore === 0) {
-      let from = Math.min(target, this.periods.earliestOpen ?? target);
-      for (const win of this.windows.values()) from = Math.min(from, periodOf(win.start));
-      this.periods.startAt(from);
+      const earliest = this.windows.earliestStart;
+      this.periods.startAt(Math.min(target, this.periods.earliestOpen ?? target, earliest === null ? target : periodOf(earliest)));
     }
     const closes: PeriodClose[] = [];
     while (this.periods.closedBefore < target) {
-      const start = this.periods.closedBefore;
-      const wins: OpenWindow[] = [];
-      for (let w = start; w < start + PERIOD_MS; w += this.windowMs) {
-        const win = this.windows.get(w);
-        if (win !== undefined) wins.push(win);
-      }
-      if (wins.some((w) => !w.evicted)) break; // retired at the next drain, closed then
-      const sums = new Map<string, PeriodRow>();
-      const rowKeys: string[] = [];
-      for (const win of wins) {
-        for (const byCampaign of win.rows.values()) {
-          for (const entry of byCampaign.values()) {
-            const { advertiserId, campaignId } = entry.row;
-            rowKeys.push(rowKey(win.start, advertiserId, campaignId, this.partition));
-            const key = `${advertiserId}\n${campaignId}`;
-            const sum = sums.get(key) ?? { advertiserId, campaignId, impressions: 0, spendMicros: 0n, duplicates: 0 };
-            sum.impressions += entry.row.impressions;
-            sum.spendMicros += spendOf(entry);
-            sum.duplicates += entry.row.duplicates;
-            sums.set(key, sum);
-          }
-        }
-        this.windows.delete(win.start);
-      }
-      closes.push(this.periods.close([...sums.values()], rowKeys, this.wm));
+      const settled = this.windows.settlePeriod(this.periods.closedBefore);
+      if (settled === null) break; // a window of it retires at the next drain; it closes then
+      closes.push(this.periods.close(settled.rows, settled.rowKeys, this.wm));
     }
     return closes;
   }
@@ -385,9 +263,9 @@ export class PartitionState {
     this.sourceMaxTs = Math.max(this.sourceMaxTs, p.maxEventTime);
     this.sourceWm = Math.max(this.sourceWm, p.sourceWatermark);
     p.inputs.forEach((m, source) => {
-      if (source !== this.partition) this.inputs.set(source, m.watermark, false, nowMs);
+      if (source !== this.partition) this.inputs.set(source, { watermark: m.watermark, idle: false, position: null }, nowMs);
     });
-    this.inputs.set(this.partition, this.sourceWm, false, nowMs);
+    this.inputs.set(this.partition, { watermark: this.sourceWm, idle: false, position: null }, nowMs);
     this.closedThrough = Math.max(this.closedThrough, p.closedThrough);
     this.publishedClosedThrough = this.closedThrough;
     this.evictedBefore = Math.max(this.evictedBefore, p.evictedBefore);
@@ -407,83 +285,14 @@ export class PartitionState {
     if (row.windowEnd !== row.windowStart + this.windowMs) {
       throw new ConfigError(`a row of window ${row.windowStart}–${row.windowEnd} does not fit TALLY_WINDOW_MS=${this.windowMs}; the window size cannot change once data flows`);
     }
-    const win = this.windows.get(row.windowStart) ?? this.openWindow(row.windowStart);
     // Past the horizon when the state was written: frozen, waiting for its period to close.
-    if (row.windowStart < this.evictedBefore) win.evicted = true;
-    const entry = this.rowEntry(win, row.advertiserId, row.campaignId);
-    // A fresh entry has version 0; restored versions start at 1.
-    if (row.version > entry.row.version) {
-      const { spendMicros, ...rest } = row;
-      entry.row = { ...rest };
-      entry.spendHigh = Number(spendMicros / SPEND_CARRY_N);
-      entry.spendLow = Number(spendMicros % SPEND_CARRY_N);
-    }
+    this.windows.restoreRow(row, row.windowStart < this.evictedBefore);
   }
 
   /** One dedup changelog chunk; the window's next chunk number continues after the highest seen. */
   restoreDedupChunk(windowStart: number, chunk: number, ids: Uint8Array): void {
     this.checkAligned(windowStart);
-    const win = this.windows.get(windowStart) ?? this.openWindow(windowStart);
-    const added = this.index.addChunk(ids, windowStart / this.windowMs);
-    win.ids += added;
-    this.ids += added;
-    if (chunk + 1 > win.nextChunk) win.nextChunk = chunk + 1;
-  }
-
-  // ── internals ─────────────────────────────────────────────────────────────────────────────────
-
-  private openWindow(start: number): OpenWindow {
-    const win: OpenWindow = {
-      start, end: start + this.windowMs, ids: 0, rows: new Map(), nextChunk: 0, evicted: false, pending: null, pendingIds: 0, changed: false,
-    };
-    this.windows.set(start, win);
-    return win;
-  }
-
-  private rowEntry(win: OpenWindow, advertiserId: string, campaignId: string): RowEntry {
-    let byCampaign = win.rows.get(advertiserId);
-    if (byCampaign === undefined) {
-      byCampaign = new Map();
-      win.rows.set(advertiserId, byCampaign);
-    }
-    let entry = byCampaign.get(campaignId);
-    if (entry === undefined) {
-      entry = {
-        row: {
-          windowStart: win.start, windowEnd: win.end, advertiserId, campaignId, sourcePartition: this.partition,
-          impressions: 0, duplicates: 0, version: 0, final: false, revised: false,
-        },
-        spendLow: 0,
-        spendHigh: 0,
-        dirty: false,
-      };
-      byCampaign.set(campaignId, entry);
-    }
-    return entry;
-  }
-
-  private markDirty(win: OpenWindow, entry: RowEntry): void {
-    if (!entry.dirty) {
-      entry.dirty = true;
-      this.dirtyRows.push(entry);
-    }
-    if (!win.changed) {
-      win.changed = true;
-      this.changedWindows.push(win);
-    }
-  }
-
-  private appendPending(win: OpenWindow, h: IdHash): void {
-    let buf = win.pending;
-    const offset = win.pendingIds * ID_BYTES;
-    if (buf === null || offset + ID_BYTES > buf.length) {
-      const grown = new Uint8Array(Math.max(INITIAL_PENDING_IDS * ID_BYTES, (buf?.length ?? 0) * 2));
-      if (buf !== null) grown.set(buf.subarray(0, offset));
-      buf = grown;
-      win.pending = buf;
-    }
-    writeChunkId(buf, offset, h);
-    win.pendingIds++;
+    this.windows.restoreChunk(windowStart, chunk, this.index.addChunk(ids, windowStart / this.windowMs));
   }
 
   private checkAligned(windowStart: number): void {

@@ -24,6 +24,12 @@ export interface WindowSettings {
 export interface InputMark {
   watermark: number;
   idle: boolean;
+  /**
+   * The offset of its source partition it had read to when it said so. An idle mark counts only
+   * while that partition's end is still there: a source whose consumer stalls after saying "idle"
+   * (a paused or dead process) while records arrive holds everyone back again.
+   */
+  position: number | null;
 }
 
 /**
@@ -92,6 +98,14 @@ export interface EvictedWindow {
   windowStart: number;
   /** Number of changelog chunks written for it (keys `${windowStart}:0` … `:${chunks-1}`). */
   chunks: number;
+}
+
+/** What the shell knows of a task's own source partition at a drain. */
+export interface SourceStatus {
+  /** Caught up and no record moved its event time for the idle timeout. */
+  idle: boolean;
+  /** The next offset to read. */
+  position: number;
 }
 
 /** Billing periods are UTC hours; days and months are unions of them. */

@@ -1,0 +1,225 @@
+/**
+ * The billing ledger on the real stack: periods close as committed facts, every billed number
+ * traces back to Kafka offsets, `tally reconcile` recomputes them independently, no period is
+ * final while a partition could still change it, and crashes around a close leave each period in
+ * the ledger once. Hours close once the watermark passes their end + 2 s lateness + 10 s horizon.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { runExport, type JsonExportHeader } from '../../server/src/billing/index.js';
+import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
+import { repoRoot } from '../../server/src/config/index.js';
+import { homePartition } from '../../server/src/impression/index.js';
+import { DeliveringProducer } from '../../server/src/kafka/index.js';
+import { ensureDebianPackage } from '../../server/src/stack/index.js';
+import { createSandbox, eventually, sleep, type Sandbox } from './harness.js';
+import { produceEvents, spreadEvents, truthOf, type HandEvent } from './hand-events.js';
+import { assertExact, awaitFinal, Pipeline, randomBetween } from './pipeline.js';
+
+const HOUR = 3_600_000;
+const SHORT = { TALLY_ALLOWED_LATENESS_MS: '2000', TALLY_DEDUP_HORIZON_MS: '10000', TALLY_OUT_OF_ORDERNESS_MS: '1000', TALLY_IDLE_TIMEOUT_MS: '1000' };
+const ROUTES = ['home', 'foreign', 'nokey'] as const;
+
+/** `n` events per past hour h = hours … 1 before the current hour H, for advertisers `${prefix}adv-1/2`, with a retry after every 7th. */
+function pastHours(prefix: string, H: number, hours: number, n: number): { events: HandEvent[]; produced: HandEvent[]; copies: number } {
+  const events: HandEvent[] = [];
+  for (let h = hours; h >= 1; h--) {
+    events.push(...spreadEvents(`${prefix}h${h}-`, n, H - h * HOUR + 1_000, H - (h - 1) * HOUR - 60_000)
+      .map((e) => ({ ...e, advertiser_id: e.advertiser_id.replace(`${prefix}h${h}-`, prefix), campaign_id: e.campaign_id.replace(`${prefix}h${h}-`, prefix) })));
+  }
+  const produced = events.flatMap((e, i) => (i % 7 === 0 ? [e, e] : [e]));
+  return { events, produced, copies: produced.length - events.length };
+}
+
+/** The start of the current hour, once far enough into it that the past hours can close. */
+async function currentHour(): Promise<number> {
+  if (Date.now() % HOUR < 20_000) await sleep(20_000 - (Date.now() % HOUR));
+  return Math.floor(Date.now() / HOUR) * HOUR;
+}
+
+describe('billing ledger (real Kafka + ClickHouse, real processes)', function () {
+  this.timeout(600_000);
+  let sb: Sandbox;
+  let pipeline: Pipeline;
+
+  afterEach(async function () {
+    this.timeout(120_000);
+    await pipeline?.stopAll();
+    await sb?.cleanup();
+  });
+
+  it('every billed number traces back to Kafka offsets; tally reconcile agrees, and names a tampered row', async () => {
+    sb = await createSandbox('lineage', SHORT);
+    pipeline = new Pipeline(sb);
+    pipeline.startSink();
+    pipeline.startAggregator();
+    const H = await currentHour();
+    const { events, produced, copies } = pastHours('lin-', H, 2, 600);
+    await produceEvents(sb.config, produced, (i) => ROUTES[i % 3]);
+    await assertExact(pipeline, truthOf(sb.config, 'lin-', events, copies));
+    await awaitFinal(sb.config, H);
+
+    // The final statement (JSON) of one advertiser: its rows and the offset ranges they came from.
+    const ch = createClickHouse(sb.config);
+    try {
+      let text = '';
+      const result = await runExport(ch, sb.config, { advertiserId: 'lin-adv-1', from: H - 2 * HOUR, to: H, granularity: 'hour', format: 'json' }, async (c) => { text += c; });
+      assert.equal(result.status, 'final');
+      const doc = JSON.parse(text) as JsonExportHeader & { rows: Array<{ period_start: string; campaign_id: string; impressions: string; spend_micros: string }> };
+      assert.equal(doc.lineage.length, sb.config.partitions);
+
+      // An independent client (kcat) re-reads exactly those ranges: the records counted at each partition
+      // are those of its input read there as their home, and those forwarded to it; the first copy counts.
+      ensureDebianPackage('kcat', 'kcat', () => undefined);
+      const firstCopy = new Map<string, HandEvent>();
+      for (const l of doc.lineage) {
+        for (const [range, forwarded] of [[l.source, false], [l.repartition, true]] as const) {
+          if (range.first_offset === null || range.close_offset <= range.first_offset) continue;
+          const r = spawnSync('kcat', ['-C', '-b', sb.config.kafka.brokers, '-t', range.topic, '-p', String(l.partition), '-o', String(range.first_offset),
+            '-c', String(range.close_offset - range.first_offset), '-e', '-q', '-X', 'isolation.level=read_committed', '-f', '%k\t%s\n'], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+          assert.equal(r.status, 0, r.stderr);
+          for (const line of r.stdout.split('\n')) {
+            const tab = line.indexOf('\t');
+            if (tab < 0 || line.startsWith('marker|')) continue;
+            const e = JSON.parse(line.slice(tab + 1)) as HandEvent;
+            if (!forwarded && homePartition(e.impression_id, sb.config.partitions) !== l.partition) continue;
+            if (!firstCopy.has(e.impression_id)) firstCopy.set(e.impression_id, e);
+          }
+        }
+      }
+      const reproduced = new Map<string, { impressions: bigint; spend: bigint }>();
+      for (const e of firstCopy.values()) {
+        if (e.advertiser_id !== 'lin-adv-1' || e.ts < H - 2 * HOUR || e.ts >= H) continue;
+        const key = `${new Date(e.ts - (e.ts % HOUR)).toISOString().replace('.000', '')}|${e.campaign_id}`;
+        const a = reproduced.get(key) ?? { impressions: 0n, spend: 0n };
+        reproduced.set(key, { impressions: a.impressions + 1n, spend: a.spend + BigInt(e.cost_micros) });
+      }
+      assert.deepEqual(
+        [...reproduced.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [...k.split('|'), v.impressions.toString(), v.spend.toString()]),
+        doc.rows.map((r) => [r.period_start, r.campaign_id, r.impressions, r.spend_micros]),
+        'the statement\'s lineage reproduces its rows');
+
+      // tally reconcile recomputes every final period from the raw topics: equal; then a tampered ledger row is named.
+      const reconcile = () => spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server/src/cli.ts'), 'reconcile',
+        '--from', new Date(H - 2 * HOUR).toISOString(), '--to', new Date(H + HOUR).toISOString()], { cwd: repoRoot, env: sb.env, encoding: 'utf8' });
+      const ok = reconcile();
+      assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, /2 final hour\(s\)/);
+      assert.match(ok.stdout, /not final yet \(not compared\)/);
+      assert.match(ok.stdout, /^OK: the ledger equals the recomputation$/m);
+      const db = sb.config.clickhouse.database;
+      await ch.command({
+        query: `INSERT INTO ${db}.billing_ledger (period_start, advertiser_id, campaign_id, source_partition, impressions, spend_micros, duplicates, closed_at) `
+          + `VALUES (toDateTime(${(H - HOUR) / 1000}), 'lin-adv-2', 'lin-adv-2-cmp-9', 3, 1, 100, 0, now())`,
+      });
+      const tampered = reconcile();
+      assert.equal(tampered.status, 1, tampered.stdout + tampered.stderr);
+      assert.match(tampered.stdout, new RegExp(`DIFFERENT ${new Date(H - HOUR).toISOString()} lin-adv-2 lin-adv-2-cmp-9: ledger 1 impressions, 100 micros; recomputed from Kafka missing`));
+      assert.match(tampered.stdout, /MISMATCH: 1 row\(s\) differ/);
+      const runs = await queryRows<{ differences: number }>(ch, `SELECT differences FROM ${db}.reconciliations ORDER BY ran_at, differences`);
+      assert.deepEqual(runs.map((r) => Number(r.differences)), [0, 1], 'each run recorded for the pipeline page');
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it('no period is final while a partition is behind (its aggregator paused)', async () => {
+    sb = await createSandbox('behind', SHORT);
+    pipeline = new Pipeline(sb);
+    pipeline.startSink();
+    const a = pipeline.startAggregator('beh-a');
+    const b = pipeline.startAggregator('beh-b');
+    const restoredFour = /"partitions":\[\d,\d,\d,\d\][^\n]*"msg":"aggregator\.restored"/;
+    await eventually('the partitions split between the two', async () => restoredFour.test(a.log()) && restoredFour.test(b.log()), 60_000);
+    const H = await currentHour();
+    const { events, produced, copies } = pastHours('beh-', H, 1, 400);
+    const db = sb.config.clickhouse.database;
+    const ch = createClickHouse(sb.config);
+    try {
+      b.child.kill('SIGSTOP');
+      try {
+        // Everything produced, time moving on every partition, one aggregator counting: still nothing may close.
+        await produceEvents(sb.config, produced, (i) => ROUTES[i % 3]);
+        const producer = new DeliveringProducer(sb.config.kafka.brokers);
+        await producer.connect();
+        for (let i = 0; i < 12; i++) {
+          const tick = { impression_id: `tick-${i}`, ts: Date.now(), advertiser_id: 'clock', campaign_id: 'clock', cost_micros: 0 };
+          await producer.send([{ topic: sb.config.topics.impressions, partition: i % sb.config.partitions, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
+          await sleep(400);
+        }
+        await producer.disconnect();
+        const closes = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${db}.period_closes WHERE period_start = toDateTime(${(H - HOUR) / 1000})`);
+        assert.equal(Number(closes[0].n), 0, 'the past hour is closed nowhere while partitions are behind');
+      } finally {
+        b.child.kill('SIGCONT');
+      }
+      await assertExact(pipeline, truthOf(sb.config, 'beh-', events, copies));
+      await awaitFinal(sb.config, H);
+      const ledger = await queryRows<{ n: string }>(ch,
+        `SELECT sum(i) AS n FROM (SELECT any(impressions) AS i FROM ${db}.billing_ledger WHERE advertiser_id LIKE 'beh-%' GROUP BY period_start, advertiser_id, campaign_id, source_partition)`);
+      assert.equal(Number(ledger[0].n), events.length, 'then final, with every impression');
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it('SIGKILLs of the aggregator and the sink while periods close: each period in the ledger once, equal to what was produced', async () => {
+    sb = await createSandbox('closecrash', SHORT);
+    pipeline = new Pipeline(sb);
+    let sink = pipeline.startSink();
+    let agg = pipeline.startAggregator('cc-1');
+    const H = await currentHour();
+    const { events, produced, copies } = pastHours('cc-', H, 3, 500);
+    await produceEvents(sb.config, produced, (i) => ROUTES[i % 3]);
+    // Time moves on (a tick every 300 ms) while the hours close, and processes die at random moments.
+    let ticking = true;
+    const ticker = (async () => {
+      const producer = new DeliveringProducer(sb.config.kafka.brokers);
+      await producer.connect();
+      for (let i = 0; ticking; i++) {
+        const tick = { impression_id: `tick-${i}`, ts: Date.now(), advertiser_id: 'clock', campaign_id: 'clock', cost_micros: 0 };
+        await producer.send([{ topic: sb.config.topics.impressions, partition: null, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
+        await sleep(300);
+      }
+      await producer.disconnect();
+    })();
+    try {
+      for (let round = 0; round < 6; round++) {
+        await sleep(randomBetween(300, 1_500));
+        await agg.kill();
+        agg = pipeline.startAggregator('cc-1');
+        if (round % 2 === 1) {
+          await sink.kill();
+          sink = pipeline.startSink();
+        }
+      }
+    } finally {
+      ticking = false;
+      await ticker;
+    }
+    await assertExact(pipeline, truthOf(sb.config, 'cc-', events, copies), { timeoutMs: 180_000 });
+    await awaitFinal(sb.config, H);
+    const ch = createClickHouse(sb.config);
+    const db = sb.config.clickhouse.database;
+    try {
+      // Re-inserted closes are identical: one version per key, whatever the crashes.
+      const keys = await queryRows<{ versions: string }>(ch,
+        `SELECT uniqExact(impressions, spend_micros, duplicates) AS versions FROM ${db}.billing_ledger GROUP BY period_start, advertiser_id, campaign_id, source_partition ORDER BY versions DESC LIMIT 1`);
+      assert.equal(Number(keys[0].versions), 1, 'one version of every ledger row');
+      const closes = await queryRows<{ versions: string }>(ch,
+        `SELECT uniqExact(ledger_rows, source_close_offset, repartition_close_offset) AS versions FROM ${db}.period_closes GROUP BY period_start, source_partition ORDER BY versions DESC LIMIT 1`);
+      assert.equal(Number(closes[0].versions), 1, 'one close per period and partition');
+      const perHour = await queryRows<{ p: string; n: string }>(ch,
+        `SELECT toUInt32(period_start) AS p, sum(i) AS n FROM (SELECT period_start, any(impressions) AS i FROM ${db}.billing_ledger WHERE advertiser_id LIKE 'cc-%' `
+        + 'GROUP BY period_start, advertiser_id, campaign_id, source_partition) GROUP BY p ORDER BY p');
+      const expected = [3, 2, 1].map((h) => [String((H - h * HOUR) / 1000), String(events.filter((e) => e.ts >= H - h * HOUR && e.ts < H - (h - 1) * HOUR).length)]);
+      assert.deepEqual(perHour.map((r) => [String(r.p), String(r.n)]), expected, 'each hour once, exact');
+      const everyPartition = await queryRows<{ n: string }>(ch,
+        `SELECT uniqExact(source_partition) AS n FROM ${db}.period_closes WHERE period_start = toDateTime(${(H - HOUR) / 1000})`);
+      assert.equal(Number(everyPartition[0].n), sb.config.partitions);
+    } finally {
+      await ch.close();
+    }
+  });
+});
