@@ -136,7 +136,7 @@ describe('API query parameters', () => {
         { period_s: 3600, end_s: 3660, advertiser_id: 'a', campaign_id: 'c', impressions: '9007199254740990', spend_micros: '5', duplicates: '1' },
         { period_s: 3600, end_s: 7200, advertiser_id: 'a', campaign_id: 'd', impressions: '1', spend_micros: 7, duplicates: 0 },
       ];
-      const ctx = { windowMs: 60_000, allowedLatenessMs: 30_000, frontier: { finalBefore: 7_200_000, minWatermark: 7_300_000 } };
+      const ctx = { windowMs: 60_000, allowedLatenessMs: 30_000, frontier: { finalBefore: 7_200_000, rolledBefore: null, minWatermark: 7_300_000 } };
       const r = countsResponse({ ...q, granularity: 'hour' }, raw, ctx);
       assert.deepEqual(r.rows[0], {
         periodStart: 3_600_000, periodEnd: 7_200_000, advertiserId: 'a', campaignId: 'c', impressions: 9007199254740990, spendMicros: 5, duplicates: 1, maturity: 'final',
@@ -144,7 +144,7 @@ describe('API query parameters', () => {
       assert.deepEqual(r.totals, { impressions: 9007199254740991, spendMicros: 12, duplicates: 1, maturity: 'final' });
       assert.equal(countsResponse(q, raw, ctx).rows[0].periodEnd, 3_660_000);
       assert.throws(() => countsResponse(q, [{ ...raw[0], impressions: '9007199254740992' }], ctx), /not exact/);
-      assert.equal(countsResponse(q, [], { ...ctx, frontier: { finalBefore: null, minWatermark: null } }).totals.maturity, 'live', 'no rows: the range\'s');
+      assert.equal(countsResponse(q, [], { ...ctx, frontier: { finalBefore: null, rolledBefore: null, minWatermark: null } }).totals.maturity, 'live', 'no rows: the range\'s');
       assert.equal(exactNumber('0'), 0);
       assert.throws(() => exactNumber('-1'), /not exact/);
     });

@@ -50,19 +50,36 @@ function meta(over: Partial<ExportMeta> = {}): ExportMeta {
       { partition: 0, source: { topic: 'impressions', firstOffset: 100, closeOffset: 5000 }, repartition: { topic: 'aggregator-repartition', firstOffset: null, closeOffset: 12 } },
       { partition: 1, source: { topic: 'impressions', firstOffset: 7, closeOffset: 900 }, repartition: { topic: 'aggregator-repartition', firstOffset: 3, closeOffset: 40 } },
     ],
+    maturity: 'final',
     ...over,
   };
 }
-const rows = [
-  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-1', impressions: 10n, spendMicros: 12_500n, duplicates: 1n, maturity: 'final' as const },
-  { periodStartMs: Date.UTC(2025, 0, 1, 0), campaignId: 'cmp-2', impressions: 3n, spendMicros: 9_007_199_254_740_993n, duplicates: 0n, maturity: 'final' as const },
-  { periodStartMs: Date.UTC(2025, 0, 1, 5), campaignId: 'cmp-1', impressions: 7n, spendMicros: 1n, duplicates: 2n, maturity: 'final' as const },
-];
 
-function encode(format: 'csv' | 'json', m = meta()): { text: string; enc: ExportEncoder } {
+/** What ClickHouse sends for three rows WITH TOTALS, as rowLineSql renders them. */
+const CH_OUTPUT: Record<'csv' | 'json', string> = {
+  csv: [
+    '2025-01-01T00:00:00Z,adv-1,cmp-1,10,12500,0.012500,1,final',
+    '2025-01-01T00:00:00Z,adv-1,cmp-2,3,9007199254740993,9007199254.740993,0,final',
+    '2025-01-01T05:00:00Z,adv-1,cmp-1,7,1,0.000001,2,final',
+    '',
+    '1970-01-01T00:00:00Z,,,20,9007199254753494,9007199254.753494,3,final',
+    '',
+  ].join('\n'),
+  json: [
+    '{"period_start":"2025-01-01T00:00:00Z","advertiser_id":"adv-1","campaign_id":"cmp-1","impressions":"10","spend_micros":"12500","spend":"0.012500","duplicates_removed":"1","maturity":"final"}',
+    '{"period_start":"2025-01-01T00:00:00Z","advertiser_id":"adv-1","campaign_id":"cmp-2","impressions":"3","spend_micros":"9007199254740993","spend":"9007199254.740993","duplicates_removed":"0","maturity":"final"}',
+    '{"period_start":"2025-01-01T05:00:00Z","advertiser_id":"adv-1","campaign_id":"cmp-1","impressions":"7","spend_micros":"1","spend":"0.000001","duplicates_removed":"2","maturity":"final"}',
+    '',
+    '{"period_start":"1970-01-01T00:00:00Z","advertiser_id":"","campaign_id":"","impressions":"20","spend_micros":"9007199254753494","spend":"9007199254.753494","duplicates_removed":"3","maturity":"final"}',
+    '',
+  ].join('\n'),
+};
+
+/** Feeds ClickHouse's output in pieces of `size` characters (the boundaries fall anywhere). */
+function encode(format: 'csv' | 'json', m = meta(), size = 7, output = CH_OUTPUT[format]): { text: string; enc: ExportEncoder } {
   const enc = new ExportEncoder(format, m);
   let text = enc.begin();
-  for (const r of rows) text += enc.row(r);
+  for (let i = 0; i < output.length; i += size) text += enc.feed(output.slice(i, i + size));
   text += enc.end();
   return { text, enc };
 }
@@ -88,6 +105,14 @@ describe('billing: export encoder', () => {
     assert.equal(enc.sha256, trailer.slice('# sha256: '.length));
     assert.equal(lines[17], '');
     assert.equal(lines.length, 18);
+  });
+
+  it('gives the same bytes however ClickHouse\'s output is cut into pieces', () => {
+    for (const format of ['csv', 'json'] as const) {
+      const whole = encode(format, meta(), 1_000_000).text;
+      for (const size of [1, 2, 3, 5, 64]) assert.equal(encode(format, meta(), size).text, whole, `${format} in pieces of ${size}`);
+      assert.equal(encode(format, meta(), 5).enc.rows, 3);
+    }
   });
 
   it('is deterministic when final; a provisional export carries its generation time', () => {
@@ -117,18 +142,19 @@ describe('billing: export encoder', () => {
   });
 
   it('writes an empty export with zero totals', () => {
-    const enc = new ExportEncoder('json', meta());
-    const text = enc.begin() + enc.end();
+    const empty = '\n{"period_start":"1970-01-01T00:00:00Z","advertiser_id":"","campaign_id":"","impressions":"0","spend_micros":"0","spend":"0.000000","duplicates_removed":"0","maturity":"final"}\n';
+    const { text, enc } = encode('json', meta(), 4, empty);
     const doc = JSON.parse(text) as { rows: unknown[]; totals: { impressions: string } };
     assert.deepEqual(doc.rows, []);
     assert.equal(doc.totals.impressions, '0');
+    assert.equal(enc.rows, 0);
   });
 
-  it('refuses rows out of (period, campaign) order', () => {
+  it('refuses output that ends without its totals (ClickHouse failed mid-stream)', () => {
     const enc = new ExportEncoder('csv', meta());
     enc.begin();
-    enc.row(rows[1]);
-    assert.throws(() => enc.row(rows[0]), /out of order/);
+    enc.feed('2025-01-01T00:00:00Z,adv-1,cmp-1,10,12500,0.012500,1,final\nCode: 241. DB::Exception: Memory limit');
+    assert.throws(() => enc.end(), /without its totals/);
   });
 });
 

@@ -60,16 +60,17 @@ describe('billing: export parameters', () => {
   it('builds SQL from validated values only: final hours from the ledger, the rest from the window rows', () => {
     const q = parseExportParams({ ...base, granularity: 'hour' });
     const finalBefore = q.from + 6 * 3_600_000;
-    const sql = periodRowsSql('tally', { advertiserId: q.advertiserId, campaignId: null, from: q.from, to: q.to, periodMs: PERIOD_MS[q.granularity] }, finalBefore, null);
+    const sql = periodRowsSql('tally', { advertiserId: q.advertiserId, campaignId: null, from: q.from, to: q.to, periodMs: PERIOD_MS[q.granularity] }, { finalBefore, rolledBefore: q.from + 3_600_000 }, null);
     assert.match(sql, /advertiser_id = 'adv-1'/);
-    assert.match(sql, /FROM tally\.billing_ledger WHERE .*period_start >= toDateTime\(1735689600\) AND period_start < toDateTime\(1735711200\) GROUP BY period_start, advertiser_id, campaign_id, source_partition/);
+    assert.match(sql, /FROM tally\.billing_statement WHERE .*period_start >= toDateTime\(1735689600\) AND period_start < toDateTime\(1735693200\) GROUP BY period_start, advertiser_id, campaign_id /, 'rolled-up final hours');
+    assert.match(sql, /FROM tally\.billing_ledger WHERE .*period_start >= toDateTime\(1735693200\) AND period_start < toDateTime\(1735711200\) GROUP BY period_start, advertiser_id, campaign_id, source_partition/, 'final hours not rolled up yet');
     assert.match(sql, /intDiv\(toUInt32\(window_start\), 3600\) \* 3600/);
     assert.match(sql, /impression_counts FINAL WHERE .*window_start >= toDateTime\(1735711200\) AND window_start < toDateTime\(1735776000\)/);
     assert.doesNotMatch(sql, /LIMIT/);
     assert.match(lateUnbillableSql('tally', 'adv-1', q.from, q.to, finalBefore), /billing_late WHERE advertiser_id = 'adv-1' AND arrival_period >= toDateTime\(1735689600\) AND arrival_period < toDateTime\(1735711200\)/);
     assert.match(lateUnbillableSql('tally', 'adv-1', q.from, q.to, finalBefore), /dead_letters FINAL WHERE reason = 'too_late' AND advertiser_id = 'adv-1' AND inserted_at >= toDateTime\(1735711200\)/);
     assert.match(lineageSql('tally', q.from, finalBefore), /period_closes WHERE period_start >= toDateTime\(1735689600\) AND period_start < toDateTime\(1735711200\)/);
-    assert.throws(() => periodRowsSql('tally', { advertiserId: "x' OR 1=1", campaignId: null, from: q.from, to: q.to, periodMs: 3_600_000 }, null, null), /not a valid id/);
+    assert.throws(() => periodRowsSql('tally', { advertiserId: "x' OR 1=1", campaignId: null, from: q.from, to: q.to, periodMs: 3_600_000 }, { finalBefore: null, rolledBefore: null }, null), /not a valid id/);
     assert.throws(() => lateUnbillableSql('tally', "x'", q.from, q.to, null), /not a valid id/);
   });
 });

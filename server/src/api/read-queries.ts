@@ -154,7 +154,7 @@ export async function queryCounts(
       advertiserId: q.advertiserId, campaignId: q.campaignId,
       // Window starts are whole seconds (see countsSql).
       from: Math.ceil(q.from / 1000) * 1000, to: Math.ceil(q.to / 1000) * 1000, periodMs: PERIOD_SECONDS[q.granularity] * 1000,
-    }, frontier.finalBefore, MAX_COUNT_ROWS + 1);
+    }, frontier, MAX_COUNT_ROWS + 1);
   const raw = await queryRows<CountSqlRow>(ch, sql);
   if (raw.length > MAX_COUNT_ROWS) {
     throw badRequest(`more than ${MAX_COUNT_ROWS} rows: ask for a shorter range, one campaign or a coarser granularity`, 'granularity');

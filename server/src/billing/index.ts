@@ -5,10 +5,10 @@ export {
   type ExportQuery, type BillingGranularity, type BillingFormat,
 } from './export-params.js';
 export {
-  ExportEncoder, csvField, csvLine, contentType, lineageText, CSV_COLUMNS,
-  type ExportMeta, type ExportInputRow, type ExportRow, type ExportTotals, type ExportStatus, type JsonExportHeader,
+  ExportEncoder, csvField, csvLine, contentType, lineageText, rowLineSql, CSV_COLUMNS,
+  type ExportMeta, type ExportRow, type ExportTotals, type ExportStatus, type JsonExportHeader,
 } from './export-format.js';
 export {
-  runExport, exportStatus, type ExportResult, type RunExportOptions,
+  runExport, exportStatus, statementSql, type ExportResult, type RunExportOptions,
 } from './export-query.js';
 export { formatMicros, parseUInt64 } from '../contracts/micros.js';

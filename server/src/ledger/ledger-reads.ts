@@ -29,20 +29,28 @@ function idLiteral(id: string): string {
 export interface Frontier {
   /** Periods starting before this are final (closed in every partition); null while a partition closed none. */
   finalBefore: number | null;
+  /** Final periods starting before this are rolled up in billing_statement (≤ finalBefore); null: none yet. */
+  rolledBefore: number | null;
   /** The lowest published watermark (null while a partition published none): windows ending at or before it − lateness are closed. */
   minWatermark: number | null;
 }
 
 export function frontierSql(database: string): string {
-  return `SELECT 'close' AS kind, source_partition AS p, toUInt32(max(period_start)) AS v FROM ${identifier(database)}.period_closes GROUP BY source_partition `
-    + `UNION ALL SELECT 'watermark' AS kind, source_partition AS p, max(watermark_ms) AS v FROM ${identifier(database)}.partition_watermarks GROUP BY source_partition`;
+  const db = identifier(database);
+  return `SELECT 'close' AS kind, toUInt16(source_partition) AS p, toInt64(toUInt32(max(period_start))) AS v FROM ${db}.period_closes GROUP BY source_partition `
+    + `UNION ALL SELECT 'watermark' AS kind, toUInt16(source_partition) AS p, toInt64(max(watermark_ms)) AS v FROM ${db}.partition_watermarks GROUP BY source_partition `
+    + `UNION ALL SELECT 'rolled' AS kind, toUInt16(0) AS p, toInt64(toUInt32(max(period_start))) AS v FROM ${db}.final_periods HAVING count() > 0`;
 }
 
 /** The frontier from frontierSql's rows (pure). */
 export function frontierOf(rows: ReadonlyArray<{ kind: string; p: Num; v: Num }>, partitions: number): Frontier {
   const closes = new Map<number, number>();
   const marks = new Map<number, number>();
-  for (const r of rows) (r.kind === 'close' ? closes : marks).set(Number(r.p), Number(r.v));
+  let rolled: number | null = null;
+  for (const r of rows) {
+    if (r.kind === 'rolled') rolled = Number(r.v) * 1000 + HOUR_MS;
+    else (r.kind === 'close' ? closes : marks).set(Number(r.p), Number(r.v));
+  }
   const lowest = (m: Map<number, number>, f: (v: number) => number): number | null => {
     let min = Infinity;
     for (let p = 0; p < partitions; p++) {
@@ -52,7 +60,12 @@ export function frontierOf(rows: ReadonlyArray<{ kind: string; p: Num; v: Num }>
     }
     return min;
   };
-  return { finalBefore: lowest(closes, (s) => s * 1000 + HOUR_MS), minWatermark: lowest(marks, (v) => v) };
+  const finalBefore = lowest(closes, (s) => s * 1000 + HOUR_MS);
+  return {
+    finalBefore,
+    rolledBefore: rolled === null || finalBefore === null ? null : Math.min(rolled, finalBefore),
+    minWatermark: lowest(marks, (v) => v),
+  };
 }
 
 export async function queryFrontier(ch: ClickHouseClient, database: string, partitions: number): Promise<Frontier> {
@@ -79,27 +92,36 @@ export interface PeriodQuery {
 }
 
 /**
- * One row per (period, advertiser, campaign) in [from, to): final hours from the ledger, the rest
- * from the window rows. The two never overlap: the ledger part ends where finality ends.
+ * Rows (period_s, advertiser_id, campaign_id, i, s, d) of [from, to) from three sources that never
+ * overlap: final periods already rolled up (billing_statement, summed over partitions), final
+ * periods not rolled up yet (billing_ledger, per partition), and the rest (impression_counts FINAL).
+ * Identical re-inserts into the first two are collapsed with GROUP BY … any().
  */
-export function periodRowsSql(database: string, q: PeriodQuery, finalBefore: number | null, limit: number | null): string {
+export function periodSourcesSql(database: string, q: PeriodQuery, f: Pick<Frontier, 'finalBefore' | 'rolledBefore'>): string {
+  const db = identifier(database);
   const p = uintLiteral(q.periodMs / 1000);
-  const split = Math.min(q.to, Math.max(q.from, finalBefore ?? q.from));
-  const filters = (advertiser: string) => [
-    ...(q.advertiserId === null ? [] : [`${advertiser} = ${idLiteral(q.advertiserId)}`]),
+  const clamp = (t: number | null, min: number) => Math.min(q.to, Math.max(min, t ?? min));
+  const rolledEnd = clamp(f.rolledBefore, q.from);
+  const finalEnd = clamp(f.finalBefore, rolledEnd);
+  const filters = [
+    ...(q.advertiserId === null ? [] : [`advertiser_id = ${idLiteral(q.advertiserId)}`]),
     ...(q.campaignId === null ? [] : [`campaign_id = ${idLiteral(q.campaignId)}`]),
   ];
-  const ledger = `SELECT intDiv(toUInt32(period_start), ${p}) * ${p} AS period_s, advertiser_id, campaign_id, `
-    + 'any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d '
-    + `FROM ${identifier(database)}.billing_ledger `
-    + `WHERE ${[...filters('advertiser_id'), `period_start >= ${dateTimeLiteral(q.from)}`, `period_start < ${dateTimeLiteral(split)}`].join(' AND ')} `
-    + 'GROUP BY period_start, advertiser_id, campaign_id, source_partition';
-  const windows = `SELECT intDiv(toUInt32(window_start), ${p}) * ${p} AS period_s, advertiser_id, campaign_id, `
-    + 'impressions AS i, spend_micros AS s, duplicates AS d '
-    + `FROM ${identifier(database)}.impression_counts FINAL `
-    + `WHERE ${[...filters('advertiser_id'), `window_start >= ${dateTimeLiteral(split)}`, `window_start < ${dateTimeLiteral(q.to)}`].join(' AND ')}`;
+  const where = (column: string, from: number, to: number) => [...filters, `${column} >= ${dateTimeLiteral(from)}`, `${column} < ${dateTimeLiteral(to)}`].join(' AND ');
+  const period = (column: string) => `intDiv(toUInt32(${column}), ${p}) * ${p} AS period_s, advertiser_id, campaign_id`;
+  const rolled = `SELECT ${period('period_start')}, any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d `
+    + `FROM ${db}.billing_statement WHERE ${where('period_start', q.from, rolledEnd)} GROUP BY period_start, advertiser_id, campaign_id`;
+  const ledger = `SELECT ${period('period_start')}, any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d `
+    + `FROM ${db}.billing_ledger WHERE ${where('period_start', rolledEnd, finalEnd)} GROUP BY period_start, advertiser_id, campaign_id, source_partition`;
+  const windows = `SELECT ${period('window_start')}, impressions AS i, spend_micros AS s, duplicates AS d `
+    + `FROM ${db}.impression_counts FINAL WHERE ${where('window_start', finalEnd, q.to)}`;
+  return `${rolled} UNION ALL ${ledger} UNION ALL ${windows}`;
+}
+
+/** One row per (period, advertiser, campaign) in [from, to), from periodSourcesSql. */
+export function periodRowsSql(database: string, q: PeriodQuery, f: Pick<Frontier, 'finalBefore' | 'rolledBefore'>, limit: number | null): string {
   return 'SELECT period_s, advertiser_id, campaign_id, sum(i) AS impressions, sum(s) AS spend_micros, sum(d) AS duplicates '
-    + `FROM (${ledger} UNION ALL ${windows}) GROUP BY period_s, advertiser_id, campaign_id `
+    + `FROM (${periodSourcesSql(database, q, f)}) GROUP BY period_s, advertiser_id, campaign_id `
     + `ORDER BY period_s, advertiser_id, campaign_id${limit === null ? '' : ` LIMIT ${uintLiteral(Math.max(1, Math.floor(limit)))}`}`;
 }
 

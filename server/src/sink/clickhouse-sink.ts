@@ -4,6 +4,7 @@ import { createClickHouse, identifier } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { isKafkaError, kafkaError } from '../errors.js';
 import type { Logger } from '../observability/index.js';
+import { rollUpFinalPeriods } from './period-rollup.js';
 import { RowBatch } from './row-batch.js';
 import { SinkMetrics } from './sink-metrics.js';
 
@@ -71,6 +72,8 @@ export class ClickHouseSink {
   private lastLagAt = 0;
   private lastConsumeErrorLogAt = 0;
   private lastKafkaErrorLogAt = 0;
+  private rollingUp: Promise<void> | null = null;
+  private rollUpAgain = false;
 
   constructor(private readonly config: TallyConfig, private readonly log: Logger, opts: ClickHouseSinkOptions = {}) {
     this.topic = config.topics.counts;
@@ -114,6 +117,7 @@ export class ClickHouseSink {
       batchRows: this.config.sink.batchRows, batchMs: this.config.sink.batchMs,
     }, 'sink.started');
     this.loopDone = this.runLoop();
+    this.rollUp(); // periods that became final while no sink ran
   }
 
   /** Flushes the current batch (insert, then commit), leaves the group and disconnects. */
@@ -122,6 +126,7 @@ export class ClickHouseSink {
       this.stopping = true;
       this.stopRequestedAt = Date.now();
     }
+    await this.rollingUp?.catch(() => undefined);
     await this.loopDone?.catch(() => undefined);
   }
 
@@ -268,9 +273,30 @@ export class ClickHouseSink {
     if (!(await this.insertWithRetry())) return;
     this.metrics.batches.inc({ outcome: 'inserted' });
     const offsets = this.batch.offsets();
+    const closed = this.batch.closeCount > 0;
     this.batch.clear();
     this.commit(offsets);
     this.updateLag(true);
+    if (closed) this.rollUp();
+  }
+
+  /** Rolls newly final periods up into billing_statement, in the background, one run at a time. */
+  private rollUp(): void {
+    if (this.rollingUp !== null) {
+      this.rollUpAgain = true;
+      return;
+    }
+    this.rollingUp = rollUpFinalPeriods(this.ch, this.config.clickhouse.database, this.config.partitions, Date.now())
+      .then((periods) => {
+        if (periods.length > 0) this.log.info({ periods: periods.map((p) => new Date(p).toISOString()) }, 'sink.periods_final');
+      }, (err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'sink.rollup_failed'))
+      .finally(() => {
+        this.rollingUp = null;
+        if (this.rollUpAgain) {
+          this.rollUpAgain = false;
+          this.rollUp();
+        }
+      });
   }
 
   /**

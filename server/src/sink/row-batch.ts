@@ -102,6 +102,11 @@ export class RowBatch {
     return { kind: 'watermark' };
   }
 
+  /** Period closes in the batch. */
+  get closeCount(): number {
+    return this.closes.length;
+  }
+
   /** Records added (rows, watermarks, tombstones and poison alike). */
   get records(): number {
     return this.recordCount;
