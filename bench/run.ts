@@ -17,6 +17,7 @@ import { runTally, type TallyResult } from './contenders/tally.js';
 import { preloadInput, type BenchInput } from './lib/bench-input.js';
 import { median, type ContenderResult } from './lib/contender-result.js';
 import { measureLatency, type LatencyResult } from './latency.js';
+import { measureLedgerReads, type LedgerReadsResult } from './ledger-reads.js';
 import { runClickHouseKafkaEnginePeer } from './peers/clickhouse-kafka-engine.js';
 import { buildKafkaStreamsPeer, runKafkaStreamsPeer } from './peers/kafka-streams.js';
 
@@ -28,6 +29,8 @@ Measures on the local stack (started if needed), each figure the median of --run
   latency     produce → committed count / ClickHouse / socket.io at a fixed offered rate
   restore     SIGKILL → processing again, with the ids of the throughput run in dedup state
   memory      bytes per dedup id, aggregator RSS after the run and holding --held-ids ids
+  billing     a closed month (1,000 campaigns, 8 partitions): the hourly statement and
+              30 days of daily counts, from the billing ledger and from the window rows
 and writes docs/benchmarks.md.
 
 options:
@@ -36,7 +39,9 @@ options:
   --rate N             offered events/s for the latency runs                default 20000
   --latency-seconds N  measured seconds per latency run                     default 15
   --held-ids N         ids for the large memory figure                      default 10000000
-  --only LIST          comma-separated subset: throughput,latency,memory    default all
+  --billing-runs N     repetitions of each billing read (p50 and p99)       default 20
+  --only LIST          comma-separated subset of
+                       throughput,latency,memory,billing                    default all
   --help
 `;
 
@@ -47,7 +52,8 @@ const { values: opts } = parseArgs({
     rate: { type: 'string', default: '20000' },
     'latency-seconds': { type: 'string', default: '15' },
     'held-ids': { type: 'string', default: '10000000' },
-    only: { type: 'string', default: 'throughput,latency,memory' },
+    'billing-runs': { type: 'string', default: '20' },
+    only: { type: 'string', default: 'throughput,latency,memory,billing' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -68,9 +74,10 @@ const RUNS = positive('runs', opts.runs);
 const RATE = positive('rate', opts.rate);
 const LATENCY_SECONDS = positive('latency-seconds', opts['latency-seconds']);
 const HELD_IDS = positive('held-ids', opts['held-ids']);
+const BILLING_RUNS = positive('billing-runs', opts['billing-runs']);
 const ONLY = new Set(opts.only.split(','));
 for (const part of ONLY) {
-  if (!['throughput', 'latency', 'memory'].includes(part)) {
+  if (!['throughput', 'latency', 'memory', 'billing'].includes(part)) {
     process.stderr.write(`bench: unknown part in --only: ${part}\n${USAGE}`);
     process.exit(2);
   }
@@ -122,6 +129,7 @@ interface Measured {
   throughput: Map<Contender, ContenderResult[]>;
   latency: LatencyResult[];
   heldIds: HeldIdsResult[];
+  ledgerReads?: LedgerReadsResult;
   input?: { records: number; unique: number; duplicates: number; partitions: number };
 }
 
@@ -164,6 +172,7 @@ async function measure(): Promise<Measured> {
       out.heldIds.push(r);
     }
   }
+  if (ONLY.has('billing')) out.ledgerReads = await measureLedgerReads(BILLING_RUNS, log);
   return out;
 }
 
@@ -248,15 +257,60 @@ function report(m: Measured): { tables: string; goals: string } {
   return { tables: lines.join('\n'), goals: goalTable };
 }
 
+/** The billing-read section: a second-level section of its own, so a `--only billing` run replaces just it. */
+function billingSection(r: LedgerReadsResult): string {
+  // Nearest-rank percentile: with 20 runs, p99 is the slowest run.
+  const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)];
+  const ms = (x: number) => `${fmt(x)} ms`;
+  const both = (xs: number[]) => `${ms(pct(xs, 0.5))} / ${ms(pct(xs, 0.99))}`;
+  const statement = pct(r.statement, 0.99);
+  const counts = pct(r.counts, 0.99);
+  return [
+    `${BILLING_HEADING}`,
+    '',
+    `Measured by \`npm run bench -- --only billing\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${r.statement.length} runs of each read, alternating.`,
+    'One advertiser, 1,000 campaigns, a closed month written over 8 partitions as the pipeline would have (5.76 M window',
+    'rows, the same counts in the billing ledger and its roll-up). Both ways of reading must return the same rows and sums',
+    'or the bench fails (bench/ledger-reads.ts). The statement is timed through `runExport`, as the export route serves it.',
+    '',
+    row(['read', 'from the ledger, p50 / p99', 'from impression_counts FINAL, p50 / p99']),
+    row(['---', '---:', '---:']),
+    row([`month statement, hourly CSV (${fmt(r.rows)} rows, ${fmt(r.bytes / 2 ** 20, 1)} MiB, streamed)`, both(r.statement), both(r.statementFinal)]),
+    row(['30 days of daily counts, `GET /api/v1/counts` (30,000 rows)', both(r.counts), both(r.countsFinal)]),
+    '',
+    '| goal (issue 11) | target | measured (p99) | |',
+    '|---|---|---|---|',
+    row(['month hourly statement', '≤ 1 s', ms(statement), statement <= 1000 ? '**met**' : '**missed**']),
+    row(['30 days of daily counts', '≤ 1 s', ms(counts), counts <= 1000 ? '**met**' : '**missed**']),
+    '',
+  ].join('\n');
+}
+const BILLING_HEADING = '## Billing reads over a closed month';
+
 const measured = await measure();
 await stopStartedStack();
-const { tables, goals } = report(measured);
 const minutes = ((Date.now() - started) / 60_000).toFixed(1);
-process.stdout.write(`\n${goals}\n\n${tables}\n\nbench took ${minutes} min\n`);
+const docPath = path.join(repoRoot, 'docs', 'benchmarks.md');
+let previous = fs.existsSync(docPath) ? fs.readFileSync(docPath, 'utf8') : '';
 
-const command = ['npm run bench', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
-const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-const doc = `# Benchmarks
+if (measured.ledgerReads) {
+  const section = billingSection(measured.ledgerReads);
+  process.stdout.write(`\n${section}\n`);
+  const at = previous.indexOf(`\n${BILLING_HEADING}\n`);
+  if (at >= 0) {
+    const next = previous.indexOf('\n## ', at + 1);
+    previous = `${previous.slice(0, at + 1)}${section}${next >= 0 ? previous.slice(next) : ''}`;
+  } else {
+    previous = `${previous.trimEnd()}\n\n${section}`;
+  }
+}
+
+if (ONLY.has('throughput') || ONLY.has('latency') || ONLY.has('memory')) {
+  const { tables, goals } = report(measured);
+  process.stdout.write(`\n${goals}\n\n${tables}\n`);
+  const command = ['npm run bench', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const doc = `# Benchmarks
 
 Measured by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${machine}), against the
 local stack (Kafka 4.1.1 KRaft, ClickHouse 18.16), in ${minutes} min. Every figure is the median of ${RUNS} runs made in this
@@ -267,10 +321,11 @@ ${goals}
 
 ${tables}
 `;
-// This run replaces everything above the k6 section, which \`npm run load\` writes.
-const docPath = path.join(repoRoot, 'docs', 'benchmarks.md');
-const previous = fs.existsSync(docPath) ? fs.readFileSync(docPath, 'utf8') : '';
-// Everything from the first second-level heading on is written by hand or by `npm run load`: kept.
-const keep = previous.indexOf('\n## ');
-fs.writeFileSync(docPath, keep >= 0 ? `${doc}${previous.slice(keep)}` : doc);
+  // Everything from the first second-level heading on is written by hand, by `npm run load` or by
+  // the billing part above: kept.
+  const keep = previous.indexOf('\n## ');
+  previous = keep >= 0 ? `${doc}${previous.slice(keep)}` : doc;
+}
+fs.writeFileSync(docPath, previous);
+process.stdout.write(`\nbench took ${minutes} min\n`);
 log('wrote docs/benchmarks.md');

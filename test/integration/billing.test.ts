@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import express, { type ErrorRequestHandler } from 'express';
+import type { BillingPeriodsResponse } from '../../server/src/api/api-types.js';
 import { ApiError, ApiMetrics } from '../../server/src/api/index.js';
 import { authenticate, requireAuthenticated } from '../../server/src/api/auth-middleware.js';
 import { sendError } from '../../server/src/api/http-errors.js';
@@ -197,6 +198,7 @@ describe('billing export (real Kafka + ClickHouse)', function () {
     };
 
     const finals = new Map<string, Buffer>();
+    let finalAt: string | undefined;
     let impressions = 0n;
     let spend = 0n;
     let duplicates = 0n;
@@ -222,6 +224,7 @@ describe('billing export (real Kafka + ClickHouse)', function () {
         spend += sum(4);
         duplicates += sum(6);
         if (status === 'final') {
+          finalAt = csv.meta.final_at;
           // The Kafka offsets the numbers came from: both inputs of every partition.
           assert.equal(csv.lists.lineage?.length, config.partitions, csv.lists.lineage?.join('\n'));
           for (const l of csv.lists.lineage ?? []) assert.match(l, /^\S+impressions\/\d+ \[(\d+|none), \d+\) \S+aggregator-repartition\/\d+ \[(\d+|none), \d+\)$/);
@@ -243,6 +246,22 @@ describe('billing export (real Kafka + ClickHouse)', function () {
     assert.equal(impressions, totals.impressions, 'all exports together: every impression produced');
     assert.equal(spend, totals.spendMicros, 'all exports together: every micro');
     assert.equal(duplicates, BigInt(copies.length), 'duplicates removed');
+
+    // Finality per hour, as the billing page shows it: the past hours final since their closes (the
+    // statement's final_at is its last hour's), the current one not yet, with an expected time.
+    const pres = await server.get(`/api/v1/billing/periods?from=${isoUtc(past.from)}&to=${isoUtc(H + HOUR)}`, 'tok-adv1');
+    assert.equal(pres.status, 200, pres.body.toString());
+    const timeline = JSON.parse(pres.body.toString()) as BillingPeriodsResponse;
+    assert.deepEqual(timeline.periods.map((p) => [p.periodStart, p.maturity, p.closedPartitions]),
+      [[H - 3 * HOUR, 'final', config.partitions], [H - 2 * HOUR, 'final', config.partitions], [H - HOUR, 'final', config.partitions], [H, 'live', timeline.periods[3].closedPartitions]]);
+    assert.ok(timeline.periods[3].closedPartitions < config.partitions);
+    assert.equal(new Date(timeline.periods[2].finalAt ?? 0).toISOString(), finalAt, 'the statement\'s final_at');
+    assert.ok(timeline.periods.slice(0, 3).every((p) => p.finalAt !== null && p.finalAt <= Date.now() && p.expectedFinalAt === null));
+    assert.equal(timeline.periods[3].finalAt, null);
+    assert.ok((timeline.periods[3].expectedFinalAt ?? 0) >= H + HOUR, `expected final after the hour ends: ${timeline.periods[3].expectedFinalAt}`);
+    assert.equal(timeline.closeAfterMs, 12_000);
+    assert.equal((await server.get('/api/v1/billing/periods?from=2025-01-01T00:30:00Z', 'tok-adv1')).status, 400);
+    assert.equal((await server.get('/api/v1/billing/periods')).status, 401);
 
     // Late data for the final hours: too late now, it never edits them; it shows where it arrived.
     const late = [...spreadEvents('bill-late2-', 4, H - 2 * HOUR + 5_000, H - 2 * HOUR + 9_000), ...spreadEvents('bill-late1-', 6, H - HOUR + 5_000, H - HOUR + 9_000)]

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { runExport, type JsonExportHeader } from '../../server/src/billing/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { repoRoot } from '../../server/src/config/index.js';
+import { queryFrontier, queryLastReconciliation } from '../../server/src/ledger/index.js';
 import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { ensureDebianPackage } from '../../server/src/stack/index.js';
@@ -109,6 +110,8 @@ describe('billing ledger (real Kafka + ClickHouse, real processes)', function ()
       assert.match(ok.stdout, /not final yet \(not compared\)/);
       assert.match(ok.stdout, /^OK: the ledger equals the recomputation$/m);
       const db = sb.config.clickhouse.database;
+      // Statements read rolled-up hours from billing_statement: reconcile checks that too. Tamper once the hours are rolled up.
+      await eventually('the final hours rolled up', async () => ((await queryFrontier(ch, db, sb!.config.partitions)).rolledBefore ?? 0) >= H, 60_000);
       await ch.command({
         query: `INSERT INTO ${db}.billing_ledger (period_start, advertiser_id, campaign_id, source_partition, impressions, spend_micros, duplicates, closed_at) `
           + `VALUES (toDateTime(${(H - HOUR) / 1000}), 'lin-adv-2', 'lin-adv-2-cmp-9', 3, 1, 100, 0, now())`,
@@ -117,8 +120,23 @@ describe('billing ledger (real Kafka + ClickHouse, real processes)', function ()
       assert.equal(tampered.status, 1, tampered.stdout + tampered.stderr);
       assert.match(tampered.stdout, new RegExp(`DIFFERENT ${new Date(H - HOUR).toISOString()} lin-adv-2 lin-adv-2-cmp-9: ledger 1 impressions, 100 micros; recomputed from Kafka missing`));
       assert.match(tampered.stdout, /MISMATCH: 1 row\(s\) differ/);
+      // A row of the roll-up doubled (same roll-up id): what statements serve is wrong, and named.
+      const [victim] = await queryRows<{ adv: string; cmp: string; i: string }>(ch, `SELECT advertiser_id AS adv, campaign_id AS cmp, toString(impressions) AS i FROM ${db}.billing_statement `
+        + `WHERE period_start = toDateTime(${(H - 2 * HOUR) / 1000}) AND (period_start, rollup_id) IN (SELECT period_start, min(rollup_id) FROM ${db}.final_periods GROUP BY period_start) ORDER BY campaign_id LIMIT 1`);
+      await ch.command({
+        query: `INSERT INTO ${db}.billing_statement SELECT * FROM ${db}.billing_statement WHERE period_start = toDateTime(${(H - 2 * HOUR) / 1000}) `
+          + `AND campaign_id = '${victim.cmp}' AND (period_start, rollup_id) IN (SELECT period_start, min(rollup_id) FROM ${db}.final_periods GROUP BY period_start)`,
+      });
+      const doubled = reconcile();
+      assert.equal(doubled.status, 1, doubled.stdout + doubled.stderr);
+      assert.match(doubled.stdout, new RegExp(`DIFFERENT ${new Date(H - 2 * HOUR).toISOString()} ${victim.adv} ${victim.cmp}: statement ${2n * BigInt(victim.i)} impressions, \\d+ micros; recomputed from Kafka ${victim.i} impressions`));
+      assert.match(doubled.stdout, /MISMATCH: 2 row\(s\) differ/);
       const runs = await queryRows<{ differences: number }>(ch, `SELECT differences FROM ${db}.reconciliations ORDER BY ran_at, differences`);
-      assert.deepEqual(runs.map((r) => Number(r.differences)), [0, 1], 'each run recorded for the pipeline page');
+      assert.deepEqual(runs.map((r) => Number(r.differences)), [0, 1, 2], 'each run recorded for the pipeline page');
+      const last = await queryLastReconciliation(ch, db);
+      assert.equal(last?.differences, 2);
+      assert.equal(last?.from, H - 2 * HOUR);
+      assert.match(last?.detail ?? '', /statement .* recomputed from Kafka/);
     } finally {
       await ch.close();
     }

@@ -73,7 +73,7 @@ async function start(env: Record<string, string> = {}, over: Partial<ApiDeps> = 
   const h = { ready: { ready: true, kafka: true, clickhouse: true } };
   const status: PipelineStatus = {
     partitions: [], lastTransactionAgeMs: null, throughputPerSec: 0, duplicatesRemoved: 0, deadLetters: {},
-    clickhouseReachable: true, exact: null, serverTime: 1,
+    clickhouseReachable: true, exact: null, reconciliation: null, serverTime: 1,
   };
   const { app } = createApiApp({
     config, log: createLogger('test', 'silent'), verifier, clickhouse: ch as unknown as ClickHouseClient, ingest: sink,

@@ -115,6 +115,35 @@ describe('billing: export encoder', () => {
     }
   });
 
+  it('gives the same file when the rolled-up hours come first without a totals line and their sums are added', () => {
+    for (const format of ['csv', 'json'] as const) {
+      const whole = encode(format).text;
+      const lines = CH_OUTPUT[format].split('\n');
+      // The first two rows from the roll-up query (10 + 3 impressions, 12500 + 9007199254740993 micros,
+      // 1 + 0 duplicates); the third row and a totals line over it alone from the grouped query.
+      const rolled = `${lines.slice(0, 2).join('\n')}\n`;
+      const restTotals = format === 'csv'
+        ? '1970-01-01T00:00:00Z,,,7,1,0.000001,2,final'
+        : '{"period_start":"1970-01-01T00:00:00Z","advertiser_id":"","campaign_id":"","impressions":"7","spend_micros":"1","spend":"0.000001","duplicates_removed":"2","maturity":"final"}';
+      const rest = `${lines[2]}\n\n${restTotals}\n`;
+      for (const size of [1, 4, 1000]) {
+        const enc = new ExportEncoder(format, meta());
+        let text = enc.begin();
+        for (const part of [rolled, rest]) for (let i = 0; i < part.length; i += size) text += enc.feed(part.slice(i, i + size));
+        enc.addToTotals(13n, 9007199254753493n, 1n);
+        text += enc.end();
+        assert.equal(text, whole, `${format} in pieces of ${size}`);
+        assert.equal(enc.rows, 3);
+      }
+      // Nothing left for the grouped query: an empty line and zero totals.
+      const enc = new ExportEncoder(format, meta());
+      let text = enc.begin() + enc.feed(`${lines.slice(0, 3).join('\n')}\n`);
+      text += enc.feed(`\n${restTotals.replace(',7,1,0.000001,2,', ',0,0,0.000000,0,').replace('"7"', '"0"').replace('"1","spend":"0.000001"', '"0","spend":"0.000000"').replace('"duplicates_removed":"2"', '"duplicates_removed":"0"')}\n`);
+      enc.addToTotals(20n, 9007199254753494n, 3n);
+      assert.equal(text + enc.end(), whole, `${format}, every row rolled up`);
+    }
+  });
+
   it('is deterministic when final; a provisional export carries its generation time', () => {
     assert.equal(encode('csv').text, encode('csv').text);
     assert.equal(encode('json').text, encode('json').text);

@@ -62,7 +62,7 @@ describe('billing: export parameters', () => {
     const finalBefore = q.from + 6 * 3_600_000;
     const sql = periodRowsSql('tally', { advertiserId: q.advertiserId, campaignId: null, from: q.from, to: q.to, periodMs: PERIOD_MS[q.granularity] }, { finalBefore, rolledBefore: q.from + 3_600_000 }, null);
     assert.match(sql, /advertiser_id = 'adv-1'/);
-    assert.match(sql, /FROM tally\.billing_statement WHERE .*period_start >= toDateTime\(1735689600\) AND period_start < toDateTime\(1735693200\) GROUP BY period_start, advertiser_id, campaign_id /, 'rolled-up final hours');
+    assert.match(sql, /FROM tally\.billing_statement WHERE .*period_start >= toDateTime\(1735689600\) AND period_start < toDateTime\(1735693200\) AND \(period_start, rollup_id\) IN \(SELECT period_start, min\(rollup_id\) FROM tally\.final_periods WHERE period_start >= toDateTime\(1735689600\) AND period_start < toDateTime\(1735693200\) GROUP BY period_start\)/, 'rolled-up final hours, the roll-up final_periods names');
     assert.match(sql, /FROM tally\.billing_ledger WHERE .*period_start >= toDateTime\(1735693200\) AND period_start < toDateTime\(1735711200\) GROUP BY period_start, advertiser_id, campaign_id, source_partition/, 'final hours not rolled up yet');
     assert.match(sql, /intDiv\(toUInt32\(window_start\), 3600\) \* 3600/);
     assert.match(sql, /impression_counts FINAL WHERE .*window_start >= toDateTime\(1735711200\) AND window_start < toDateTime\(1735776000\)/);

@@ -5,8 +5,10 @@
  * Errors: `{ "error": { "status": 400, "message": "…", "parameter"?: "from" } }` with 400/401/403/404/413/429/503.
  */
 
+import type { PeriodStatus, ReconciliationRun } from '../contracts/ledger-status.js';
 import type { Maturity } from '../contracts/maturity.js';
 
+export type { PeriodStatus, ReconciliationRun } from '../contracts/ledger-status.js';
 export type { Maturity } from '../contracts/maturity.js';
 
 export type Granularity = 'window' | 'hour' | 'day';
@@ -85,5 +87,24 @@ export interface PipelineStatus {
   clickhouseReachable: boolean;
   /** Closed windows: totals committed in Kafka (live feed) vs ClickHouse FINAL. equal = the "exact ✓" signal. */
   exact: { windows: number; kafkaImpressions: number; clickhouseImpressions: number; equal: boolean } | null;
+  /** The last `tally reconcile` run; null if none ran (or ClickHouse is unreachable). */
+  reconciliation: ReconciliationRun | null;
+  serverTime: number;
+}
+
+/** GET /api/v1/billing/periods?from=&to= (any reader: finality is the same for every advertiser). */
+export interface BillingPeriodsResponse {
+  /** [from, to), whole UTC hours. */
+  from: number;
+  to: number;
+  partitions: number;
+  /** A period becomes final once every partition's watermark passed its end by this (allowed lateness + dedup horizon). */
+  closeAfterMs: number;
+  /** Periods starting before this are final; null while some partition closed none. */
+  finalBefore: number | null;
+  /** The slowest partition's published watermark; null while some partition published none. */
+  minWatermark: number | null;
+  /** Oldest first. */
+  periods: PeriodStatus[];
   serverTime: number;
 }

@@ -192,8 +192,9 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     reply(res, 200, status);
   });
 
-  // GET /api/v1/billing/export (server/src/billing): streamed CSV/JSON statements; checks the advertiser itself.
-  v1.use('/billing', apiLimiter, requireReader, billingRouter({ config, clickhouse: ch, log, now, path: '/export' }));
+  // GET /api/v1/billing/export and /periods (server/src/billing): streamed CSV/JSON statements
+  // (the route checks the advertiser itself) and the periods' finality.
+  v1.use('/billing', apiLimiter, requireReader, billingRouter({ config, clickhouse: ch, log, now, prefix: '' }));
 
   v1.use((req, _res, next) => next(notFound(`no route ${req.method} ${req.baseUrl}${req.path}`)));
   app.use('/api/v1', v1);

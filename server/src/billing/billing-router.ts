@@ -1,10 +1,12 @@
 /**
- * GET /api/v1/billing/export — the billing export over HTTP, streamed.
+ * GET /api/v1/billing/export — the billing export over HTTP, streamed — and
+ * GET /api/v1/billing/periods — which hours are final, since when, and when the others will be.
  *
  * Mount inside the authenticated /api/v1 router (after authenticate + requireAuthenticated), e.g.
- * `v1.use(apiLimiter, billingRouter({ config, log, clickhouse: ch, now }))`: the route reads the
- * principal with principalOf(req) and answers 403 unless it may read the advertiser; bad
- * parameters are 400 naming the parameter (ApiError, rendered by the API's error handler).
+ * `v1.use(apiLimiter, billingRouter({ config, log, clickhouse: ch, now }))`: the export reads the
+ * principal with principalOf(req) and answers 403 unless it may read the advertiser (periods are
+ * the same for every advertiser); bad parameters are 400 naming the parameter (ApiError, rendered
+ * by the API's error handler).
  *
  * Response headers: Content-Type, Content-Disposition (attachment), X-Tally-Export-Status
  * (final | provisional), and X-Tally-Export-SHA256 as an HTTP trailer (the digest is known only
@@ -19,7 +21,9 @@ import type { Logger } from '../observability/index.js';
 import { principalOf as apiPrincipalOf } from '../api/auth-middleware.js';
 import { badRequest, forbidden, isClickHouseUnavailable, unavailable } from '../api/http-errors.js';
 import { contentType } from './export-format.js';
-import { BillingParamError, isoUtc, parseExportParams, type ExportQuery } from './export-params.js';
+import type { BillingPeriodsResponse } from '../api/api-types.js';
+import { periodTimeline, queryFrontier, queryPeriodCloses } from '../ledger/index.js';
+import { BillingParamError, isoUtc, parseExportParams, parsePeriodsParams, type ExportQuery, type PeriodsQuery } from './export-params.js';
 import { runExport } from './export-query.js';
 
 export const EXPORT_STATUS_HEADER = 'X-Tally-Export-Status';
@@ -32,8 +36,8 @@ export interface BillingRouterDeps {
   now?: () => number;
   /** Where the route finds the caller (default: the API's auth middleware). */
   principalOf?: (req: Request) => Principal;
-  /** Route path inside the mount point (default /billing/export, for mounting under /api/v1). */
-  path?: string;
+  /** Routes' prefix inside the mount point (default /billing, for mounting under /api/v1). */
+  prefix?: string;
 }
 
 export function exportFileName(q: ExportQuery): string {
@@ -57,20 +61,39 @@ function writeTo(res: Response): (chunk: string) => Promise<void> {
 export function billingRouter(deps: BillingRouterDeps): express.Router {
   const { config, clickhouse: ch, log } = deps;
   const principalOf = deps.principalOf ?? apiPrincipalOf;
+  const now = deps.now ?? Date.now;
+  const prefix = deps.prefix ?? '/billing';
   const router = express.Router();
-  router.get(deps.path ?? '/billing/export', async (req: Request, res: Response) => {
-    let q: ExportQuery;
+
+  router.get(`${prefix}/periods`, async (req: Request, res: Response) => {
+    const q = params(() => parsePeriodsParams(req.query, now()));
+    res.status(200).json(await periods(q));
+  });
+
+  async function periods(q: PeriodsQuery): Promise<BillingPeriodsResponse> {
+    const db = config.clickhouse.database;
     try {
-      q = parseExportParams(req.query);
+      const [frontier, closes] = await Promise.all([queryFrontier(ch, db, config.partitions), queryPeriodCloses(ch, db, q.from, q.to)]);
+      const closeAfterMs = config.allowedLatenessMs + config.dedupHorizonMs;
+      const t = now();
+      return {
+        from: q.from, to: q.to, partitions: config.partitions, closeAfterMs, finalBefore: frontier.finalBefore, minWatermark: frontier.minWatermark,
+        periods: periodTimeline({ ...q, partitions: config.partitions, closes, frontier, allowedLatenessMs: config.allowedLatenessMs, closeAfterMs, now: t }),
+        serverTime: t,
+      };
     } catch (err) {
-      if (err instanceof BillingParamError) throw badRequest(err.message, err.parameter);
+      if (isClickHouseUnavailable(err)) throw unavailable('ClickHouse is unavailable; retry later');
       throw err;
     }
+  }
+
+  router.get(`${prefix}/export`, async (req: Request, res: Response) => {
+    const q = params(() => parseExportParams(req.query));
     if (!canReadAdvertiser(principalOf(req), q.advertiserId)) throw forbidden('this token may not read that advertiser');
     const t0 = Date.now();
     try {
       const result = await runExport(ch, config, q, writeTo(res), {
-        now: deps.now,
+        now,
         onStart: (meta) => {
           res.status(200);
           res.setHeader('Content-Type', contentType(q.format));
@@ -96,4 +119,14 @@ export function billingRouter(deps: BillingRouterDeps): express.Router {
     }
   });
   return router;
+}
+
+/** Parsed parameters, or the 400 naming the bad one. */
+function params<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof BillingParamError) throw badRequest(err.message, err.parameter);
+    throw err;
+  }
 }

@@ -93,21 +93,23 @@ export const CSV_COLUMNS: ReadonlyArray<keyof ExportRow> = [
 ];
 
 /**
- * The ClickHouse expression of one row's line, from grouped columns: period_s (UInt32 seconds),
- * advertiser_id, campaign_id, the sums `i`, `s`, `d` and `maturity` (a String expression). Spend in
- * currency units by integer arithmetic: intDiv(s, 10⁶) '.' the last six digits.
+ * The ClickHouse expression of one row's line, from columns period_s (UInt32 seconds),
+ * advertiser_id, campaign_id, the numbers `i`, `s`, `d` — summed over a GROUP BY when `grouped`, as
+ * they are otherwise — and `maturity` (a String expression). Spend in currency units by integer
+ * arithmetic: intDiv(s, 10⁶) '.' the last six digits.
  */
-export function rowLineSql(format: BillingFormat, maturity: string): string {
+export function rowLineSql(format: BillingFormat, maturity: string, grouped: boolean): string {
+  const [i, s, d] = grouped ? ['sum(i)', 'sum(s)', 'sum(d)'] : ['i', 's', 'd'];
   const iso = "formatDateTime(toDateTime(period_s), '%Y-%m-%dT%H:%M:%SZ', 'UTC')";
-  const spend = "concat(toString(intDiv(sum(s), 1000000)), '.', substring(toString(1000000 + sum(s) % 1000000), 2))";
+  const spend = `concat(toString(intDiv(${s}, 1000000)), '.', substring(toString(1000000 + ${s} % 1000000), 2))`;
   if (format === 'csv') {
-    return `concat(${iso}, ',', advertiser_id, ',', campaign_id, ',', toString(sum(i)), ',', toString(sum(s)), ',', ${spend}, ',', toString(sum(d)), ',', ${maturity})`;
+    return `concat(${iso}, ',', advertiser_id, ',', campaign_id, ',', toString(${i}), ',', toString(${s}), ',', ${spend}, ',', toString(${d}), ',', ${maturity})`;
   }
   const field = (name: string, expr: string, first = false) => `'${first ? '{' : ','}"${name}":"', ${expr}, '"'`;
   return `concat(${[
     field('period_start', iso, true), field('advertiser_id', 'advertiser_id'), field('campaign_id', 'campaign_id'),
-    field('impressions', 'toString(sum(i))'), field('spend_micros', 'toString(sum(s))'), field('spend', spend),
-    field('duplicates_removed', 'toString(sum(d))'), field('maturity', maturity),
+    field('impressions', `toString(${i})`), field('spend_micros', `toString(${s})`), field('spend', spend),
+    field('duplicates_removed', `toString(${d})`), field('maturity', maturity),
   ].join(', ')}, '}')`;
 }
 
@@ -149,6 +151,8 @@ export class ExportEncoder {
   private started = false;
   private digest: string | undefined;
   private totalsValue: ExportTotals | undefined;
+  /** Sums of rows whose query had no totals line (the rolled-up hours), added to the totals line's. */
+  private extra = { impressions: 0n, spend: 0n, duplicates: 0n };
 
   constructor(readonly format: BillingFormat, readonly meta: ExportMeta) {}
 
@@ -216,6 +220,12 @@ export class ExportEncoder {
     return out;
   }
 
+  /** Adds the sums of rows fed without a totals line of their own. Before end(). */
+  addToTotals(impressions: bigint, spendMicros: bigint, duplicates: bigint): void {
+    if (this.totalsValue !== undefined) throw new Error('addToTotals after the totals were read');
+    this.extra = { impressions: this.extra.impressions + impressions, spend: this.extra.spend + spendMicros, duplicates: this.extra.duplicates + duplicates };
+  }
+
   get rows(): number {
     return this.rowCount;
   }
@@ -231,8 +241,10 @@ export class ExportEncoder {
       if (this.format === 'csv') [, , , impressions, spendMicros, , duplicates] = line.split(',');
       else ({ impressions, spend_micros: spendMicros, duplicates_removed: duplicates } = JSON.parse(line) as ExportRow);
     }
+    const spend = BigInt(spendMicros) + this.extra.spend;
     this.totalsValue = {
-      impressions, spend_micros: spendMicros, spend: formatMicros(BigInt(spendMicros)), duplicates_removed: duplicates, maturity: this.meta.maturity,
+      impressions: (BigInt(impressions) + this.extra.impressions).toString(), spend_micros: spend.toString(), spend: formatMicros(spend),
+      duplicates_removed: (BigInt(duplicates) + this.extra.duplicates).toString(), maturity: this.meta.maturity,
     };
     return this.totalsValue;
   }

@@ -8,6 +8,9 @@
  *   granularity    day (default) | hour
  *   format         csv (default) | json
  *
+ * Billing periods (GET /api/v1/billing/periods): from, to optional, whole UTC hours, at most 93
+ * days; default the 48 hours up to the end of the current hour.
+ *
  * A bad value is a BillingParamError naming the parameter (the route answers 400 with it);
  * repeated or nested values (`?a=1&a=2`, `?a[b]=1`) are refused, unknown parameters ignored.
  */
@@ -63,7 +66,14 @@ function single(query: Record<string, unknown>, name: string, required: boolean)
 }
 
 function time(query: Record<string, unknown>, name: 'from' | 'to', granularity: BillingGranularity): number {
-  const raw = single(query, name, true) as string;
+  const t = optionalTime(query, name, granularity);
+  if (t === undefined) throw new BillingParamError(name, 'is required');
+  return t;
+}
+
+function optionalTime(query: Record<string, unknown>, name: 'from' | 'to', granularity: BillingGranularity): number | undefined {
+  const raw = single(query, name, false);
+  if (raw === undefined) return undefined;
   const t = parseExportTime(raw);
   if (t === undefined) throw new BillingParamError(name, TIME_MESSAGE);
   if (t % PERIOD_MS[granularity] !== 0) {
@@ -87,4 +97,25 @@ export function parseExportParams(input: unknown): ExportQuery {
   if (to - from > MAX_EXPORT_DAYS * DAY_MS) throw new BillingParamError('to', `the range from..to may span at most ${MAX_EXPORT_DAYS} days`);
   if (to > MAX_TIME_MS) throw new BillingParamError('to', TIME_MESSAGE);
   return { advertiserId, from, to, granularity: g, format: f };
+}
+
+export interface PeriodsQuery {
+  /** [from, to), whole UTC hours. */
+  from: number;
+  to: number;
+}
+
+/** Hours shown when the range is not given: the last two days up to the end of the current hour. */
+export const DEFAULT_PERIODS_MS = 48 * HOUR_MS;
+
+export function parsePeriodsParams(input: unknown, now: number): PeriodsQuery {
+  const query = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
+  const given = { from: optionalTime(query, 'from', 'hour'), to: optionalTime(query, 'to', 'hour') };
+  const to = given.to ?? (given.from !== undefined ? given.from + DEFAULT_PERIODS_MS : Math.floor(now / HOUR_MS) * HOUR_MS + HOUR_MS);
+  const from = given.from ?? to - DEFAULT_PERIODS_MS;
+  if (from < 0) throw new BillingParamError('to', 'leaves no room for the default range before it; give from too');
+  if (from >= to) throw new BillingParamError('from', 'must be before to');
+  if (to - from > MAX_EXPORT_DAYS * DAY_MS) throw new BillingParamError('to', `the range from..to may span at most ${MAX_EXPORT_DAYS} days`);
+  if (to > MAX_TIME_MS) throw new BillingParamError('to', TIME_MESSAGE);
+  return { from, to };
 }

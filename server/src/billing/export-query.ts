@@ -16,9 +16,9 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { TallyConfig } from '../config/index.js';
-import { uintLiteral } from '../clickhouse/index.js';
+import { queryRows, uintLiteral } from '../clickhouse/index.js';
 import {
-  HOUR_MS, maturityOf, periodSourcesSql, queryFinalAt, queryFrontier, queryLateUnbillable, queryLineage, type Frontier,
+  HOUR_MS, maturityOf, periodSourcesSql, queryFinalAt, rolledRowsSql, queryFrontier, queryLateUnbillable, queryLineage, type Frontier,
 } from '../ledger/index.js';
 import { ExportEncoder, rowLineSql, type ExportMeta, type ExportStatus } from './export-format.js';
 import { PERIOD_MS, type ExportQuery } from './export-params.js';
@@ -48,16 +48,28 @@ export function exportStatus(frontier: Pick<Frontier, 'finalBefore'>, to: number
 }
 
 /**
- * The statement's rows, rendered by ClickHouse (rowLineSql), in (period, campaign) order, WITH
- * TOTALS: after the rows an empty line and the same expression over all rows, the totals.
+ * The statement's SQL. Rows are rendered by ClickHouse (rowLineSql) in (period, campaign) order:
+ * `rest` groups its sources by period and campaign and ends WITH TOTALS (after the rows, an empty
+ * line and the same expression over all of them). An hourly statement reads its rolled-up final
+ * hours on their own first (`rolled`: already one row per hour and campaign, so no GROUP BY over a
+ * month of rows) and adds their sums (`rolledTotals`: immutable, so they agree with the rows); they
+ * all precede the hours of `rest`.
  */
-export function statementSql(database: string, q: ExportQuery, frontier: Frontier, allowedLatenessMs: number): string {
+export function statementSql(database: string, q: ExportQuery, frontier: Frontier, allowedLatenessMs: number): { rolled: string | null; rolledTotals: string | null; rest: string } {
   const periodMs = PERIOD_MS[q.granularity];
   const end = `(period_s + ${uintLiteral(periodMs / 1000)}) * 1000`;
   const maturity = `multiIf(${end} <= ${frontier.finalBefore ?? 0}, 'final', ${end} + ${uintLiteral(allowedLatenessMs)} <= ${frontier.minWatermark ?? 0}, 'provisional', 'live')`;
-  const sources = periodSourcesSql(database, { advertiserId: q.advertiserId, campaignId: null, from: q.from, to: q.to, periodMs }, frontier);
-  return `SELECT ${rowLineSql(q.format, maturity)} AS line FROM (${sources}) `
+  const pq = { advertiserId: q.advertiserId, campaignId: null, from: q.from, to: q.to, periodMs };
+  const apart = periodMs === HOUR_MS && frontier.rolledBefore !== null && frontier.rolledBefore > q.from;
+  const rest = `SELECT ${rowLineSql(q.format, maturity, true)} AS line FROM (${periodSourcesSql(database, pq, frontier, { rolled: !apart })}) `
     + 'GROUP BY period_s, advertiser_id, campaign_id WITH TOTALS ORDER BY period_s, campaign_id';
+  if (!apart) return { rolled: null, rolledTotals: null, rest };
+  const rolled = rolledRowsSql(database, pq, frontier);
+  return {
+    rolled: `SELECT ${rowLineSql(q.format, maturity, false)} AS line FROM (${rolled}) ORDER BY period_s, campaign_id`,
+    rolledTotals: `SELECT toString(sum(i)) AS i, toString(sum(s)) AS s, toString(sum(d)) AS d FROM (${rolled})`,
+    rest,
+  };
 }
 
 /**
@@ -85,31 +97,47 @@ export async function runExport(
     generatedAt: status === 'final' ? undefined : (opts.now ?? Date.now)(),
   };
   const enc = new ExportEncoder(q.format, meta);
-  // Raw bytes straight from ClickHouse: Node does no per-row work.
-  const res = await ch.exec({ query: `${statementSql(database, q, frontier, config.allowedLatenessMs)} FORMAT TabSeparatedRaw` });
-  opts.onStart?.(meta);
+  const sql = statementSql(database, q, frontier, config.allowedLatenessMs);
+  // The rolled-up hours' sums, read while their rows stream.
+  const rolledTotals = sql.rolledTotals === null ? null : queryRows<{ i: string; s: string; d: string }>(ch, sql.rolledTotals);
+  rolledTotals?.catch(() => undefined); // awaited below; an early failure must not be unhandled meanwhile
   const chunkBytes = opts.chunkBytes ?? 65_536;
   const every = opts.progressEvery ?? 50_000;
   let nextProgress = every;
-  let buffer = enc.begin();
-  const stream = res.stream;
-  stream.setEncoding('utf8');
-  try {
-    for await (const piece of stream as AsyncIterable<string>) {
-      buffer += enc.feed(piece);
-      if (enc.rows >= nextProgress) {
-        opts.onProgress?.(enc.rows);
-        nextProgress = enc.rows + every;
-      }
-      if (buffer.length >= chunkBytes) {
-        const chunk = buffer;
-        buffer = '';
-        await write(chunk);
-      }
+  let buffer = '';
+  let started = false;
+  // Raw bytes straight from ClickHouse, the rolled-up hours' query first: Node does no per-row work.
+  for (const query of [sql.rolled, sql.rest]) {
+    if (query === null) continue;
+    const res = await ch.exec({ query: `${query} FORMAT TabSeparatedRaw` });
+    if (!started) {
+      started = true;
+      opts.onStart?.(meta);
+      buffer = enc.begin();
     }
-  } finally {
-    // Stops the HTTP response from ClickHouse if we leave early (error, client gone).
-    if (!stream.destroyed) stream.destroy();
+    const stream = res.stream;
+    stream.setEncoding('utf8');
+    try {
+      for await (const piece of stream as AsyncIterable<string>) {
+        buffer += enc.feed(piece);
+        if (enc.rows >= nextProgress) {
+          opts.onProgress?.(enc.rows);
+          nextProgress = enc.rows + every;
+        }
+        if (buffer.length >= chunkBytes) {
+          const chunk = buffer;
+          buffer = '';
+          await write(chunk);
+        }
+      }
+    } finally {
+      // Stops the HTTP response from ClickHouse if we leave early (error, client gone).
+      if (!stream.destroyed) stream.destroy();
+    }
+  }
+  if (rolledTotals !== null) {
+    const [t] = await rolledTotals;
+    enc.addToTotals(BigInt(t?.i ?? 0), BigInt(t?.s ?? 0), BigInt(t?.d ?? 0));
   }
   buffer += enc.end();
   await write(buffer);

@@ -1,8 +1,8 @@
 // Billing exports: exact per-campaign statements (CSV/JSON), final ones from the immutable ledger.
 export { billingRouter, exportFileName, EXPORT_STATUS_HEADER, EXPORT_SHA256_HEADER, type BillingRouterDeps } from './billing-router.js';
 export {
-  parseExportParams, parseExportTime, isoUtc, BillingParamError, HOUR_MS, DAY_MS, MAX_EXPORT_DAYS, PERIOD_MS,
-  type ExportQuery, type BillingGranularity, type BillingFormat,
+  parseExportParams, parsePeriodsParams, parseExportTime, isoUtc, BillingParamError, HOUR_MS, DAY_MS, MAX_EXPORT_DAYS, PERIOD_MS,
+  type ExportQuery, type PeriodsQuery, type BillingGranularity, type BillingFormat,
 } from './export-params.js';
 export {
   ExportEncoder, csvField, csvLine, contentType, lineageText, rowLineSql, CSV_COLUMNS,

@@ -5,8 +5,8 @@
  * and are *provisional* (every window closed by the watermark) or *live*.
  *
  * The ledger is immutable but may hold a close twice (a sink crash between insert and commit
- * inserts identical rows again): every read collapses identical rows with GROUP BY … any(), so no
- * FINAL is needed. ClickHouse 18.16: no query parameters; ids are checked against the contract
+ * inserts identical rows again): reads collapse identical rows with GROUP BY … any(), so no FINAL
+ * is needed; the roll-up (billing_statement) needs not even that (see rolledRowsSql). ClickHouse 18.16: no query parameters; ids are checked against the contract
  * pattern and escaped, times are integers, identifiers come from configuration.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -91,31 +91,54 @@ export interface PeriodQuery {
   periodMs: number;
 }
 
-/**
- * Rows (period_s, advertiser_id, campaign_id, i, s, d) of [from, to) from three sources that never
- * overlap: final periods already rolled up (billing_statement, summed over partitions), final
- * periods not rolled up yet (billing_ledger, per partition), and the rest (impression_counts FINAL).
- * Identical re-inserts into the first two are collapsed with GROUP BY … any().
- */
-export function periodSourcesSql(database: string, q: PeriodQuery, f: Pick<Frontier, 'finalBefore' | 'rolledBefore'>): string {
-  const db = identifier(database);
-  const p = uintLiteral(q.periodMs / 1000);
+/** Where [from, to) splits between the sources: rolled up before rolledEnd, ledger before finalEnd, windows after. */
+function sourceBounds(q: PeriodQuery, f: Pick<Frontier, 'finalBefore' | 'rolledBefore'>): { rolledEnd: number; finalEnd: number } {
   const clamp = (t: number | null, min: number) => Math.min(q.to, Math.max(min, t ?? min));
   const rolledEnd = clamp(f.rolledBefore, q.from);
-  const finalEnd = clamp(f.finalBefore, rolledEnd);
-  const filters = [
+  return { rolledEnd, finalEnd: clamp(f.finalBefore, rolledEnd) };
+}
+
+function sourceFilter(q: PeriodQuery, column: string, from: number, to: number): string {
+  return [
     ...(q.advertiserId === null ? [] : [`advertiser_id = ${idLiteral(q.advertiserId)}`]),
     ...(q.campaignId === null ? [] : [`campaign_id = ${idLiteral(q.campaignId)}`]),
-  ];
-  const where = (column: string, from: number, to: number) => [...filters, `${column} >= ${dateTimeLiteral(from)}`, `${column} < ${dateTimeLiteral(to)}`].join(' AND ');
-  const period = (column: string) => `intDiv(toUInt32(${column}), ${p}) * ${p} AS period_s, advertiser_id, campaign_id`;
-  const rolled = `SELECT ${period('period_start')}, any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d `
-    + `FROM ${db}.billing_statement WHERE ${where('period_start', q.from, rolledEnd)} GROUP BY period_start, advertiser_id, campaign_id`;
-  const ledger = `SELECT ${period('period_start')}, any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d `
-    + `FROM ${db}.billing_ledger WHERE ${where('period_start', rolledEnd, finalEnd)} GROUP BY period_start, advertiser_id, campaign_id, source_partition`;
-  const windows = `SELECT ${period('window_start')}, impressions AS i, spend_micros AS s, duplicates AS d `
-    + `FROM ${db}.impression_counts FINAL WHERE ${where('window_start', finalEnd, q.to)}`;
-  return `${rolled} UNION ALL ${ledger} UNION ALL ${windows}`;
+    `${column} >= ${dateTimeLiteral(from)}`, `${column} < ${dateTimeLiteral(to)}`,
+  ].join(' AND ');
+}
+
+function periodColumns(q: PeriodQuery, column: string): string {
+  const p = uintLiteral(q.periodMs / 1000);
+  return `intDiv(toUInt32(${column}), ${p}) * ${p} AS period_s, advertiser_id, campaign_id`;
+}
+
+/**
+ * Rolled-up final hours of [from, to): one row (period_s, advertiser_id, campaign_id, i, s, d) per
+ * (hour, advertiser, campaign) — only the roll-up final_periods names (its lowest rollup_id), so
+ * nothing needs collapsing. Empty when nothing of the range is rolled up.
+ */
+export function rolledRowsSql(database: string, q: PeriodQuery, f: Pick<Frontier, 'finalBefore' | 'rolledBefore'>): string {
+  const db = identifier(database);
+  const { rolledEnd } = sourceBounds(q, f);
+  return `SELECT ${periodColumns(q, 'period_start')}, impressions AS i, spend_micros AS s, duplicates AS d FROM ${db}.billing_statement `
+    + `WHERE ${sourceFilter(q, 'period_start', q.from, rolledEnd)} AND (period_start, rollup_id) IN `
+    + `(SELECT period_start, min(rollup_id) FROM ${db}.final_periods WHERE ${sourceFilter({ ...q, advertiserId: null, campaignId: null }, 'period_start', q.from, rolledEnd)} GROUP BY period_start)`;
+}
+
+/**
+ * Rows (period_s, advertiser_id, campaign_id, i, s, d) of [from, to) from three sources that never
+ * overlap: final periods already rolled up (rolledRowsSql), final periods not rolled up yet
+ * (billing_ledger, per partition; identical re-inserts of a close collapsed with GROUP BY … any()),
+ * and the rest (impression_counts FINAL). Several rows may share a (period, advertiser, campaign):
+ * sum them. `rolled: false` leaves the first source out (a caller reading it on its own).
+ */
+export function periodSourcesSql(database: string, q: PeriodQuery, f: Pick<Frontier, 'finalBefore' | 'rolledBefore'>, opts: { rolled?: boolean } = {}): string {
+  const db = identifier(database);
+  const { rolledEnd, finalEnd } = sourceBounds(q, f);
+  const ledger = `SELECT ${periodColumns(q, 'period_start')}, any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d `
+    + `FROM ${db}.billing_ledger WHERE ${sourceFilter(q, 'period_start', rolledEnd, finalEnd)} GROUP BY period_start, advertiser_id, campaign_id, source_partition`;
+  const windows = `SELECT ${periodColumns(q, 'window_start')}, impressions AS i, spend_micros AS s, duplicates AS d `
+    + `FROM ${db}.impression_counts FINAL WHERE ${sourceFilter(q, 'window_start', finalEnd, q.to)}`;
+  return [...(opts.rolled === false ? [] : [rolledRowsSql(database, q, f)]), ledger, windows].join(' UNION ALL ');
 }
 
 /** One row per (period, advertiser, campaign) in [from, to), from periodSourcesSql. */

@@ -16,6 +16,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import Kafka from 'node-rdkafka';
 import type { PipelineStatus } from '../api/api-types.js';
 import type { TallyConfig } from '../config/index.js';
+import { queryLastReconciliation } from '../ledger/index.js';
 import type { Logger } from '../observability/index.js';
 import type { FeedConsumer } from './feed-consumer.js';
 import { clickhouseMinWatermark, closedTotals } from './live-clickhouse.js';
@@ -152,7 +153,7 @@ export class PipelineMonitor {
       this.committed(this.sinkGroup, counts),
       this.endOffsets(impressions, n),
       this.endOffsets(counts, n),
-      withTimeout(this.clickhouseView(), CLICKHOUSE_STATUS_TIMEOUT_MS, { reachable: false, exact: null }),
+      withTimeout(this.clickhouseView(), CLICKHOUSE_STATUS_TIMEOUT_MS, { reachable: false, exact: null, reconciliation: null }),
     ]);
     this.addSample(aggCommitted);
 
@@ -192,6 +193,7 @@ export class PipelineMonitor {
       deadLetters: this.feed.deadLetters(),
       clickhouseReachable: ch.reachable,
       exact: ch.exact,
+      reconciliation: ch.reconciliation,
       serverTime,
     };
   }
@@ -281,34 +283,40 @@ export class PipelineMonitor {
   }
 
   /** Reachability and the exact check of closed windows (null when unknown). */
-  private async clickhouseView(): Promise<{ reachable: boolean; exact: PipelineStatus['exact'] }> {
+  private async clickhouseView(): Promise<{ reachable: boolean; exact: PipelineStatus['exact']; reconciliation: PipelineStatus['reconciliation'] }> {
     const ping = await this.ch.ping().catch((err: unknown) => ({ success: false as const, error: err as Error }));
-    if (!ping.success) return { reachable: false, exact: null };
+    if (!ping.success) return { reachable: false, exact: null, reconciliation: null };
+    const db = this.config.clickhouse.database;
+    const [exact, reconciliation] = await Promise.all([
+      this.exactCheck(db),
+      queryLastReconciliation(this.ch, db).catch((err: unknown) => {
+        this.log.debug({ err: String(err) }, 'live.reconciliation_read_failed');
+        return null;
+      }),
+    ]);
+    return { reachable: true, exact, reconciliation };
+  }
+
+  private async exactCheck(db: string): Promise<PipelineStatus['exact']> {
     try {
-      const db = this.config.clickhouse.database;
       // Windows closed by both: every row of them is in ClickHouse (the sink inserts rows before
       // the watermark that closes them) and in the live state (same transaction as that watermark).
       const chWatermark = await clickhouseMinWatermark(this.ch, db, this.config.partitions);
       const liveWatermark = this.state.minWatermark();
-      if (chWatermark === null || liveWatermark === null) return { reachable: true, exact: null };
+      if (chWatermark === null || liveWatermark === null) return null;
       const totals = this.state.finalTotals(Math.min(chWatermark, liveWatermark));
-      if (totals.windows === 0 || totals.lastWindowStart === null) {
-        return { reachable: true, exact: { windows: 0, kafkaImpressions: 0, clickhouseImpressions: 0, equal: true } };
-      }
+      if (totals.windows === 0 || totals.lastWindowStart === null) return { windows: 0, kafkaImpressions: 0, clickhouseImpressions: 0, equal: true };
       const fromMs = this.state.rangeStart;
       const chTotals = await closedTotals(this.ch, db, fromMs, totals.lastWindowStart);
       return {
-        reachable: true,
-        exact: {
-          windows: totals.windows,
-          kafkaImpressions: Number(totals.impressions),
-          clickhouseImpressions: Number(chTotals.impressions),
-          equal: totals.impressions === chTotals.impressions && totals.windows === chTotals.windows,
-        },
+        windows: totals.windows,
+        kafkaImpressions: Number(totals.impressions),
+        clickhouseImpressions: Number(chTotals.impressions),
+        equal: totals.impressions === chTotals.impressions && totals.windows === chTotals.windows,
       };
     } catch (err) {
       this.log.debug({ err: String(err) }, 'live.exact_check_failed');
-      return { reachable: true, exact: null };
+      return null;
     }
   }
 }

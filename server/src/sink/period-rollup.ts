@@ -1,10 +1,12 @@
 /**
  * Rolls final periods up into `billing_statement` (the ledger summed over partitions), in order, so
  * statements and hourly/daily counts of a closed month read one row per (hour, campaign) instead of
- * one per partition. Run by the sink after it inserted period closes (and at start). Idempotent:
- * a period rolled twice (a crash between the two inserts, two sinks) gets identical rows, which
- * readers collapse; `final_periods` is written after the rows, so a period listed there is complete.
+ * one per partition. Run by the sink after it inserted period closes (and at start). Each roll-up
+ * writes its rows under a fresh random rollup_id, then names it in `final_periods`: a roll-up cut
+ * short (crash between the inserts) is never named, so never read; a period rolled twice (two
+ * sinks, a retry) has two complete identical sets, and readers take the lowest id listed.
  */
+import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows, uintLiteral } from '../clickhouse/index.js';
 import { HOUR_MS, queryFrontier } from '../ledger/index.js';
@@ -27,17 +29,19 @@ export async function rollUpFinalPeriods(ch: ClickHouseClient, database: string,
   }
   const rolled: number[] = [];
   for (let p = from; p < frontier.finalBefore && rolled.length < MAX_PERIODS_PER_CALL; p += HOUR_MS) {
+    const rollupId = uintLiteral(crypto.randomInt(2 ** 47) + 1);
     await ch.command({
-      query: `INSERT INTO ${db}.billing_statement (period_start, advertiser_id, campaign_id, impressions, spend_micros, duplicates) `
-        + 'SELECT period_start, advertiser_id, campaign_id, sum(i), sum(s), sum(d) FROM ('
+      query: `INSERT INTO ${db}.billing_statement (period_start, advertiser_id, campaign_id, impressions, spend_micros, duplicates, rollup_id) `
+        + `SELECT period_start, advertiser_id, campaign_id, sum(i), sum(s), sum(d), ${rollupId} FROM (`
         + 'SELECT period_start, advertiser_id, campaign_id, any(impressions) AS i, any(spend_micros) AS s, any(duplicates) AS d '
         + `FROM ${db}.billing_ledger WHERE period_start = ${dateTimeLiteral(p)} GROUP BY period_start, advertiser_id, campaign_id, source_partition) `
         + 'GROUP BY period_start, advertiser_id, campaign_id',
     });
     const [count] = await queryRows<{ n: string | number }>(ch,
-      `SELECT uniqExact(advertiser_id, campaign_id) AS n FROM ${db}.billing_statement WHERE period_start = ${dateTimeLiteral(p)}`);
+      `SELECT count() AS n FROM ${db}.billing_statement WHERE period_start = ${dateTimeLiteral(p)} AND rollup_id = ${rollupId}`);
     await ch.command({
-      query: `INSERT INTO ${db}.final_periods (period_start, final_at, statement_rows) VALUES (${dateTimeLiteral(p)}, ${dateTimeLiteral(now)}, ${uintLiteral(Number(count?.n ?? 0))})`,
+      query: `INSERT INTO ${db}.final_periods (period_start, final_at, statement_rows, rollup_id) `
+        + `VALUES (${dateTimeLiteral(p)}, ${dateTimeLiteral(now)}, ${uintLiteral(Number(count?.n ?? 0))}, ${rollupId})`,
     });
     rolled.push(p);
   }

@@ -10,6 +10,10 @@
  *     record (source-topic / source-partition / source-offset);
  *   - the first copy of an impression id counts; later copies are duplicates.
  *
+ * Two things are compared with the recomputation: the ledger (billing_ledger, summed over
+ * partitions) and what statements actually serve for those hours (its roll-up, billing_statement,
+ * where a period is rolled up): a difference in either is named with its source.
+ *
  * It reads each partition of `impressions` and of `aggregator-repartition` up to the aggregator's
  * committed offsets (everything before them has its outcome committed, dead letters included), and
  * the whole dead-letter topic. Records still in retention only: a period whose records are gone
@@ -23,15 +27,18 @@ import type { TallyConfig } from '../config/index.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 import { kafkaError } from '../errors.js';
 import { homePartition } from '../impression/index.js';
-import { HOUR_MS, queryFrontier } from '../ledger/index.js';
+import { HOUR_MS, periodRowsSql, queryFrontier } from '../ledger/index.js';
 import { headerValue, readTopicToEnd } from './dlq-reader.js';
 
 export interface ReconcileDifference {
+  /** ledger: billing_ledger; statement: the rows statements read (the roll-up, or the ledger before it). */
+  source: 'ledger' | 'statement';
   periodStart: number;
   advertiserId: string;
   campaignId: string;
   recomputed: { impressions: bigint; spendMicros: bigint } | null;
-  ledger: { impressions: bigint; spendMicros: bigint } | null;
+  /** What the source holds (null: no such row). */
+  billed: { impressions: bigint; spendMicros: bigint } | null;
 }
 
 export interface ReconcileResult {
@@ -91,6 +98,13 @@ export async function reconcile(config: TallyConfig, ch: ClickHouseClient, from:
     ledger.set(key, { impressions: held.impressions + BigInt(r.i), spendMicros: held.spendMicros + BigInt(r.s) });
   }
   result.ledgerRows = ledgerRows.length;
+  // What statements serve for the same hours.
+  const served = new Map<string, { impressions: bigint; spendMicros: bigint }>();
+  const statementRows = await queryRows<{ period_s: string | number; advertiser_id: string; campaign_id: string; impressions: string | number; spend_micros: string | number }>(ch,
+    periodRowsSql(db, { advertiserId: null, campaignId: null, from, to: end, periodMs: HOUR_MS }, frontier, null));
+  for (const r of statementRows) {
+    served.set(rowKey(Number(r.period_s) * 1000, r.advertiser_id, r.campaign_id), { impressions: BigInt(r.impressions), spendMicros: BigInt(r.spend_micros) });
+  }
 
   // Every record whose outcome the aggregator committed, and the dead letters among them.
   const { impressions, repartition, dlq } = config.topics;
@@ -132,12 +146,14 @@ export async function reconcile(config: TallyConfig, ch: ClickHouseClient, from:
     recomputed.set(key, { impressions: held.impressions + 1n, spendMicros: held.spendMicros + BigInt(c.costMicros) });
   }
 
-  for (const key of [...new Set([...ledger.keys(), ...recomputed.keys()])].sort()) {
-    const a = recomputed.get(key) ?? null;
-    const b = ledger.get(key) ?? null;
-    if (a !== null && b !== null && a.impressions === b.impressions && a.spendMicros === b.spendMicros) continue;
-    const [p, adv, cmp] = key.split('|');
-    result.differences.push({ periodStart: Number(p), advertiserId: adv, campaignId: cmp, recomputed: a, ledger: b });
+  for (const [source, held] of [['ledger', ledger], ['statement', served]] as const) {
+    for (const key of [...new Set([...held.keys(), ...recomputed.keys()])].sort()) {
+      const a = recomputed.get(key) ?? null;
+      const b = held.get(key) ?? null;
+      if (a !== null && b !== null && a.impressions === b.impressions && a.spendMicros === b.spendMicros) continue;
+      const [p, adv, cmp] = key.split('|');
+      result.differences.push({ source, periodStart: Number(p), advertiserId: adv, campaignId: cmp, recomputed: a, billed: b });
+    }
   }
   result.ok = result.differences.length === 0;
   return result;
@@ -154,8 +170,8 @@ export async function recordReconciliation(ch: ClickHouseClient, database: strin
 }
 
 export function formatDifference(d: ReconcileDifference): string {
-  const show = (x: ReconcileDifference['ledger']) => (x === null ? 'missing' : `${x.impressions} impressions, ${x.spendMicros} micros`);
-  return `${new Date(d.periodStart).toISOString()} ${d.advertiserId} ${d.campaignId}: ledger ${show(d.ledger)}; recomputed from Kafka ${show(d.recomputed)}`;
+  const show = (x: ReconcileDifference['billed']) => (x === null ? 'missing' : `${x.impressions} impressions, ${x.spendMicros} micros`);
+  return `${new Date(d.periodStart).toISOString()} ${d.advertiserId} ${d.campaignId}: ${d.source} ${show(d.billed)}; recomputed from Kafka ${show(d.recomputed)}`;
 }
 
 /** The aggregator group's committed offsets (read without joining the group). */
