@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { encodeWatermark, encodeWindowRow } from '../../server/src/aggregator/count-record.js';
 import type { WindowRow } from '../../server/src/aggregator/core/types.js';
+import { encodePeriodClose, periodCloseProblem, type PeriodCloseRecord } from '../../server/src/contracts/period-close-record.js';
 import { RowBatch } from '../../server/src/sink/index.js';
 
 const T0 = Date.UTC(2025, 10, 26, 12, 0, 0);
@@ -9,6 +10,23 @@ function row(over: Partial<WindowRow> = {}): WindowRow {
   return {
     windowStart: T0, windowEnd: T0 + 60_000, advertiserId: 'adv-1', campaignId: 'cmp-1', sourcePartition: 0,
     impressions: 10, spendMicros: 1_000n, duplicates: 0, version: 1, final: false, revised: false, ...over,
+  };
+}
+
+const H = 3_600_000;
+function close(over: Partial<Omit<PeriodCloseRecord, 'type'>> = {}): Omit<PeriodCloseRecord, 'type'> {
+  return {
+    period_start: T0, period_end: T0 + H, source_partition: 2, closed_at: T0 + H + 70_123, watermark: T0 + H + 65_000,
+    rows: [
+      { advertiser_id: 'adv-1', campaign_id: 'cmp-1', impressions: 7, spend_micros: 1_500, duplicates: 1 },
+      { advertiser_id: 'adv-1', campaign_id: 'cmp-2', impressions: 1, spend_micros: '9007199254740993', duplicates: 0 },
+    ],
+    late_unbillable: [{ advertiser_id: 'adv-1', original_period_start: T0 - 2 * H, events: 3 }],
+    lineage: {
+      source: { topic: 'impressions', partition: 2, first_offset: 10, close_offset: 500 },
+      repartition: { topic: 'aggregator-repartition', partition: 2, first_offset: null, close_offset: 4 },
+    },
+    ...over,
   };
 }
 
@@ -110,6 +128,55 @@ describe('sink RowBatch', () => {
     assert.equal(b.rowCount, 0);
     assert.equal(b.records, 8);
     assert.deepEqual(b.offsets(), [{ partition: 0, offset: 8 }]);
+  });
+
+  it('a period close becomes ledger rows, late rows and its close row, inserted after the window rows and before the watermarks', () => {
+    const b = new RowBatch();
+    b.add(0, 0, wm(2, T0 + H + 65_000));
+    assert.deepEqual(b.add(0, 1, encodePeriodClose(close())), { kind: 'period_close' });
+    b.add(0, 2, encodeWindowRow(row({ sourcePartition: 2 })));
+    assert.equal(b.closeCount, 1);
+    assert.equal(b.rowCount, 1 + 2 + 1 + 1 + 1);
+    const inserts = b.inserts();
+    assert.deepEqual(inserts.map((i) => i.table), ['impression_counts', 'billing_ledger', 'billing_late', 'period_closes', 'partition_watermarks'],
+      'a close row lands after its ledger rows; a watermark after everything it closes');
+    const s = T0 / 1000;
+    assert.deepEqual(inserts[1].values, [
+      { period_start: s, advertiser_id: 'adv-1', campaign_id: 'cmp-1', source_partition: 2, impressions: 7, spend_micros: 1_500, duplicates: 1, closed_at: s + 3670 },
+      { period_start: s, advertiser_id: 'adv-1', campaign_id: 'cmp-2', source_partition: 2, impressions: 1, spend_micros: '9007199254740993', duplicates: 0, closed_at: s + 3670 },
+    ], 'spend above 2^53 stays a digit string');
+    assert.deepEqual(inserts[2].values, [{ arrival_period: s, advertiser_id: 'adv-1', original_period: s - 7200, source_partition: 2, events: 3 }]);
+    assert.deepEqual(inserts[3].values, [{
+      period_start: s, source_partition: 2, closed_at: s + 3670, watermark_ms: T0 + H + 65_000, ledger_rows: 2,
+      source_topic: 'impressions', source_first_offset: 10, source_close_offset: 500,
+      repartition_topic: 'aggregator-repartition', repartition_first_offset: -1, repartition_close_offset: 4,
+    }], 'no contributing offset is stored as -1');
+    // An empty close (the partition held nothing of the hour) still says the hour is closed there.
+    const empty = new RowBatch();
+    empty.add(1, 0, encodePeriodClose(close({ rows: [], late_unbillable: [] })));
+    assert.deepEqual(empty.inserts().map((i) => i.table), ['period_closes']);
+  });
+
+  it('a malformed period close is poison, named by its first bad field', () => {
+    assert.equal(periodCloseProblem(close()), null);
+    const cases: Array<[Partial<Omit<PeriodCloseRecord, 'type'>>, string]> = [
+      [{ period_start: T0 + 1 }, 'bad_period_start'],
+      [{ period_end: T0 + 2 * H }, 'bad_period_end'],
+      [{ source_partition: 70_000 }, 'bad_source_partition'],
+      [{ closed_at: -1 }, 'bad_closed_at'],
+      [{ watermark: 1.5 }, 'bad_watermark'],
+      [{ rows: [{ advertiser_id: "adv'1", campaign_id: 'c', impressions: 1, spend_micros: 1, duplicates: 0 }] }, 'bad_rows'],
+      [{ rows: [{ advertiser_id: 'a', campaign_id: 'c', impressions: 1, spend_micros: '1e9', duplicates: 0 }] }, 'bad_rows'],
+      [{ rows: [{ advertiser_id: 'a', campaign_id: 'c', impressions: -1, spend_micros: 1, duplicates: 0 }] }, 'bad_rows'],
+      [{ late_unbillable: [{ advertiser_id: 'a', original_period_start: T0 + 5, events: 1 }] }, 'bad_late_unbillable'],
+      [{ lineage: { source: { topic: 'impressions', partition: 2, first_offset: 10, close_offset: 500 }, repartition: { topic: 'r', partition: 2, first_offset: -4, close_offset: 4 } } }, 'bad_lineage'],
+    ];
+    for (const [over, reason] of cases) {
+      assert.equal(periodCloseProblem(close(over)), reason, JSON.stringify(over));
+      const b = new RowBatch();
+      assert.deepEqual(b.add(0, 0, encodePeriodClose(close(over))), { kind: 'poison', reason }, JSON.stringify(over));
+      assert.equal(b.rowCount, 0);
+    }
   });
 
   it('clear() empties rows, watermarks, offsets and the time bound', () => {

@@ -6,7 +6,7 @@ export { readinessCheck, type Readiness } from './health.js';
 export { ApiError, errorBody, isClickHouseUnavailable, type ApiErrorBody } from './http-errors.js';
 export {
   parseCountsQuery, parseAdvertiserFilter, parseTimeParam, type CountsQuery,
-  ID_PATTERN, MAX_RANGE_DAYS, MAX_RANGE_MS, DEFAULT_RANGE_MS, DEFAULT_GRANULARITY, GRANULARITIES,
+  MAX_RANGE_DAYS, MAX_RANGE_MS, DEFAULT_RANGE_MS, DEFAULT_GRANULARITY, GRANULARITIES,
 } from './query-params.js';
 export { countsSql, campaignsSql, advertisersSql, countsResponse, exactNumber, MAX_COUNT_ROWS } from './read-queries.js';
 export type * from './api-types.js';

@@ -5,10 +5,10 @@
  * Pure: no I/O, unit-tested.
  */
 import { z } from 'zod';
+import { ID_PATTERN } from '../contracts/ids.js';
 import type { Granularity } from './api-types.js';
 import { ApiError, badRequest } from './http-errors.js';
 
-export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export const DAY_MS = 86_400_000;
 /** Longest counts range: three months and a bit, enough for any quarter. */
 export const MAX_RANGE_DAYS = 93;

@@ -18,7 +18,8 @@ import { microsJson, parseUInt64 } from '../contracts/micros.js';
 import { maturityOf, periodRowsSql, queryFrontier, type Frontier } from '../ledger/index.js';
 import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Micros } from './api-types.js';
 import { badRequest } from './http-errors.js';
-import { ID_PATTERN, type CountsQuery } from './query-params.js';
+import { ID_PATTERN } from '../contracts/ids.js';
+import type { CountsQuery } from './query-params.js';
 
 /** Most rows one counts answer holds; beyond it the caller is asked for a shorter range or a coarser granularity. */
 export const MAX_COUNT_ROWS = 50_000;

@@ -15,7 +15,8 @@
  * repeated or nested values (`?a=1&a=2`, `?a[b]=1`) are refused, unknown parameters ignored.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { ID_PATTERN, MAX_TIME_MS, parseTimeParam } from '../api/query-params.js';
+import { MAX_TIME_MS, parseTimeParam } from '../api/query-params.js';
+import { ID_PATTERN } from '../contracts/ids.js';
 
 export type BillingGranularity = 'hour' | 'day';
 export type BillingFormat = 'csv' | 'json';

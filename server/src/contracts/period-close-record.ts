@@ -21,10 +21,19 @@ export interface PeriodCloseRecord {
   closed_at: number;
   /** The partition's watermark at the close. */
   watermark: number;
-  rows: Array<{ advertiser_id: string; campaign_id: string; impressions: number; spend_micros: number | string; duplicates: number }>;
+  rows: CloseRow[];
   /** Events refused as too_late while this partition's watermark was in this period, by their own period. */
   late_unbillable: Array<{ advertiser_id: string; original_period_start: number; events: number }>;
   lineage: { source: InputRange; repartition: InputRange };
+}
+
+/** One campaign's numbers in a closed period (spend: a number, or digits above 2^53). */
+export interface CloseRow {
+  advertiser_id: string;
+  campaign_id: string;
+  impressions: number;
+  spend_micros: number | string;
+  duplicates: number;
 }
 
 export interface InputRange {

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { scanImpression } from './scan-impression.js';
 import type { DeadLetterReason, Impression, ParseResult } from './types.js';
+import { ID_PATTERN } from '../contracts/ids.js';
 
 /** Largest accepted Kafka value; checked before decoding so a huge record costs nothing to refuse. */
 export const MAX_EVENT_BYTES = 16384;
@@ -15,7 +16,6 @@ export const MAX_COST_MICROS = 1_000_000_000_000;
 const MAX_EPOCH_MS = 8.64e15;
 
 // Compiled once at module load: the hot path only runs them.
-const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** ISO-8601 date-time with a mandatory zone (Z or ±hh:mm); seconds and fraction optional. */
 const ISO_WITH_ZONE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
 

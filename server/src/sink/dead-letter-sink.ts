@@ -16,6 +16,7 @@ import type { TallyConfig } from '../config/index.js';
 import { isKafkaError, kafkaError } from '../errors.js';
 import { parseImpression } from '../impression/index.js';
 import type { Logger } from '../observability/index.js';
+import { ID_PATTERN } from '../contracts/ids.js';
 
 const MAX_CONSUME = 5_000;
 const POLL_MS = 200;
@@ -25,7 +26,6 @@ const SHUTDOWN_GRACE_MS = 10_000;
 /** Values larger than this are not parsed for advertiser and time (they are too_large letters anyway). */
 const MAX_PARSE_BYTES = 1 << 20;
 const MAX_DATETIME_S = 4_294_967_295;
-const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_UINT16 = 65_535;
 
 /** A row of `dead_letters` as sent in JSONEachRow (event_ts as epoch seconds). */

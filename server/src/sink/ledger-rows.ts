@@ -3,16 +3,12 @@
  * counts and its close row with the lineage (DateTime as epoch seconds, as JSONEachRow takes them).
  * The close row goes in last: its presence says the close's ledger rows are in.
  */
-import type { PeriodCloseRecord } from '../contracts/period-close-record.js';
+import type { CloseRow, PeriodCloseRecord } from '../contracts/period-close-record.js';
 
-export interface LedgerRow {
+/** A row of `billing_ledger`: a close's row, with its period, partition and close time. */
+export interface LedgerRow extends CloseRow {
   period_start: number;
-  advertiser_id: string;
-  campaign_id: string;
   source_partition: number;
-  impressions: number;
-  spend_micros: number | string;
-  duplicates: number;
   closed_at: number;
 }
 
