@@ -2,9 +2,12 @@
  * The billing page in a real browser against the real pipeline: Kafka → aggregator (exactly once)
  * → `tally sink` → ClickHouse → `tally api` → the production Vue build in headless Chromium.
  * An advertiser previews today's statement (provisional) and sees exactly the ground truth's
- * total; the downloaded CSV (an authorized fetch saved through a Blob URL) has the same totals
- * line and a valid SHA-256 trailer; the advertiser can pick only its own advertiser, and a
- * forced request for another one shows the API's 403 message.
+ * total, every row's maturity, and exactly the impressions that arrived too late for their own
+ * (final) hour (late_unbillable, by original hour); the downloaded CSV (an authorized fetch saved
+ * through a Blob URL) has the same totals line and a valid SHA-256 trailer; the periods table
+ * shows the hour made final here as final (since when, every partition closed) and the current
+ * hour live with an estimate; yesterday's statement is final with its final_at; the advertiser
+ * can pick only its own advertiser, and a forced request for another one shows the API's 403 message.
  *
  * Screenshots go to test-artifacts/dashboard-billing-*.png.
  */
@@ -16,12 +19,17 @@ import type { Browser } from 'playwright-core';
 import { ensureWebBuild } from '../../server/src/api/web-assets.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
-import { formatVerifyReport, generate, verify, type GroundTruth } from '../../server/src/tools/index.js';
+import { homePartition } from '../../server/src/impression/index.js';
+import { DeliveringProducer } from '../../server/src/kafka/index.js';
+import { queryFrontier } from '../../server/src/ledger/index.js';
+import { buildEventPlan, formatVerifyReport, planContext, producePlan, randomSeed, verify, type GroundTruth } from '../../server/src/tools/index.js';
 import { launchChromium, parseMicros, textOf } from './browser.js';
 import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, type Sandbox } from './harness.js';
-import { Pipeline } from './pipeline.js';
+import { awaitFinal, Pipeline } from './pipeline.js';
 
 const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+const isoUtc = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 const say = (m: string) => process.stderr.write(`      [billing-e2e] ${m}\n`);
 
 
@@ -50,10 +58,25 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
   let baseUrl: string;
   let browser: Browser | undefined;
   let truth: GroundTruth;
+  /** Periods starting before this are final (after the run); the newest final hour is finalBefore - 1 h. */
+  let finalBefore = 0;
+  /** A's impressions that arrived too late for their own hour, per that hour (ISO): what late_unbillable must say. */
+  const lateOfA = new Map<string, bigint>();
   const prefix = `bill${crypto.randomBytes(3).toString('hex')}-`;
   const advA = `${prefix}adv-1`;
   const advB = `${prefix}adv-2`;
   let tokenA = '';
+
+  /** Hand-made impressions, keyed by id (read at their home partition); resolves on the broker's acks. */
+  async function produce(events: Array<{ impression_id: string }>): Promise<void> {
+    const producer = new DeliveringProducer(sb.config.kafka.brokers, { 'client.id': 'billing-e2e' });
+    await producer.connect();
+    try {
+      await producer.send(events.map((e) => ({ topic: sb.config.topics.impressions, partition: null, key: e.impression_id, value: Buffer.from(JSON.stringify(e)) })));
+    } finally {
+      await producer.disconnect();
+    }
+  }
 
   before(async function () {
     const built = ensureWebBuild(say);
@@ -75,11 +98,56 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
     api = new RoleProcess('api', { ...sb.env, TALLY_HTTP_PORT: String(port), TALLY_HTTP_HOST: '127.0.0.1' }, ['--no-web-build']);
     await eventually('tally api to answer /healthz', async () => (await fetch(`${baseUrl}/healthz`)).ok, 60_000, 200);
 
+    // A backfill first: one impression of another advertiser (outside the truth) stamped in the hour
+    // before last, on each partition ahead of everything else. Each partition's ledger then starts at
+    // that hour, which becomes final once event time is 1 h 30 s (lateness + dedup horizon) past its end.
+    const H = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+    const backfill = new Map<number, { impression_id: string; ts: number; advertiser_id: string; campaign_id: string; cost_micros: number }>();
+    for (let i = 0; backfill.size < sb.config.partitions; i++) {
+      const id = `${prefix}backfill-${i}`;
+      const home = homePartition(id, sb.config.partitions);
+      if (!backfill.has(home)) backfill.set(home, { impression_id: id, ts: H - 2 * HOUR_MS + 60_000 + i, advertiser_id: 'backfill', campaign_id: 'backfill-cmp', cost_micros: 1_000 });
+    }
+    await produce([...backfill.values()]);
+
     // Impressions for A and B (duplicates, late and too-late events included), counted exactly before the page looks.
-    truth = await generate(sb.config, { count: 2_000, advertisers: 2, campaigns: 3, idPrefix: prefix, duplicates: 0.1, bad: 3, tooLate: 2, lateWithinHorizon: 8 });
+    const plan = buildEventPlan({ count: 2_000, advertisers: 2, campaigns: 3, idPrefix: prefix, duplicates: 0.1, bad: 3, tooLate: 2, lateWithinHorizon: 8, seed: randomSeed() },
+      planContext(sb.config, Date.now()));
+    await producePlan(sb.config, plan);
+    truth = plan.truth;
     const result = await verify(sb.config, truth, { timeoutMs: 120_000, stableMs: 1_000 });
     assert.ok(result.ok, `ClickHouse differs from the ground truth:\n${formatVerifyReport(result)}\n${pipeline.logs()}`);
     say(`generated ${truth.counts.sent} records; ClickHouse equals the truth after ${result.elapsedMs} ms`);
+    const addLate = (e: { advertiser_id: string; ts: number }) => {
+      if (e.advertiser_id !== advA) return;
+      const hour = isoUtc(e.ts - (e.ts % HOUR_MS));
+      lateOfA.set(hour, (lateOfA.get(hour) ?? 0n) + 1n);
+    };
+    for (const r of plan.records) if (r.kind === 'too_late') addLate(JSON.parse(r.value) as { advertiser_id: string; ts: number });
+
+    // Event time moves on until the hour before last is final (closed in every partition)…
+    await awaitFinal(sb.config, H - HOUR_MS);
+    const ch2 = createClickHouse(sb.config);
+    try {
+      finalBefore = (await queryFrontier(ch2, sb.config.clickhouse.database, sb.config.partitions)).finalBefore ?? 0;
+    } finally {
+      await ch2.close();
+    }
+    // … then 3 impressions of A stamped in that final hour arrive: unbillable, reported by arrival in today's statement.
+    const late = Array.from({ length: 3 }, (_, i) => ({
+      impression_id: `${prefix}final-late-${i}`, ts: finalBefore - HOUR_MS + 60_000 + i, advertiser_id: advA, campaign_id: `${advA}-cmp-1`, cost_micros: 1_000,
+    }));
+    await produce(late);
+    late.forEach(addLate);
+    const lateTotal = [...lateOfA.values()].reduce((a, b) => a + b, 0n);
+    const today = new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+    const tomorrow = new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS + DAY_MS).toISOString().slice(0, 10);
+    await eventually(`A's ${lateTotal} late events in today's statement`, async () => {
+      const res = await fetch(`${baseUrl}/api/v1/billing/export?advertiser_id=${advA}&from=${today}&to=${tomorrow}&format=json`, { headers: { Authorization: `Bearer ${tokenA}` } });
+      const body = await res.json() as { late_unbillable?: { events: string } };
+      return body.late_unbillable?.events === lateTotal.toString();
+    }, 60_000, 250);
+    say(`final before ${isoUtc(finalBefore)}; A's late, unbillable events: ${[...lateOfA].map(([h, n]) => `${h} ${n}`).join(', ')}`);
 
     browser = await launchChromium(say);
     fs.mkdirSync(artifactsDir, { recursive: true });
@@ -131,7 +199,27 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
       const rowCount = await page.locator('[data-testid=billing-row]').count();
       assert.ok(rowCount >= 1, 'rows shown');
       assert.match((await textOf(page, 'billing-sha256', 5_000)) ?? '', /^[0-9a-f]{64}$/);
-      say(`preview: ${shownImpressions} impressions in ${rowCount} rows, too_late ${await textOf(page, 'billing-too-late', 5_000)}`);
+      // Every row and the totals say how settled they are: today is still open, so the totals are live.
+      const rowMaturities = await page.locator('[data-testid=billing-row] [data-testid=maturity-badge]').evaluateAll((els) => els.map((e) => e.getAttribute('data-maturity')));
+      assert.equal(rowMaturities.length, rowCount, 'a maturity badge on every row');
+      assert.ok(rowMaturities.every((m) => m === 'live' || m === 'provisional' || m === 'final'), `row maturities: ${rowMaturities.join(', ')}`);
+      assert.equal(await page.locator('[data-testid=billing-totals-row]').getAttribute('data-maturity'), 'live', "today's totals are live");
+      assert.match((await page.locator('[data-testid=billing-totals-row] [data-testid=maturity-badge]').textContent()) ?? '', /live/);
+      // The impressions that came too late for their own (final) hour: counted by arrival, per original hour, not billed.
+      const lateTotal = [...lateOfA.values()].reduce((a, b) => a + b, 0n);
+      assert.equal(parseCount(await textOf(page, 'billing-late-unbillable', 5_000)), lateTotal, 'late, not billed = the too-late events of A');
+      const lateRows = await page.locator('[data-testid=billing-late-period]').evaluateAll((els) => els.map((e) => [
+        e.getAttribute('data-period-start'), e.querySelector('td.r')?.textContent?.trim() ?? '']));
+      assert.deepEqual(lateRows, [...lateOfA].sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, n]) => [h, n.toString()]), 'late events per original hour');
+      assert.match((await textOf(page, 'billing-late', 5_000)) ?? '', /never billed/);
+      // Lineage: today's final hours (if today has any yet) name every partition's offsets.
+      if (finalBefore - HOUR_MS >= dayStart) {
+        assert.equal(await page.locator('[data-testid=billing-lineage-row]').count(), sb.config.partitions, 'lineage: one row per partition');
+        assert.match((await page.locator('[data-testid=billing-lineage-row]').first().textContent()) ?? '', /impressions \[[\d,–]+, [\d,]+\)/);
+      } else {
+        await page.locator('[data-testid=billing-lineage-empty]').waitFor({ timeout: 5_000 });
+      }
+      say(`preview: ${shownImpressions} impressions in ${rowCount} rows, late and unbillable ${await textOf(page, 'billing-late-unbillable', 5_000)}`);
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-billing.png'), fullPage: true });
 
       // Download (CSV): an authorized fetch saved as tally-<advertiser>-<from>-<to>.csv.
@@ -157,6 +245,32 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
       assert.equal(crypto.createHash('sha256').update(csv.slice(0, trailer.index + 1)).digest('hex'), trailer[1], 'the sha256 trailer matches the file');
       await page.locator('[data-testid=billing-downloaded]').waitFor({ timeout: 5_000 });
       assert.equal(await page.locator('[data-testid=billing-error]').count(), 0);
+      assert.ok(lines.includes(`# late_unbillable: ${lateTotal}`), 'the file reports the late events');
+
+      // The periods table: the hour made final above is final (since when, closed by every partition); the current one is live.
+      const finalRow = page.locator(`[data-testid=period-row][data-period-start="${isoUtc(finalBefore - HOUR_MS)}"]`);
+      await finalRow.waitFor({ timeout: 20_000 });
+      assert.equal(await finalRow.getAttribute('data-maturity'), 'final');
+      assert.match((await finalRow.locator('[data-testid=maturity-badge]').textContent()) ?? '', /final/);
+      assert.match((await finalRow.locator('[data-testid=period-finality]').textContent()) ?? '', /^final since (\d{2}:\d{2}:\d{2} UTC|\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC)$/);
+      assert.equal((await finalRow.locator('[data-testid=period-closed]').textContent())?.trim(), `${sb.config.partitions}/${sb.config.partitions}`);
+      const newest = page.locator('[data-testid=period-row]').first();
+      assert.equal(await newest.getAttribute('data-maturity'), 'live', 'the current hour is live');
+      assert.match((await newest.locator('[data-testid=period-finality]').textContent()) ?? '', /^expected final ~/);
+      assert.match((await textOf(page, 'billing-periods-explain', 5_000)) ?? '', /final once every partition's watermark has passed its end/);
+      await page.locator('[data-testid=billing-periods]').screenshot({ path: path.join(artifactsDir, 'dashboard-billing-periods.png') });
+
+      // Yesterday, once every hour of it is final: a final statement, with when it became final.
+      if (finalBefore >= dayStart) {
+        await page.locator('[data-testid=billing-preset-yesterday]').click();
+        await page.locator('[data-testid=billing-preview-button]').click();
+        await page.locator('[data-testid=billing-status][data-status=final]').waitFor({ timeout: 30_000 });
+        assert.match((await textOf(page, 'billing-final-at', 5_000)) ?? '', /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/);
+        assert.match((await textOf(page, 'billing-status-explain', 5_000)) ?? '', /final \(since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\)/);
+        await page.screenshot({ path: path.join(artifactsDir, 'dashboard-billing-final.png'), fullPage: true });
+      } else {
+        say('yesterday is not final yet (the first hour of the UTC day): its final statement is not checked');
+      }
 
       // A forced request for B (the select tampered with): the API refuses, the page shows its 403 message.
       await page.evaluate(`(() => {

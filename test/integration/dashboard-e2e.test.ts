@@ -247,6 +247,13 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
         await eventually(`campaign ${campaignId} row`, async () => parseCount(await textOf(page, `campaign-impressions-${campaignId}`)) === expectedA.today(Date.now(), campaignId).impressions, 10_000, 100);
       }
       await eventually("A's spend today to the micro", async () => parseMicros(await textOf(page, 'total-spend-today')) === expectedA.today().spendMicros, 10_000, 100);
+      // Each campaign says how settled its total is (the least settled of its windows).
+      for (const campaignId of expectedA.campaigns.keys()) {
+        const badge = page.locator(`[data-testid="campaign-maturity-${campaignId}"] [data-testid=maturity-badge]`);
+        const maturity = await badge.getAttribute('data-maturity', { timeout: 5_000 });
+        assert.ok(maturity === 'live' || maturity === 'provisional' || maturity === 'final', `campaign ${campaignId} maturity ${maturity}`);
+        assert.ok(((await badge.textContent()) ?? '').includes(maturity), 'the badge says it in words');
+      }
 
       // 2. Live increments, small batches with exact duplicates, and B traffic in between: each new exact total, timed.
       const campaignA = [...expectedA.campaigns.keys()][0];
@@ -325,6 +332,10 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-pipeline.png'), fullPage: true });
       assert.equal(state, 'true', `the pipeline page is not exact: ${await badge.textContent()}`);
       assert.ok(parseCount(await textOf(page, 'pipeline-duplicates')) >= 0);
+      // No `tally reconcile` ran on this sandbox: the card says so and how to run it.
+      const recon = page.locator('[data-testid=reconciliation]');
+      assert.equal(await recon.getAttribute('data-state', { timeout: 5_000 }), 'never');
+      assert.match((await recon.textContent()) ?? '', /Last reconciliation.*never run.*tally reconcile --from \d{4}-\d{2}-\d{2}T\d{2}:00:00Z --to \d{4}-\d{2}-\d{2}T\d{2}:00:00Z/s);
       assert.deepEqual(pageErrors, []);
     } finally {
       await context.close();

@@ -4,9 +4,10 @@
  * billing export rows: server/src/billing/export-format.ts.
  */
 export type {
-  AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, MeResponse, PipelineStatus,
+  AdvertisersResponse, BillingPeriodsResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Maturity, MeResponse,
+  PeriodStatus, PipelineStatus, ReconciliationRun,
 } from '../../server/src/api/api-types';
 export type {
   ClientToServerEvents, LiveSnapshot, LiveUpdate, LiveWindowRow, ServerToClientEvents,
 } from '../../server/src/live/live-protocol';
-export type { ExportRow, ExportStatus, ExportTotals } from '../../server/src/billing/export-format';
+export type { ExportRow, ExportStatus, ExportTotals, JsonExportHeader } from '../../server/src/billing/export-format';

@@ -67,6 +67,35 @@ export function formatUtcDateTime(ms: number): string {
   return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${formatUtcTime(ms)} UTC`;
 }
 
+/** Epoch ms → "14:05:30 UTC" on the same UTC day as `now`, else "2025-11-25 14:05 UTC". */
+export function formatUtcWhen(ms: number, now: number): string {
+  const sameDay = Math.floor(ms / 86_400_000) === Math.floor(now / 86_400_000);
+  return sameDay ? `${formatUtcTime(ms, true)} UTC` : formatUtcDateTime(ms);
+}
+
+/** The UTC hour starting at `ms` → "2025-11-26 14:00–15:00". */
+export function formatUtcHour(ms: number): string {
+  return `${formatUtcDateTime(ms).slice(0, -4)}–${formatUtcTime(ms + 3_600_000)}`;
+}
+
+/** Epoch ms → "2025-11-26T14:00:00Z" (ISO without zero milliseconds, as the API and the CLI write it). */
+export function isoUtc(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return iso.endsWith('.000Z') ? `${iso.slice(0, -5)}Z` : iso;
+}
+
+/** A configured duration, exact (no rounding): 3_630_000 → "1 h 30 s", 90_000 → "1 min 30 s", 250 → "250 ms". */
+export function formatSpan(ms: number): string {
+  const parts: string[] = [];
+  let rest = Math.max(0, Math.round(ms));
+  for (const [unit, size] of [['h', 3_600_000], ['min', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n > 0) parts.push(`${n} ${unit}`);
+  }
+  return parts.length > 0 ? parts.join(' ') : '0 s';
+}
+
 /** A duration in ms → "850 ms", "12.3 s", "4 min 05 s", "2 h 10 min". */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return '–';

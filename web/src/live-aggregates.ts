@@ -3,7 +3,8 @@
  * per-campaign table, the per-window chart series. Impressions are summed as numbers (exact
  * below 2^53), spend as bigint micros so no sum can leave the exact range.
  */
-import type { LiveWindowRow } from './contracts';
+import type { LiveWindowRow, Maturity } from './contracts';
+import { leastMature } from './maturity';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
@@ -19,6 +20,8 @@ export interface CampaignTotals extends Totals {
   campaignId: string;
   /** Newest window with data, epoch ms. */
   lastWindow: number;
+  /** The least settled of its windows' (live while one of them is open). */
+  maturity: Maturity;
 }
 
 export interface WindowBucket {
@@ -74,9 +77,10 @@ export function campaignTotals(rows: Iterable<LiveWindowRow>, from: number): Cam
     const key = `${r.advertiserId}|${r.campaignId}`;
     let c = by.get(key);
     if (!c) {
-      c = { advertiserId: r.advertiserId, campaignId: r.campaignId, ...emptyTotals(), lastWindow: r.windowStart };
+      c = { advertiserId: r.advertiserId, campaignId: r.campaignId, ...emptyTotals(), lastWindow: r.windowStart, maturity: r.maturity };
       by.set(key, c);
     }
+    c.maturity = leastMature(c.maturity, r.maturity);
     c.impressions += r.impressions;
     c.spendMicros += BigInt(r.spendMicros);
     c.duplicates += r.duplicates;

@@ -5,11 +5,12 @@
  * Authorization header). Periods are picked as whole UTC days, the end day inclusive in the UI
  * and exclusive (`to` = the day after) on the wire.
  *
- * Row and totals types come from server/src/billing/export-format.ts (numbers are exact decimal strings).
+ * Header, row and totals types come from server/src/billing/export-format.ts (numbers are exact
+ * decimal strings; every row and the totals carry their maturity).
  */
 import { computed, ref, shallowRef } from 'vue';
 import { ApiError, fetchJson } from '../api-client';
-import type { ExportRow, ExportStatus, ExportTotals } from '../contracts';
+import type { ExportRow, ExportStatus, ExportTotals, JsonExportHeader } from '../contracts';
 import { useSessionStore } from '../stores/session';
 
 export type BillingGranularity = 'day' | 'hour';
@@ -17,15 +18,16 @@ export type BillingFormat = 'csv' | 'json';
 export type BillingStatus = ExportStatus;
 export type BillingExportRow = ExportRow;
 export type BillingExportTotals = ExportTotals;
+/** Impressions that arrived in the range too late for their own, already final hour: reported by arrival, never billed. */
+export type BillingLateUnbillable = JsonExportHeader['late_unbillable'];
+/** Per partition, the Kafka offset ranges [first, close) of both inputs the final numbers came from. */
+export type BillingLineage = JsonExportHeader['lineage'];
 
-/** The JSON export (format=json). */
-export interface BillingExportJson {
-  status: BillingStatus;
-  advertiser_id: string;
-  from: string;
-  to: string;
-  granularity: BillingGranularity;
-  too_late_events: string;
+/**
+ * The JSON export (format=json): the header (status; final_at for final statements only;
+ * late_unbillable; lineage), generated_at (provisional only), the rows, the totals and the digest.
+ */
+export interface BillingExportJson extends JsonExportHeader {
   generated_at?: string;
   rows: BillingExportRow[];
   totals: BillingExportTotals;

@@ -1,0 +1,28 @@
+/**
+ * How settled a number is (server/src/contracts/maturity.ts): the words the dashboard shows for
+ * each maturity, and the least settled of several (a campaign's total is as settled as its least
+ * settled window). Pure: no Vue.
+ */
+import type { Maturity } from './contracts';
+
+export const MATURITY_INFO: Record<Maturity, { label: string; mark: string; title: string }> = {
+  live: {
+    label: 'live', mark: '●',
+    title: 'Live: its windows are still open, so late impressions may still add to it.',
+  },
+  provisional: {
+    label: 'provisional', mark: '◐',
+    title: 'Provisional: its windows are closed, but its billing hour is not final yet; an impression within the dedup horizon may still revise it.',
+  },
+  final: {
+    label: 'final', mark: '✓',
+    title: 'Final: in the immutable billing ledger; it never changes again, whatever arrives later.',
+  },
+};
+
+const ORDER: Record<Maturity, number> = { live: 0, provisional: 1, final: 2 };
+
+/** The least settled of two. */
+export function leastMature(a: Maturity, b: Maturity): Maturity {
+  return ORDER[a] <= ORDER[b] ? a : b;
+}
