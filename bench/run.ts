@@ -268,7 +268,7 @@ function billingSection(r: LedgerReadsResult): string {
   return [
     `${BILLING_HEADING}`,
     '',
-    `Measured by \`npm run bench -- --only billing\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${r.statement.length} runs of each read, alternating.`,
+    `Measured by \`${COMMAND}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${r.statement.length} runs of each read, alternating.`,
     'One advertiser, 1,000 campaigns, a closed month written over 8 partitions as the pipeline would have (5.76 M window',
     'rows, the same counts in the billing ledger and its roll-up). Both ways of reading must return the same rows and sums',
     'or the bench fails (bench/ledger-reads.ts). The statement is timed through `runExport`, as the export route serves it.',
@@ -286,6 +286,7 @@ function billingSection(r: LedgerReadsResult): string {
   ].join('\n');
 }
 const BILLING_HEADING = '## Billing reads over a closed month';
+const COMMAND = ['npm run bench', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
 
 const measured = await measure();
 await stopStartedStack();
@@ -308,11 +309,10 @@ if (measured.ledgerReads) {
 if (ONLY.has('throughput') || ONLY.has('latency') || ONLY.has('memory')) {
   const { tables, goals } = report(measured);
   process.stdout.write(`\n${goals}\n\n${tables}\n`);
-  const command = ['npm run bench', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
   const doc = `# Benchmarks
 
-Measured by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${machine}), against the
+Measured by \`${COMMAND}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${machine}), against the
 local stack (Kafka 4.1.1 KRaft, ClickHouse 18.16), in ${minutes} min. Every figure is the median of ${RUNS} runs made in this
 one bench run; contenders take turns in each round, so the machine's noise (it is shared) falls on all of them. Compare
 figures of one run with each other, not across days.
