@@ -234,7 +234,9 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
       for (const [adv, token] of [[ADV1, tok.adv1], [ADV2, tok.adv2], [ADV1_UPPER, tok.admin]] as const) {
         const a = await call<CountsResponse>(base, `/api/v1/counts?advertiser_id=${adv}&from=${from}&to=${to}&granularity=window`, { token });
         assert.equal(a.status, 200, JSON.stringify(a.body));
-        const actual = a.body.rows.map(({ duplicates: _d, ...r }) => r);
+        // Every row says how settled it is: these hours are live or provisional (none can be final yet).
+        for (const r of a.body.rows) assert.ok(r.maturity === 'live' || r.maturity === 'provisional', JSON.stringify(r));
+        const actual = a.body.rows.map(({ duplicates: _d, maturity: _m, ...r }) => r);
         last = { adv, actual: actual.length, expected: expectedFor(adv).length };
         if (JSON.stringify(actual) !== JSON.stringify(expectedFor(adv))) return false;
       }
@@ -250,8 +252,9 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
       for (const [adv, token] of [[ADV1, tok.adv1], [ADV2, tok.both], [ADV1_UPPER, tok.admin]] as const) {
         const a = await call<CountsResponse>(base, `/api/v1/counts?advertiser_id=${adv}&from=${new Date(from).toISOString()}&to=${to}&granularity=${granularity}`, { token });
         assert.equal(a.status, 200);
-        const { duplicates: _d, ...totals } = a.body.totals;
+        const { duplicates: _d, maturity, ...totals } = a.body.totals;
         assert.deepEqual(totals, sum(adv), `${adv} ${granularity}`);
+        assert.ok(maturity === 'live' || maturity === 'provisional', `${adv} ${granularity}: ${maturity}`);
         assert.equal(a.body.rows.reduce((s, r) => s + r.impressions, 0), sum(adv).impressions);
         for (const r of a.body.rows) assert.equal(r.advertiserId, adv, 'ids are never normalized: ADV-1 and adv-1 stay apart');
       }

@@ -34,8 +34,9 @@ function promisify<T>(fn: (cb: (err: Kafka.LibrdKafkaError | null | undefined, v
  * Calls onMessage for every record of every partition of `topic`, from the beginning up to the
  * partition's end offset as queried at the start (or `until`; later records are not delivered).
  * With read_committed, transaction markers and aborted records occupy offsets but are never
- * delivered, so a partition is done when a delivered record reaches the end offset or when
- * librdkafka reports partition EOF at or beyond it.
+ * delivered, so a partition is done when a delivered record reaches or passes the end offset, or
+ * when librdkafka reports partition EOF at or beyond it. (A partition written by a transaction
+ * every 100 ms may never report EOF: a record past the end is the only sign.)
  */
 export async function readTopicToEnd(
   brokers: string,
@@ -83,20 +84,31 @@ export async function readTopicToEnd(
     }
     let messages = 0;
     if (pending.size > 0) {
+      // Where each partition got to (EOF offset or last record + 1): the timeout error names it.
+      const reached = new Map<number, number>();
       consumer.on('partition.eof', (e) => {
-        if (e.topic === topic && e.offset >= ends[e.partition]) pending.delete(e.partition);
+        if (e.topic !== topic) return;
+        reached.set(e.partition, e.offset);
+        if (e.offset >= ends[e.partition]) pending.delete(e.partition);
       });
       consumer.setDefaultConsumeTimeout(200);
       consumer.assign([...pending].map((partition) => ({ topic, partition, offset: OFFSET_BEGINNING })));
       while (pending.size > 0) {
         if (Date.now() > deadline) {
-          throw new TallyError(`reading ${topic}: partitions ${[...pending].join(', ')} did not reach their end within ${timeoutMs} ms`, { retriable: true });
+          const where = [...pending].map((p) => `${p} (at ${reached.get(p) ?? 'start'} of ${ends[p]})`).join(', ');
+          throw new TallyError(`reading ${topic}: partitions ${where} did not reach their end within ${timeoutMs} ms`, { retriable: true });
         }
         const batch = await promisify<Kafka.Message[]>((cb) => consumer.consume(1000, (err, m) => cb(err, m)));
         for (const m of batch) {
-          if (m.offset >= ends[m.partition]) continue;
+          if (m.offset >= ends[m.partition]) {
+            // Past the end (the end itself was a transaction marker): done, even if no EOF ever comes
+            // because a producer keeps appending.
+            pending.delete(m.partition);
+            continue;
+          }
           messages++;
           onMessage(m);
+          reached.set(m.partition, m.offset + 1);
           if (m.offset + 1 >= ends[m.partition]) pending.delete(m.partition);
         }
       }
