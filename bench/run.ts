@@ -112,7 +112,7 @@ async function runContender(id: Contender, input: BenchInput, round: number): Pr
     case 'chengine':
       return runClickHouseKafkaEnginePeer({
         brokers: input.brokers, inputTopic: input.topic, partitions: input.partitions, events: input.records, windowMs: input.windowMs,
-        clickhouseUrl: input.config.clickhouse.url, database: `bench_chengine_${process.pid}_${round}`, log,
+        config: input.config, database: `bench_chengine_${process.pid}_${round}`, log,
       });
     case 'kstreams':
       return runKafkaStreamsPeer({

@@ -26,7 +26,7 @@ import { spawn } from 'node:child_process';
 import Kafka from 'node-rdkafka';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse, identifier, queryRows, stringLiteral, uintLiteral } from '../../server/src/clickhouse/index.js';
-import { loadConfig } from '../../server/src/config/index.js';
+import type { TallyConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors.js';
 import { ensureKafkaJars } from '../../server/src/stack/index.js';
 import { sleep } from '../../test/integration/harness.js';
@@ -35,7 +35,9 @@ import type { ContenderResult } from '../lib/contender-result.js';
 
 export interface ClickHouseKafkaEnginePeerOptions {
   brokers: string; inputTopic: string; partitions: number; events: number; windowMs: number;
-  clickhouseUrl: string; database: string; // a scratch database the runner creates and drops
+  /** The bench's config: its ClickHouse (credentials included) and the Kafka jars' cache. */
+  config: TallyConfig;
+  database: string; // a scratch database the runner creates and drops
   log: (msg: string) => void;
   /**
    * kafka_num_consumers (default 1, at most `partitions`). Measured on the 2-core bench box with
@@ -76,7 +78,7 @@ export async function runClickHouseKafkaEnginePeer(opts: ClickHouseKafkaEnginePe
   // restart swallows the LeaveGroup; the broker then waits out the 45 s session timeout).
   const group = `${db.replace(/_/g, '-')}-kafka-engine-${Date.now().toString(36)}`;
 
-  const config = loadConfig({ ...process.env, CLICKHOUSE_URL: opts.clickhouseUrl });
+  const { config } = opts;
   const ch = createClickHouse(config, { application: 'tally-bench-ch-kafka-engine', log: 'off', requestTimeoutMs: 60_000 });
   let offsets: GroupOffsets | undefined;
   let created = false;

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { TallyError } from './errors.js';
 import { describeConfig } from './config/index.js';
+import { redactUrl } from './observability/redact.js';
 import { stackCommand } from './cli/stack-command.js';
 import { migrateCommand } from './cli/migrate-command.js';
 import { startCommand } from './cli/start-command.js';
@@ -41,10 +42,11 @@ program.command('config').description('the environment variables tally reads, wi
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Expected failures (bad config, missing Java…) get one clear line, not a stack trace.
+  // Neither ever shows a URL's user:password@ (redactUrl).
   if (err instanceof TallyError) {
-    process.stderr.write(`tally: ${err.message}\n`);
+    process.stderr.write(`tally: ${redactUrl(err.message)}\n`);
   } else {
-    process.stderr.write(`tally: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(`tally: unexpected error: ${redactUrl(err instanceof Error ? err.stack ?? err.message : String(err))}\n`);
   }
   process.exit(1);
 });

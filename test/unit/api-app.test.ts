@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import zlib from 'node:zlib';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createApiApp, type ApiDeps, type PipelineStatus, type Readiness } from '../../server/src/api/index.js';
@@ -19,6 +20,7 @@ const TOKENS: Record<string, Principal> = {
   ingest: { tokenId: 'a00000000002', name: 'ingest', scopes: ['ingest'] },
   adv1: { tokenId: 'a00000000003', name: 'adv1', scopes: ['advertiser:adv-1'] },
   adv12: { tokenId: 'a00000000004', name: 'adv12', scopes: ['advertiser:adv-1', 'advertiser:adv-2'] },
+  ingestA: { tokenId: 'a00000000005', name: 'ingestA', scopes: ['ingest:adv-1'] },
 };
 
 const econnrefused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:18123'), { code: 'ECONNREFUSED' });
@@ -28,6 +30,11 @@ class FakeVerifier implements TokenVerifier {
   async verify(token: string): Promise<Principal | undefined> {
     if (this.down) throw econnrefused();
     return TOKENS[token];
+  }
+
+  /** The fake's tokens count as seen valid before (the real store remembers verified ids). */
+  recentlyValid(token: string): boolean {
+    return token in TOKENS;
   }
 }
 
@@ -307,6 +314,71 @@ describe('API app (fakes)', () => {
     assertError(await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: `["${'x'.repeat(5 * 1024 * 1024)}"]` }), 413);
   });
 
+  it('ingest: bombs and huge tokens are refused with a 4xx at once, and never hold the event loop', async () => {
+    const MB5 = 5 * 1024 * 1024;
+    const keys: string[] = [];
+    for (let i = 0; keys.length * 12 < MB5 - 100; i++) keys.push(`"k${i}":1`);
+    const bodies: Array<{ name: string; body: string | Buffer; encoding?: string; status: number; message: RegExp }> = [
+      { name: 'gzip bomb', body: zlib.gzipSync(Buffer.alloc(MB5 - 1, '['), { level: 9 }), encoding: 'gzip', status: 413, message: /inflates more than 100 times its size/ },
+      { name: 'br bomb', body: zlib.brotliCompressSync(Buffer.alloc(MB5 - 1, '{')), encoding: 'br', status: 413, message: /inflates more than 100 times its size/ },
+      { name: 'depth bomb', body: `${'['.repeat(2_500_000)}${']'.repeat(2_500_000)}`, status: 400, message: /nesting deeper than 32 levels/ },
+      { name: '5 MB number', body: `[${'1'.repeat(MB5 - 2)}]`, status: 400, message: /a number or literal longer than 64 characters/ },
+      { name: '5 MB object with many keys', body: `[{${keys.join(',')}}]`, status: 400, message: /no valid events/ },
+      { name: 'compress', body: 'x', encoding: 'compress', status: 415, message: /unsupported content encoding "compress"/ },
+    ];
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    for (const b of bodies) {
+      const t0 = performance.now();
+      const a = await call(h.base, '/api/v1/impressions', {
+        token: 'ingest', type: 'application/json', body: b.body, headers: b.encoding === undefined ? {} : { 'content-encoding': b.encoding },
+      });
+      assertError(a, b.status);
+      assert.match((a.body.error as { message: string }).message, b.message, b.name);
+      assert.ok(performance.now() - t0 < 1000, `${b.name}: answered in ${performance.now() - t0} ms`);
+      if (b.name.includes('many keys')) {
+        assert.deepEqual((a.body.errors as Array<{ index: number; reason: string }>).map((e) => [e.index, e.reason]), [[0, 'too_large']], 'refused by size, never parsed');
+      }
+    }
+    delay.disable();
+    // The JSON.parse of the whole body took 0.3–1.7 s for these; sliced, no stretch is more than a few ms.
+    assert.ok(delay.max / 1e6 < 250, `the event loop was held for ${(delay.max / 1e6).toFixed(0)} ms`);
+  });
+
+  it('ingest: an ingest:<id> token ingests that advertiser\'s events only; others refused per event, 403 when that is all', async () => {
+    h.sink.records = [];
+    const post = (body: string, token = 'ingestA', type = 'application/json') => call(h.base, '/api/v1/impressions', { token, type, body });
+    const notAllowed = (index: number, adv: string) => ({ index, reason: 'advertiser_not_allowed', message: `this token may not ingest events of advertiser "${adv}"` });
+
+    const ok = await post(JSON.stringify([event('s-1'), event('s-2')]));
+    assert.equal(ok.status, 202, JSON.stringify(ok.body));
+    assert.deepEqual(ok.body, { accepted: 2, rejected: 0, errors: [] });
+
+    const denied = await post(JSON.stringify([event('s-3', 'adv-2'), event('s-4', 'adv-3'), event('s-4b', 'adv-2')]));
+    assertError(denied, 403);
+    assert.equal((denied.body.error as { message: string }).message,
+      'this token may not ingest events of advertisers "adv-2", "adv-3"; it may ingest advertiser "adv-1" only');
+    assert.deepEqual(denied.body.errors, [notAllowed(0, 'adv-2'), notAllowed(1, 'adv-3'), notAllowed(2, 'adv-2')]);
+    assert.equal(denied.body.accepted, 0);
+    assertError(await post(`${JSON.stringify(event('s-3', 'adv-2'))}\n`, 'ingestA', 'application/x-ndjson'), 403);
+
+    const mixed = await post(JSON.stringify([event('s-5'), event('s-6', 'adv-2')]));
+    assert.equal(mixed.status, 202);
+    assert.deepEqual(mixed.body, { accepted: 1, rejected: 1, errors: [notAllowed(1, 'adv-2')] });
+
+    // Refused for another reason too: the usual 400.
+    const invalid = await post(JSON.stringify([{ nope: 1 }, event('s-7', 'adv-2')]));
+    assertError(invalid, 400);
+    assert.deepEqual((invalid.body.errors as Array<{ reason: string }>).map((e) => e.reason), ['missing_field', 'advertiser_not_allowed']);
+
+    assert.deepEqual(h.sink.records.map((r) => r.key), ['s-1', 's-2', 's-5'], 'nothing of another advertiser was produced');
+    // An `ingest` token (an ad server) and admin ingest any advertiser.
+    assert.equal((await post(JSON.stringify([event('s-8', 'adv-2')]), 'ingest')).status, 202);
+    assert.equal((await post(JSON.stringify([event('s-9', 'adv-3')]), 'admin')).status, 202);
+    assert.deepEqual((await call(h.base, '/api/v1/me', { token: 'ingestA' })).body, { name: 'ingestA', admin: false, ingest: true, advertisers: [] });
+    assertError(await call(h.base, '/api/v1/counts?advertiser_id=adv-1', { token: 'ingestA' }), 403);
+  });
+
   it('ingest: Kafka not acknowledging → 503 with Retry-After', async () => {
     h.sink.mode = 'down';
     const a = await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: JSON.stringify([event('i-9')]) });
@@ -389,6 +461,25 @@ describe('API app (fakes)', () => {
       const none = await call(h.base, '/api/v1/me', { token: 'admin', headers: { origin: 'https://dash.example.com' } });
       assert.equal(none.headers.get('access-control-allow-origin'), null);
       assert.throws(() => loadConfig({ TALLY_CORS_ORIGINS: 'https://x.example.com/path' }), /TALLY_CORS_ORIGINS/);
+    });
+
+    it('TALLY_INGEST_MAX_JSON_DEPTH and TALLY_INGEST_MAX_INFLATE_RATIO reach the ingest route', async () => {
+      const l = await start({ TALLY_INGEST_MAX_JSON_DEPTH: '3', TALLY_INGEST_MAX_INFLATE_RATIO: '2' });
+      try {
+        const post = (body: string | Buffer, headers: Record<string, string> = {}) => call(l.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body, headers });
+        assert.equal((await post(JSON.stringify([{ ...event('d-1'), extra: [1] }]))).status, 202);
+        const deep = await post(JSON.stringify([{ ...event('d-2'), extra: [[1]] }]));
+        assertError(deep, 400);
+        assert.match((deep.body.error as { message: string }).message, /nesting deeper than 3 levels/);
+        // ~250 KB (past the 64 KiB always allowed) of similar events compress far better than 2:1.
+        const many = JSON.stringify(Array.from({ length: 2000 }, (_, i) => event(`d-${i}`)));
+        const gz = await post(zlib.gzipSync(many), { 'content-encoding': 'gzip' });
+        assertError(gz, 413);
+        assert.match((gz.body.error as { message: string }).message, /more than 2 times its size/);
+        assert.equal((await post(Buffer.from(many))).status, 202, 'the same body uncompressed');
+      } finally {
+        await l.close();
+      }
     });
 
     it('TALLY_METRICS_AUTH=token: /metrics needs an admin token even from loopback', async () => {

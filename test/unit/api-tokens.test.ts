@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
-  generateToken, hashSecret, parseScope, parseScopes, parseToken, TokenStore, type StoredToken, type TokenRepository,
+  generateToken, hashSecret, parseScope, parseScopes, parseToken, TokenStore, TokenStoreBusyError, type StoredToken, type TokenRepository,
 } from '../../server/src/auth/index.js';
+import { canIngest, ingestableAdvertisers, readableAdvertisers, type Principal, type Scope } from '../../server/src/auth/principal.js';
 import { InvalidArgumentError } from '../../server/src/errors.js';
 
 /** api_tokens in memory: newest version per id, and a switch that makes it unreachable. */
@@ -70,6 +71,30 @@ describe('API tokens', () => {
     assert.deepEqual(parseScopes(['ingest', 'advertiser:a', 'ingest']), ['ingest', 'advertiser:a']);
     assert.throws(() => parseScopes([]), InvalidArgumentError);
     assert.throws(() => parseScopes(['admin', 'root']), /invalid scope "root"/);
+  });
+
+  it('scopes: ingest:<contract id> limits ingest to that advertiser; ingest and admin to none', () => {
+    assert.equal(parseScope('ingest:adv-42'), 'ingest:adv-42');
+    assert.equal(parseScope('ingest:a:b.c_d-E'), 'ingest:a:b.c_d-E');
+    for (const bad of ['ingest:', 'ingest: adv', 'ingest:a b', "ingest:a'", `ingest:${'a'.repeat(129)}`, 'Ingest:a', 'ingest :a', 'ingest:*']) {
+      assert.equal(parseScope(bad), undefined, JSON.stringify(bad));
+    }
+    assert.equal(parseScope(`ingest:${'a'.repeat(128)}`), `ingest:${'a'.repeat(128)}`);
+    assert.deepEqual(parseScopes(['ingest:a', 'ingest:b', 'ingest:a']), ['ingest:a', 'ingest:b']);
+    assert.throws(() => parseScopes(['ingest:a b']), /invalid scope "ingest:a b": expected admin, ingest, ingest:<id> or advertiser:<id>/);
+    assert.throws(() => parseScopes([]), /admin, ingest, ingest:<id> or advertiser:<id>/);
+
+    const p = (...scopes: Scope[]): Principal => ({ tokenId: 'a00000000009', name: 't', scopes });
+    assert.equal(canIngest(p('ingest:adv-1')), true);
+    assert.equal(canIngest(p('ingest')), true);
+    assert.equal(canIngest(p('admin')), true);
+    assert.equal(canIngest(p('advertiser:adv-1')), false);
+    assert.deepEqual(ingestableAdvertisers(p('ingest:adv-1', 'ingest:adv-2', 'advertiser:adv-3')), ['adv-1', 'adv-2']);
+    assert.equal(ingestableAdvertisers(p('ingest:adv-1', 'ingest')), null);
+    assert.equal(ingestableAdvertisers(p('admin')), null);
+    assert.deepEqual(ingestableAdvertisers(p('advertiser:adv-1')), []);
+    // An ingest scope reads nothing.
+    assert.deepEqual(readableAdvertisers(p('ingest:adv-1')), []);
   });
 
   describe('TokenStore', () => {
@@ -187,6 +212,57 @@ describe('API tokens', () => {
       const gets = repo.gets;
       await store.verify(token);
       assert.equal(repo.gets, gets + 1, 'the oldest entry was dropped');
+    });
+
+    it('an unknown id is refused without another lookup for the negative-cache time; a created one is known at once', async () => {
+      const repo = new MemoryRepo();
+      const store = new TokenStore(repo, { now: clock, negativeCacheMs: 60_000 });
+      const made = generateToken().token;
+      assert.equal(await store.verify(made), undefined);
+      const gets = repo.gets;
+      for (let i = 0; i < 50; i++) {
+        now += 1_000;
+        assert.equal(await store.verify(made), undefined);
+      }
+      assert.equal(repo.gets, gets, 'no lookup for 50 s');
+      assert.equal(store.stats.unknownCached, 50);
+      now += 11_000;
+      assert.equal(await store.verify(made), undefined);
+      assert.equal(repo.gets, gets + 1, 'asked again after 60 s');
+      const { token } = await store.create('t', ['admin']);
+      assert.ok(await store.verify(token));
+    });
+
+    it('lookups are bounded in flight: 8 run, 256 wait, more are refused at once without a round trip', async () => {
+      let release!: () => void;
+      const held = new Promise<void>((r) => { release = r; });
+      let started = 0;
+      const slow: TokenRepository = {
+        get: async () => { started++; await held; return undefined; },
+        put: async () => undefined,
+        all: async () => [],
+      };
+      const store = new TokenStore(slow, { now: clock, maxLookupsInFlight: 8 });
+      const pending = Array.from({ length: 8 + 256 }, () => store.verify(generateToken().token));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(started, 8);
+      await assert.rejects(store.verify(generateToken().token), TokenStoreBusyError);
+      assert.equal(store.stats.busy, 1);
+      release();
+      assert.deepEqual(new Set(await Promise.all(pending)), new Set([undefined]));
+      assert.equal(started, 8 + 256, 'the waiting ones ran after');
+      assert.equal(store.stats.lookups, 8 + 256);
+    });
+
+    it('recentlyValid: only ids verified valid here, for 10 minutes, and only for a token of that id', async () => {
+      const store = new TokenStore(new MemoryRepo(), { now: clock });
+      const { token } = await store.create('t', ['admin']);
+      assert.equal(store.recentlyValid(token), false, 'created is not verified');
+      assert.ok(await store.verify(token));
+      assert.equal(store.recentlyValid(token), true);
+      assert.equal(store.recentlyValid('tly_bad'), false);
+      now += 10 * 60_000;
+      assert.equal(store.recentlyValid(token), false);
     });
 
     it('the cache never lasts longer than a second, whatever is asked', async () => {

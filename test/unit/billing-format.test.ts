@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { csvField, csvLine, ExportEncoder, exportStatus, formatMicros, parseUInt64, type ExportMeta } from '../../server/src/billing/index.js';
+import {
+  csvField, csvFieldSql, csvLine, ExportEncoder, exportStatus, formatMicros, FORMULA_TRIGGER, parseUInt64, rowLineSql, type ExportMeta,
+} from '../../server/src/billing/index.js';
 import { frontierOf, maturityOf } from '../../server/src/ledger/index.js';
 import { toDeadLetterRow } from '../../server/src/sink/index.js';
 
@@ -38,6 +40,71 @@ describe('billing: CSV escaping', () => {
     assert.equal(csvField(' padded'), '" padded"');
     assert.equal(csvField(''), '');
     assert.equal(csvLine(['a', 'b,c', '']), 'a,"b,c",\n');
+  });
+});
+
+/** The ClickHouse string literals of a SQL text, decoded as ClickHouse reads them (\\ → \, \' → '). */
+function sqlLiterals(sql: string): string[] {
+  return [...sql.matchAll(/'((?:[^'\\]|\\.)*)'/g)].map((m) => m[1].replace(/\\(.)/g, '$1'));
+}
+
+describe('billing: CSV fields safe to open in a spreadsheet (OWASP CSV injection)', () => {
+  // Every leading character OWASP lists, each with the bytes a statement carries.
+  const dangerous: Array<[string, string, string]> = [
+    ['=', '=1+2', "'=1+2"],
+    ['+', '+5', "'+5"],
+    ['-', '-cmp-1', "'-cmp-1"],
+    ['@', '@SUM(A1)', "'@SUM(A1)"],
+    ['tab', '\tcmp', "'\tcmp"],
+    ['CR', '\rcmp', '"\'\rcmp"'],
+    ['LF', '\ncmp', '"\'\ncmp"'],
+  ];
+
+  it('prefixes a field starting with = + - @ tab CR or LF with a single quote, then quotes it when it needs it', () => {
+    for (const [name, value, written] of dangerous) {
+      assert.ok(FORMULA_TRIGGER.test(value), name);
+      assert.equal(csvField(value), written, name);
+    }
+    // OWASP's examples: the quote prefix, then RFC 4180 quoting with quotes doubled.
+    assert.equal(csvField('=1+2";=1+2'), '"\'=1+2"";=1+2"');
+    assert.equal(csvField('=1+2\'" ;,=1+2'), '"\'=1+2\'"" ;,=1+2"');
+    assert.equal(csvLine(['total', '-adv-1', '', '20']), "total,'-adv-1,,20\n");
+  });
+
+  it('leaves everything else as it was: ids, numbers, times, a trigger not in the first place', () => {
+    for (const v of ['cmp-1', 'adv.1:x', 'a-', '0', '1200', '9007199254740993', '0.012500', '2025-01-01T00:00:00Z', 'final', "'-x", '']) {
+      assert.equal(csvField(v), v);
+    }
+  });
+
+  it('renders the same rule in the SQL of ClickHouse\'s rows, with its literals escaped right', () => {
+    const sql = csvFieldSql('campaign_id');
+    // As ClickHouse receives it (String.raw: every backslash below is in the SQL text).
+    const neutral = String.raw`if(match(campaign_id, '^[-=+@\\t\\r\\n]'), concat('\'', campaign_id), campaign_id)`;
+    assert.equal(sql, String.raw`if(match(${neutral}, '[",\\r\\n]|^[# ]| $'), concat('"', replaceAll(${neutral}, '"', '""'), '"'), ${neutral})`);
+    // Decoded as ClickHouse reads them: the trigger pattern (which re2 reads as JavaScript does), the
+    // prefix, the quoting pattern, the quote and its doubling.
+    const [trigger, prefix, quoting] = sqlLiterals(sql);
+    assert.equal(trigger, '^[-=+@\\t\\r\\n]');
+    assert.equal(prefix, "'");
+    assert.equal(quoting, '[",\\r\\n]|^[# ]| $');
+    assert.deepEqual(sqlLiterals(sql), [trigger, prefix, quoting, '"', trigger, prefix, '"', '""', '"', trigger, prefix]);
+    const re = new RegExp(trigger);
+    for (const [name, value] of dangerous) assert.ok(re.test(value), `the SQL pattern matches a leading ${name}`);
+    for (const v of ['cmp-1', '1200', "'-x", '']) assert.ok(!re.test(v), v);
+  });
+
+  it('applies it to the id columns of a CSV row, never to numbers, times or maturity; JSON rows carry ids as they are', () => {
+    for (const grouped of [true, false]) {
+      const csv = rowLineSql('csv', "'final'", grouped);
+      assert.ok(csv.includes(`, ',', ${csvFieldSql('advertiser_id')}, ',', ${csvFieldSql('campaign_id')}, ',', `), csv);
+      const rest = csv.replace(csvFieldSql('advertiser_id'), 'ADV').replace(csvFieldSql('campaign_id'), 'CMP');
+      assert.doesNotMatch(rest, /match\(|advertiser_id|campaign_id/, 'only the id columns are neutralised');
+      const [i, s, d] = grouped ? ['sum(i)', 'sum(s)', 'sum(d)'] : ['i', 's', 'd'];
+      assert.ok(rest.includes(`ADV, ',', CMP, ',', toString(${i}), ',', toString(${s}), ',', `), rest);
+      assert.ok(rest.endsWith(`, ',', toString(${d}), ',', 'final')`), rest);
+      assert.doesNotMatch(rowLineSql('json', "'final'", grouped), /match\(/);
+    }
   });
 });
 
@@ -177,6 +244,30 @@ describe('billing: export encoder', () => {
     assert.deepEqual(doc.rows, []);
     assert.equal(doc.totals.impressions, '0');
     assert.equal(enc.rows, 0);
+  });
+
+  it('writes ids starting with - as \'-… in rows and totals; the comment block keeps them inside its # cell; the digest covers those bytes', () => {
+    const output = [
+      "2025-01-01T00:00:00Z,'-adv-1,'-cmp-1,10,12500,0.012500,1,final",
+      "2025-01-01T00:00:00Z,'-adv-1,cmp-2,3,7,0.000007,0,final",
+      '',
+      '1970-01-01T00:00:00Z,,,13,12507,0.012507,1,final',
+      '',
+    ].join('\n');
+    const { text, enc } = encode('csv', meta({ advertiserId: '-adv-1' }), 5, output);
+    const lines = text.split('\n');
+    assert.equal(lines[2], '# advertiser: -adv-1');
+    assert.equal(lines[12], "2025-01-01T00:00:00Z,'-adv-1,'-cmp-1,10,12500,0.012500,1,final");
+    assert.equal(lines[14], "total,'-adv-1,,13,12507,0.012507,1,final");
+    assert.equal(enc.sha256, sha(text.slice(0, text.indexOf('# sha256: '))));
+    // No cell of the file, split at commas or semicolons (some locales' separator), starts a formula.
+    for (const line of lines) for (const cell of line.split(/[,;]/)) assert.doesNotMatch(cell, /^[-=+@\t\r]/, line);
+  });
+
+  it('refuses an advertiser id that could start a cell of its own in the comment block', () => {
+    for (const bad of ['adv,=1+2', 'adv\n=1+2', 'adv;=1+2', 'adv"x']) {
+      assert.throws(() => new ExportEncoder('csv', meta({ advertiserId: bad })).begin(), /not a contract id/, bad);
+    }
   });
 
   it('refuses output that ends without its totals (ClickHouse failed mid-stream)', () => {

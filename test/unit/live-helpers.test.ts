@@ -3,7 +3,7 @@ import { encodeWatermark, encodeWindowRow } from '../../server/src/aggregator/co
 import type { Principal } from '../../server/src/auth/principal.js';
 import { closedTotalsSql, preloadSql, toSafeInt } from '../../server/src/live/live-clickhouse.js';
 import { decodeLiveRecord } from '../../server/src/live/live-record.js';
-import { initialView, viewRefusal } from '../../server/src/live/live-server.js';
+import { initialView, viewRefusal } from '../../server/src/live/live-views.js';
 import { throughputFromSamples } from '../../server/src/live/pipeline-monitor.js';
 
 const T0 = Date.UTC(2025, 10, 26, 12, 0, 0);

@@ -1,4 +1,5 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TokenStoreStats } from '../auth/index.js';
 
 /**
  * The API process's Prometheus metrics (GET /metrics); names prefixed tally_api_ and tally_ingest_.
@@ -38,5 +39,21 @@ export class ApiMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tally_api_' });
+  }
+
+  /** tally_api_token_lookups_total{outcome}: ClickHouse round trips, and refusals without one. */
+  observeTokenStore(stats: () => TokenStoreStats): void {
+    new Counter({
+      name: 'tally_api_token_lookups_total',
+      help: 'Token checks by outcome: clickhouse (a round trip), unknown_cached (refused by the negative cache), busy (refused, too many in flight)',
+      labelNames: ['outcome'], registers: [this.registry],
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ outcome: 'clickhouse' }, s.lookups);
+        this.inc({ outcome: 'unknown_cached' }, s.unknownCached);
+        this.inc({ outcome: 'busy' }, s.busy);
+      },
+    });
   }
 }

@@ -7,6 +7,7 @@
 
 import type { PeriodStatus, ReconciliationRun } from '../contracts/ledger-status.js';
 import type { Maturity } from '../contracts/maturity.js';
+import type { DeadLetterReason } from '../impression/types.js';
 
 export type { PeriodStatus, ReconciliationRun } from '../contracts/ledger-status.js';
 export type { Maturity } from '../contracts/maturity.js';
@@ -60,12 +61,21 @@ export interface MeResponse {
   advertisers: string[] | null;
 }
 
-/** POST /api/v1/impressions → 202 (some or all accepted) or 400 (none valid). */
+/**
+ * Why POST /api/v1/impressions refused one event: the DLQ reason vocabulary (too_late is never
+ * decided at ingest), plus advertiser_not_allowed for an advertiser the token may not ingest.
+ */
+export type IngestRejectReason = DeadLetterReason | 'advertiser_not_allowed';
+
+/**
+ * POST /api/v1/impressions → 202 (some or all accepted), 400 (none valid) or 403 (every event
+ * refused only as advertiser_not_allowed); 400 and 403 carry the error object too.
+ */
 export interface IngestResponse {
   accepted: number;
   rejected: number;
-  /** One entry per refused event: its index in the request and why (the DLQ reason vocabulary). */
-  errors: Array<{ index: number; reason: string; message: string }>;
+  /** One entry per refused event: its index in the request and why. */
+  errors: Array<{ index: number; reason: IngestRejectReason; message: string }>;
 }
 
 /** GET /api/v1/pipeline (admin). */

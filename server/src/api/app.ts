@@ -6,15 +6,17 @@
  *   GET  /readyz                  Kafka metadata + ClickHouse ping; 503 if either fails (no auth)
  *   GET  /metrics                 Prometheus; loopback clients without a token, others need an admin token
  *   /api/v1/*                     bearer token on every route (401 / 403), JSON errors
- *     POST /impressions           ingest (scope ingest or admin), per-token ingest rate limit
+ *     POST /impressions           ingest (scope ingest, ingest:<advertiser id> or admin), per-token ingest rate limit;
+ *                                 body bounded while inflating (server/src/ingest/read-body.ts), never parsed whole
  *     GET  /me, /counts, /campaigns, /advertisers, /billing/export, /pipeline (admin)   per-token API rate limit
  *   everything else               the dashboard (web assets router, mounted last)
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import type { Registry } from 'prom-client';
+import { AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
 import { canIngest, canReadAdvertiser, isAdmin, readableAdvertisers, type TokenVerifier } from '../auth/principal.js';
 import { billingRouter } from '../billing/index.js';
 import type { TallyConfig } from '../config/index.js';
@@ -23,7 +25,7 @@ import type { Logger } from '../observability/index.js';
 import { ApiMetrics } from './api-metrics.js';
 import type { MeResponse, PipelineStatus } from './api-types.js';
 import {
-  authenticate, hasPrincipal, principalOf, requireAdmin, requireAuthenticated, requireIngest, requireReader,
+  authenticate, principalOf, requireAdmin, requireAuthenticated, requireIngest, requireReader,
 } from './auth-middleware.js';
 import type { Readiness } from './health.js';
 import {
@@ -36,6 +38,8 @@ export interface ApiDeps {
   config: TallyConfig;
   log: Logger;
   verifier: TokenVerifier;
+  /** Failed tokens per client address, shared with the live feed's handshakes; default: one of its own. */
+  authFailures?: AuthFailureLimiter;
   clickhouse: ClickHouseClient;
   /** Where accepted ingest events go (the shared idempotent producer). */
   ingest: EventSink;
@@ -109,16 +113,6 @@ export function createApiApp(deps: ApiDeps): ApiApp {
       r.ready ? {} : { 'Retry-After': '5' });
   });
 
-  const authFailureLimiter = rateLimit({
-    windowMs: 60_000,
-    limit: config.http.authFailureLimitPerMin,
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
-    // Only requests whose token failed count (and get 429 beyond the limit); valid tokens pass.
-    skip: (req) => hasPrincipal(req),
-    keyGenerator: (req) => `auth:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? 'unknown')}`,
-    handler: (_req, res) => sendError(res, new ApiError(429, `too many requests without a valid token from this address (limit ${config.http.authFailureLimitPerMin} per minute)`)),
-  });
   const perToken = (kind: string, limit: number) => rateLimit({
     windowMs: 60_000,
     limit,
@@ -129,7 +123,8 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   });
   const apiLimiter = perToken('api', config.http.apiRateLimitPerMin);
   const ingestLimiter = perToken('ingest', config.http.ingestRateLimitPerMin);
-  const authChain: RequestHandler[] = [authenticate(deps.verifier), authFailureLimiter, requireAuthenticated(metrics)];
+  const authFailures = deps.authFailures ?? new AuthFailureLimiter(config.http.authFailureLimitPerMin, now);
+  const authChain: RequestHandler[] = [authenticate(deps.verifier, authFailures), requireAuthenticated(metrics)];
 
   const serveMetrics: RequestHandler = async (_req, res) => {
     const texts = await Promise.all([metrics.registry, ...(deps.extraRegistries?.() ?? [])].map((r) => r.metrics()));

@@ -1,11 +1,14 @@
 /**
  * Bearer-token authentication and scope checks for /api/v1. No token or an unknown/revoked one
- * → 401; a valid token without the needed scope → 403; the token store unreachable → 503.
+ * → 401; a valid token without the needed scope → 403; the token store unreachable or busy → 503;
+ * an address over its auth-failure limit → 429 before any token lookup.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { addressKey, type AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
+import { TokenStoreBusyError } from '../auth/lookup-gate.js';
 import { canIngest, isAdmin, readableAdvertisers, type Principal, type TokenVerifier } from '../auth/principal.js';
 import type { ApiMetrics } from './api-metrics.js';
-import { forbidden, isClickHouseUnavailable, unauthorized, unavailable } from './http-errors.js';
+import { ApiError, forbidden, isClickHouseUnavailable, unauthorized, unavailable } from './http-errors.js';
 
 const principals = new WeakMap<Request, Principal>();
 const failures = new WeakMap<Request, 'missing' | 'invalid'>();
@@ -17,10 +20,6 @@ export function principalOf(req: Request): Principal {
   return p;
 }
 
-export function hasPrincipal(req: Request): boolean {
-  return principals.has(req);
-}
-
 /** The token of `Authorization: Bearer <token>`; undefined without the header, null when it is not a bearer token. */
 export function bearerToken(header: string | undefined): string | undefined | null {
   if (header === undefined || header === '') return undefined;
@@ -29,13 +28,21 @@ export function bearerToken(header: string | undefined): string | undefined | nu
 }
 
 /**
- * Resolves the bearer token to a principal. Never answers by itself on failure: it notes why and
- * lets the auth-failure rate limiter see the request; `requireAuthenticated` then sends the 401.
+ * Resolves the bearer token to a principal. An address over its failure limit gets 429 first,
+ * without a lookup, unless its token was recently seen valid. A failed token is counted against
+ * the address and noted; `requireAuthenticated` then sends the 401.
  */
-export function authenticate(verifier: TokenVerifier): RequestHandler {
+export function authenticate(verifier: TokenVerifier, limiter: AuthFailureLimiter): RequestHandler {
   return async (req: Request, _res: Response, next: NextFunction) => {
+    const address = addressKey(req.ip ?? req.socket.remoteAddress);
     const token = bearerToken(req.headers.authorization);
+    const admission = limiter.admit(address, token ?? undefined, verifier);
+    if (!('settle' in admission)) {
+      return next(new ApiError(429, `too many requests without a valid token from this address (limit ${limiter.limitPerMin} per minute)`,
+        undefined, { 'Retry-After': String(admission.retryAfterS) }));
+    }
     if (token === undefined || token === null) {
+      admission.settle(false);
       failures.set(req, token === undefined ? 'missing' : 'invalid');
       return next();
     }
@@ -43,8 +50,12 @@ export function authenticate(verifier: TokenVerifier): RequestHandler {
     try {
       principal = await verifier.verify(token);
     } catch (err) {
+      // Not the client's fault: no failure counted.
+      admission.settle(true);
+      if (err instanceof TokenStoreBusyError) return next(unavailable('too many token checks in flight; retry in a second', 1));
       return next(isClickHouseUnavailable(err) ? unavailable('cannot check the token now (token store unavailable); retry later') : err);
     }
+    admission.settle(principal !== undefined);
     if (principal === undefined) failures.set(req, 'invalid');
     else principals.set(req, principal);
     next();
@@ -63,7 +74,7 @@ export function requireAuthenticated(metrics: ApiMetrics): RequestHandler {
 }
 
 export const requireIngest: RequestHandler = (req, _res, next) => {
-  next(canIngest(principalOf(req)) ? undefined : forbidden('this token may not ingest events (needs scope ingest or admin)'));
+  next(canIngest(principalOf(req)) ? undefined : forbidden('this token may not ingest events (needs scope ingest, ingest:<advertiser id> or admin)'));
 };
 
 export const requireAdmin: RequestHandler = (req, _res, next) => {

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { TokenStore } from '../auth/index.js';
+import { AuthFailureLimiter, TokenStore } from '../auth/index.js';
 import { createClickHouse } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { IngestProducer } from '../ingest/index.js';
@@ -35,9 +35,14 @@ const CLOSE_GRACE_MS = 10_000;
 
 export async function startApiServer(config: TallyConfig, log: Logger): Promise<ApiServer> {
   const ch = createClickHouse(config, { requestTimeoutMs: Math.min(config.http.requestTimeoutMs, 30_000) });
-  const tokens = TokenStore.forClickHouse(ch, config.clickhouse.database);
+  const tokens = TokenStore.forClickHouse(ch, config.clickhouse.database, {
+    maxLookupsInFlight: config.http.tokenLookupsInFlight, negativeCacheMs: config.http.tokenNegativeCacheMs,
+  });
+  // One count of failed tokens per address for REST and socket.io handshakes alike.
+  const authFailures = new AuthFailureLimiter(config.http.authFailureLimitPerMin);
   const producer = new IngestProducer(config, log);
   const metrics = new ApiMetrics();
+  metrics.observeTokenStore(() => tokens.stats);
   let liveFeed: LiveFeed | undefined;
   let closing = false;
 
@@ -45,6 +50,7 @@ export async function startApiServer(config: TallyConfig, log: Logger): Promise<
     config,
     log,
     verifier: tokens,
+    authFailures,
     clickhouse: ch,
     ingest: producer,
     metrics,
@@ -86,7 +92,7 @@ export async function startApiServer(config: TallyConfig, log: Logger): Promise<
   const attach = (delayMs: number): void => {
     // A cheap metadata probe first: attachLiveFeed's own connect waits up to 30 s for a broker that is
     // down, and a librdkafka client still connecting holds up the process's exit for that long.
-    attaching = fetchMetadata(config.kafka.brokers, 3_000).then(() => attachLiveFeed(server, { config, verifier: tokens, log })).then(
+    attaching = fetchMetadata(config.kafka.brokers, 3_000).then(() => attachLiveFeed(server, { config, verifier: tokens, authFailures, log })).then(
       async (feed) => {
         if (closing) {
           await feed.close();

@@ -6,11 +6,16 @@
  * so the plaintext exists once, when `create` returns it. Verification looks the id up, hashes
  * the presented secret and compares the digests in constant time. Lookups are cached for at most
  * one second, so a revoke takes effect everywhere within a second (plus one query).
+ *
+ * Under a flood of made-up tokens: an id found unknown is refused without a round trip for a
+ * while (negative cache), and lookups are bounded in flight (LookupGate), so the flood cannot
+ * starve real users' checks of the ClickHouse pool.
  */
 import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { LookupGate, TokenStoreBusyError } from './lookup-gate.js';
 import type { Principal, Scope, TokenVerifier } from './principal.js';
 
 export const TOKEN_PREFIX = 'tly_';
@@ -48,21 +53,22 @@ export function hashSecret(secret: string): string {
   return crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
 }
 
-/** `admin`, `ingest` or `advertiser:<contract id>`; undefined for anything else (no trimming, no case folding). */
+/** `admin`, `ingest`, `ingest:<contract id>` or `advertiser:<contract id>`; undefined for anything else (no trimming, no case folding). */
 export function parseScope(s: string): Scope | undefined {
   if (s === 'admin' || s === 'ingest') return s;
   if (s.startsWith('advertiser:') && CONTRACT_ID.test(s.slice('advertiser:'.length))) return s as Scope;
+  if (s.startsWith('ingest:') && CONTRACT_ID.test(s.slice('ingest:'.length))) return s as Scope;
   return undefined;
 }
 
 /** Validates a scope list for a new token: at least one, each valid (the error names the bad one), duplicates dropped. */
 export function parseScopes(list: readonly string[]): Scope[] {
-  if (list.length === 0) throw new InvalidArgumentError('a token needs at least one scope: admin, ingest or advertiser:<id>');
+  if (list.length === 0) throw new InvalidArgumentError('a token needs at least one scope: admin, ingest, ingest:<id> or advertiser:<id>');
   const out: Scope[] = [];
   for (const s of list) {
     const scope = parseScope(s);
     if (scope === undefined) {
-      throw new InvalidArgumentError(`invalid scope ${JSON.stringify(s)}: expected admin, ingest or advertiser:<id> with id matching ^[A-Za-z0-9._:-]{1,128}$`);
+      throw new InvalidArgumentError(`invalid scope ${JSON.stringify(s)}: expected admin, ingest, ingest:<id> or advertiser:<id> with id matching ^[A-Za-z0-9._:-]{1,128}$`);
     }
     if (!out.includes(scope)) out.push(scope);
   }
@@ -170,8 +176,22 @@ export interface TokenStoreOptions {
   cacheMs?: number;
   /** Most cached lookups (oldest dropped first); bounds memory under a flood of made-up ids. */
   maxCacheEntries?: number;
+  /** How long an id found unknown is refused without asking again (default 60 s; 0: not remembered). */
+  negativeCacheMs?: number;
+  /** Most lookups at once (default 8); up to 32 times as many wait, more are refused (TokenStoreBusyError). */
+  maxLookupsInFlight?: number;
   now?: () => number;
 }
+
+/** What the store did, for metrics: round trips, refusals from the negative cache, refusals when busy. */
+export interface TokenStoreStats {
+  lookups: number;
+  unknownCached: number;
+  busy: number;
+}
+
+/** A token verified valid this recently may pass an address that is over its auth-failure limit. */
+const RECENTLY_VALID_MS = 10 * 60_000;
 
 /** Compared against when the id is unknown, so a miss costs the same digest comparison as a hit. */
 const DUMMY_DIGEST = Buffer.alloc(32);
@@ -191,10 +211,20 @@ export class TokenStore implements TokenVerifier {
   private readonly maxCacheEntries: number;
   private readonly now: () => number;
   private readonly cache = new Map<string, CachedLookup>();
+  private readonly negativeCacheMs: number;
+  /** Unknown id → until when it is refused without a lookup. */
+  private readonly unknown = new Map<string, number>();
+  /** Id → when it was last verified valid. */
+  private readonly validSeen = new Map<string, number>();
+  private readonly gate: LookupGate;
+  readonly stats: TokenStoreStats = { lookups: 0, unknownCached: 0, busy: 0 };
 
   constructor(private readonly repo: TokenRepository, opts: TokenStoreOptions = {}) {
     this.cacheMs = Math.max(0, Math.min(MAX_CACHE_MS, opts.cacheMs ?? MAX_CACHE_MS));
     this.maxCacheEntries = Math.max(1, opts.maxCacheEntries ?? 10_000);
+    this.negativeCacheMs = Math.max(0, opts.negativeCacheMs ?? 60_000);
+    const inFlight = Math.max(1, opts.maxLookupsInFlight ?? 8);
+    this.gate = new LookupGate(inFlight, inFlight * 32);
     this.now = opts.now ?? Date.now;
   }
 
@@ -210,6 +240,7 @@ export class TokenStore implements TokenVerifier {
     const now = this.now();
     await this.repo.put({ id, name, secretSha256: hashSecret(secret), scopes: valid, createdAt: now, revoked: false, version: now });
     this.cache.delete(id);
+    this.unknown.delete(id);
     return { token, id };
   }
 
@@ -250,8 +281,16 @@ export class TokenStore implements TokenVerifier {
     const expected = stored !== undefined && SHA256_HEX.test(stored.secretSha256) ? Buffer.from(stored.secretSha256, 'hex') : DUMMY_DIGEST;
     const equal = crypto.timingSafeEqual(presented, expected);
     if (!equal || stored === undefined || stored.revoked) return undefined;
+    setNewest(this.validSeen, stored.id, this.now(), this.maxCacheEntries);
     const scopes = stored.scopes.map(parseScope).filter((s): s is Scope => s !== undefined);
     return { tokenId: stored.id, name: stored.name, scopes };
+  }
+
+  /** Whether this token's id was verified valid here in the last 10 minutes (no lookup; the secret is checked by verify). */
+  recentlyValid(token: string): boolean {
+    const parsed = parseToken(token);
+    const at = parsed === undefined ? undefined : this.validSeen.get(parsed.id);
+    return at !== undefined && this.now() - at < RECENTLY_VALID_MS;
   }
 
   /**
@@ -261,6 +300,14 @@ export class TokenStore implements TokenVerifier {
    */
   private lookup(id: string): Promise<StoredToken | undefined> {
     const now = this.now();
+    const unknownUntil = this.unknown.get(id);
+    if (unknownUntil !== undefined) {
+      if (now < unknownUntil) {
+        this.stats.unknownCached++;
+        return Promise.resolve(undefined);
+      }
+      this.unknown.delete(id);
+    }
     const hit = this.cache.get(id);
     if (hit !== undefined && now - hit.at < this.cacheMs) {
       if (now - hit.at >= this.cacheMs / 2 && !hit.refreshing) {
@@ -276,7 +323,15 @@ export class TokenStore implements TokenVerifier {
 
   /** Looks `id` up and caches the pending answer; it replaces the cached one once it arrives. */
   private remember(id: string, now: number): Promise<StoredToken | undefined> {
-    const value = this.repo.get(id);
+    const value = this.gate.run(() => {
+      this.stats.lookups++;
+      return this.repo.get(id);
+    });
+    value.then((stored) => {
+      if (stored === undefined && this.negativeCacheMs > 0) setNewest(this.unknown, id, this.now() + this.negativeCacheMs, this.maxCacheEntries * 10);
+    }, (err: unknown) => {
+      if (err instanceof TokenStoreBusyError) this.stats.busy++;
+    });
     if (this.cacheMs === 0) return value;
     const entry: CachedLookup = { at: now, value, refreshing: false };
     const install = () => {
@@ -303,4 +358,15 @@ export class TokenStore implements TokenVerifier {
     }
     return value;
   }
+}
+
+/** Sets key → value as the newest entry of a bounded map (the oldest entries are dropped first). */
+function setNewest(map: Map<string, number>, key: string, value: number, max: number): void {
+  map.delete(key);
+  while (map.size >= max) {
+    const oldest = map.keys().next();
+    if (oldest.done) break;
+    map.delete(oldest.value);
+  }
+  map.set(key, value);
 }

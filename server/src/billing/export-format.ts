@@ -23,10 +23,21 @@
  *   rows, without generated_at), of each row and of the totals, each followed by "\n" — the file
  *   holds those exact serializations, so a reader recomputes it by re-serializing what it parsed.
  *
- * Ids match the contract's ^[A-Za-z0-9._:-]{1,128}$, so no field of a row ever needs CSV quoting or
- * JSON escaping: ClickHouse can render them verbatim.
+ * Ids match the contract's ^[A-Za-z0-9._:-]{1,128}$, so they never need JSON escaping, and JSON
+ * statements carry them verbatim. CSV statements must also be safe to open in a spreadsheet, which
+ * reads a cell starting with = + - @, tab, CR or LF as a formula, and an id may start with '-' (any
+ * ingest token can write any campaign id). So every text field of a CSV line goes through one rule
+ * (OWASP, "CSV Injection"): prefixed with a single quote when it starts with one of those, then
+ * quoted per RFC 4180 when it needs it — csvField for the lines Node writes, csvFieldSql (the same
+ * rule in SQL) for the rows ClickHouse renders. `-cmp-1` is written `'-cmp-1`. Numbers (unsigned)
+ * and times never start with a trigger and are written as they are. Comment lines are one cell
+ * starting with '#': the advertiser id in `# advertiser:` can start no cell of its own (no comma,
+ * semicolon, quote or line break in an id; begin() checks the pattern). The digest is over the
+ * bytes served, so it covers the neutralised fields as they are.
  */
 import crypto from 'node:crypto';
+import { stringLiteral } from '../clickhouse/index.js';
+import { ID_PATTERN } from '../contracts/ids.js';
 import type { Maturity } from '../contracts/maturity.js';
 import { formatMicros } from '../contracts/micros.js';
 import type { LateUnbillable, Lineage } from '../ledger/index.js';
@@ -103,7 +114,7 @@ export function rowLineSql(format: BillingFormat, maturity: string, grouped: boo
   const iso = "formatDateTime(toDateTime(period_s), '%Y-%m-%dT%H:%M:%SZ', 'UTC')";
   const spend = `concat(toString(intDiv(${s}, 1000000)), '.', substring(toString(1000000 + ${s} % 1000000), 2))`;
   if (format === 'csv') {
-    return `concat(${iso}, ',', advertiser_id, ',', campaign_id, ',', toString(${i}), ',', toString(${s}), ',', ${spend}, ',', toString(${d}), ',', ${maturity})`;
+    return `concat(${iso}, ',', ${csvFieldSql('advertiser_id')}, ',', ${csvFieldSql('campaign_id')}, ',', toString(${i}), ',', toString(${s}), ',', ${spend}, ',', toString(${d}), ',', ${maturity})`;
   }
   const field = (name: string, expr: string, first = false) => `'${first ? '{' : ','}"${name}":"', ${expr}, '"'`;
   return `concat(${[
@@ -113,12 +124,35 @@ export function rowLineSql(format: BillingFormat, maturity: string, grouped: boo
   ].join(', ')}, '}')`;
 }
 
-/** One CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF (quotes doubled), or starts with # or a space. */
+/**
+ * A leading character that makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"):
+ * = + - @, tab (0x09), CR (0x0D), and LF (0x0A), which OWASP's page lists too. Also the pattern
+ * csvFieldSql hands ClickHouse's match() (re2 reads this source the same way).
+ */
+export const FORMULA_TRIGGER = /^[-=+@\t\r\n]/;
+
+/** A field that must be quoted: a comma, quote, CR or LF in it (RFC 4180), or a leading # or space, or a trailing space. */
+const NEEDS_QUOTES = /[",\r\n]|^[# ]| $/;
+
+/**
+ * One CSV text field, safe to open in a spreadsheet: prefixed with a single quote when it starts
+ * with a FORMULA_TRIGGER (`-cmp-1` → `'-cmp-1`), then quoted when it needs it (quotes doubled):
+ * `=1+2";=1+2` → `"'=1+2"";=1+2"`. Text without either is written as it is, so unsigned numbers stay
+ * numbers. csvFieldSql is the same rule in SQL.
+ */
 export function csvField(value: string): string {
-  if (/[",\r\n]/.test(value) || value.startsWith('#') || value.startsWith(' ') || value.endsWith(' ')) {
-    return `"${value.replaceAll('"', '""')}"`;
-  }
-  return value;
+  const text = FORMULA_TRIGGER.test(value) ? `'${value}` : value;
+  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/**
+ * csvField as a ClickHouse expression (18.16 and current) over the String expression `expr`, for
+ * the fields ClickHouse renders: the same two patterns, through match() (re2), so both give the same
+ * bytes for any value. Only for text columns: numbers are rendered with toString() as they are.
+ */
+export function csvFieldSql(expr: string): string {
+  const text = `if(match(${expr}, ${stringLiteral(FORMULA_TRIGGER.source)}), concat(${stringLiteral("'")}, ${expr}), ${expr})`;
+  return `if(match(${text}, ${stringLiteral(NEEDS_QUOTES.source)}), concat('"', replaceAll(${text}, '"', '""'), '"'), ${text})`;
 }
 
 export function csvLine(fields: readonly string[]): string {
@@ -160,6 +194,8 @@ export class ExportEncoder {
   begin(): string {
     const m = this.meta;
     if (this.format === 'csv') {
+      // The one client-chosen value in a comment line: it must not be able to start a cell there.
+      if (!ID_PATTERN.test(m.advertiserId)) throw new Error(`not a contract id: ${JSON.stringify(m.advertiserId)}`);
       const lines = [
         '# tally billing export',
         `# status: ${m.status}`,
@@ -238,7 +274,8 @@ export class ExportEncoder {
     let spendMicros = '0';
     let duplicates = '0';
     if (line !== '') {
-      if (this.format === 'csv') [, , , impressions, spendMicros, , duplicates] = line.split(',');
+      // Counted from the end: the numbers follow the id fields, whatever those hold.
+      if (this.format === 'csv') [impressions, spendMicros, , duplicates] = line.split(',').slice(-5);
       else ({ impressions, spend_micros: spendMicros, duplicates_removed: duplicates } = JSON.parse(line) as ExportRow);
     }
     const spend = BigInt(spendMicros) + this.extra.spend;

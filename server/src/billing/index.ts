@@ -5,7 +5,7 @@ export {
   type ExportQuery, type PeriodsQuery, type BillingGranularity, type BillingFormat,
 } from './export-params.js';
 export {
-  ExportEncoder, csvField, csvLine, contentType, lineageText, rowLineSql, CSV_COLUMNS,
+  ExportEncoder, csvField, csvFieldSql, csvLine, contentType, lineageText, rowLineSql, CSV_COLUMNS, FORMULA_TRIGGER,
   type ExportMeta, type ExportRow, type ExportTotals, type ExportStatus, type JsonExportHeader,
 } from './export-format.js';
 export {

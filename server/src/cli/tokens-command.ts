@@ -29,11 +29,13 @@ export function tokensCommand(): Command {
   cmd.command('create')
     .description('create a token and print it once (stdout: the token alone; stderr: what it is)')
     .requiredOption('--name <name>', 'what the token is for (1 to 100 letters, digits, space and . _ : @ / + = -)')
-    .option('--scope <scope>', 'admin | ingest | advertiser:<advertiser id>; repeat for several', collect, [] as string[])
+    .option('--scope <scope>', 'admin | ingest | ingest:<advertiser id> | advertiser:<advertiser id>; repeat for several', collect, [] as string[])
     .addHelpText('after', `
 Scopes:
   admin                  everything: all advertisers, pipeline status, ingest, /metrics from anywhere
-  ingest                 POST /api/v1/impressions only
+  ingest                 POST /api/v1/impressions only, events of any advertiser (an ad server)
+  ingest:<id>            POST /api/v1/impressions only, events of that advertiser only: any other
+                         event is refused (advertiser_not_allowed; 403 if all are); repeat for several
   advertiser:<id>        read that advertiser's counts, campaigns and live feed (id compared exactly)
 
 Example:

@@ -11,9 +11,10 @@ export const envSchema = z.object({
   KAFKA_BROKERS: z.string().min(1).optional().describe(
     'Kafka bootstrap servers. Unset: the local stack broker is started and used.'),
   CLICKHOUSE_URL: z.url().optional().describe(
-    'ClickHouse HTTP URL. Unset: the local stack ClickHouse is started and used.'),
+    'ClickHouse HTTP URL. Unset: the local stack ClickHouse is started and used. user:password@ in it are used as user and password (over CLICKHOUSE_USER/PASSWORD) and never printed or logged.'),
   CLICKHOUSE_USER: z.string().default('default').describe('ClickHouse user.'),
-  CLICKHOUSE_PASSWORD: z.string().default('').describe('ClickHouse password.'),
+  CLICKHOUSE_PASSWORD: z.string().default('').describe(
+    'ClickHouse password. Unset or empty with the local stack: the one `tally stack up` generated, read from <stack dir>/clickhouse-password.'),
   TALLY_CLICKHOUSE_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tally').describe(
     'ClickHouse database holding impression_counts.'),
   TALLY_STACK_DIR: z.string().optional().describe(
@@ -67,6 +68,24 @@ export const envSchema = z.object({
     'API: POST /api/v1/impressions requests per minute per token (429 beyond; per API process).'),
   TALLY_AUTH_FAILURE_LIMIT_PER_MIN: z.coerce.number().int().min(1).default(60).describe(
     'API: requests with a missing or invalid token per minute per client address (429 beyond).'),
+  TALLY_TOKEN_LOOKUPS_IN_FLIGHT: z.coerce.number().int().min(1).max(1024).default(8).describe(
+    'API: most token lookups against ClickHouse at once per process; up to 32 times as many wait, beyond that a request gets 503 at once.'),
+  TALLY_TOKEN_NEGATIVE_CACHE_MS: ms.default(60_000).describe(
+    'API: how long a token id found unknown is refused without asking ClickHouse again (0: not remembered).'),
+  TALLY_INGEST_MAX_INFLATE_RATIO: z.coerce.number().int().min(1).default(100).describe(
+    'API ingest: a compressed body may inflate to at most this many times its size (and 5 MB); 413 beyond, decided while inflating.'),
+  TALLY_INGEST_MAX_JSON_DEPTH: z.coerce.number().int().min(2).max(1000).default(32).describe(
+    'API ingest: deepest nesting of arrays and objects in a request body; 400 beyond, decided by one linear scan before any parsing.'),
+  TALLY_LIVE_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(65_536).describe(
+    'Live feed: largest socket.io message or long-polling POST a client may send (its own messages are a few hundred bytes).'),
+  TALLY_LIVE_SOCKETS_PER_TOKEN: z.coerce.number().int().min(1).default(20).describe(
+    'Live feed: most open sockets per token per API process; one more is refused (too_many_connections).'),
+  TALLY_LIVE_HANDSHAKES_PER_CONNECTION: z.coerce.number().int().min(1).default(5).describe(
+    'Live feed: socket.io CONNECT packets one transport connection may send; beyond, the connection is closed before any token lookup.'),
+  TALLY_LIVE_JOINS_PER_10S: z.coerce.number().int().min(1).default(20).describe(
+    'Live feed: view changes (join, each with a snapshot) per socket per 10 s; a socket that sends as many again beyond that is disconnected.'),
+  TALLY_LIVE_SNAPSHOTS_PER_MIN_PER_TOKEN: z.coerce.number().int().min(1).default(300).describe(
+    'Live feed: snapshots (connects and joins) per token per minute across its sockets; beyond, joins are refused and connects answered unavailable.'),
   TALLY_HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000).describe(
     'API: longest time to receive a request and answer it (503 after that).'),
   TALLY_INGEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(10_000).describe(

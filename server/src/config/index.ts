@@ -3,7 +3,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { envSchema } from './env-schema.js';
+import { clickhouseConnection, type ClickHouseConnection } from './clickhouse-connection.js';
 import { ConfigError } from '../errors.js';
+import { redactUrl } from '../observability/redact.js';
 
 export { envSchema } from './env-schema.js';
 
@@ -26,15 +28,8 @@ export interface TallyConfig {
     port: number;
     controllerPort: number;
   };
-  clickhouse: {
-    url: string;
-    external: boolean;
-    user: string;
-    password: string;
-    database: string;
-    httpPort: number;
-    tcpPort: number;
-  };
+  /** The URL never holds credentials; the local stack's password is read from its file (see clickhouseConnection). */
+  clickhouse: ClickHouseConnection;
   stackDir: string;
   cacheDir: string;
   topics: Topics;
@@ -62,6 +57,18 @@ export interface TallyConfig {
     requestTimeoutMs: number;
     ingestTimeoutMs: number;
     metricsAuth: 'loopback' | 'token';
+    tokenLookupsInFlight: number;
+    tokenNegativeCacheMs: number;
+    ingestMaxInflateRatio: number;
+    ingestMaxJsonDepth: number;
+  };
+  /** Abuse limits of the socket.io live feed (per API process). */
+  live: {
+    maxMessageBytes: number;
+    socketsPerToken: number;
+    handshakesPerConnection: number;
+    joinsPer10s: number;
+    snapshotsPerMinPerToken: number;
   };
   metricsPort: number;
   logLevel: string;
@@ -71,7 +78,7 @@ export interface TallyConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(env[String(i.path[0])] ?? '')}: ${i.message}`);
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(shownValue(String(i.path[0]), env[String(i.path[0])] ?? ''))}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
@@ -80,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     throw new ConfigError(`invalid configuration:\n  TALLY_WINDOW_MS=${e.TALLY_WINDOW_MS}: must be whole seconds that divide an hour (3600000) exactly, e.g. 1000, 60000, 300000`);
   }
   const prefix = e.TALLY_TOPIC_PREFIX;
+  const stackDir = path.resolve(e.TALLY_STACK_DIR ?? path.join(repoRoot, '.stack'));
   return {
     kafka: {
       brokers: e.KAFKA_BROKERS ?? `127.0.0.1:${e.TALLY_KAFKA_PORT}`,
@@ -87,16 +95,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
       port: e.TALLY_KAFKA_PORT,
       controllerPort: e.TALLY_KAFKA_CONTROLLER_PORT,
     },
-    clickhouse: {
-      url: e.CLICKHOUSE_URL ?? `http://127.0.0.1:${e.TALLY_CLICKHOUSE_HTTP_PORT}`,
-      external: e.CLICKHOUSE_URL !== undefined,
+    clickhouse: clickhouseConnection({
+      url: e.CLICKHOUSE_URL,
       user: e.CLICKHOUSE_USER,
       password: e.CLICKHOUSE_PASSWORD,
       database: e.TALLY_CLICKHOUSE_DATABASE,
       httpPort: e.TALLY_CLICKHOUSE_HTTP_PORT,
       tcpPort: e.TALLY_CLICKHOUSE_TCP_PORT,
-    },
-    stackDir: path.resolve(e.TALLY_STACK_DIR ?? path.join(repoRoot, '.stack')),
+      stackDir,
+    }),
+    stackDir,
     cacheDir: path.resolve(e.TALLY_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tally')),
     topics: {
       impressions: e.TALLY_IMPRESSIONS_TOPIC ?? `${prefix}impressions`,
@@ -128,10 +136,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
       requestTimeoutMs: e.TALLY_HTTP_REQUEST_TIMEOUT_MS,
       ingestTimeoutMs: e.TALLY_INGEST_TIMEOUT_MS,
       metricsAuth: e.TALLY_METRICS_AUTH,
+      tokenLookupsInFlight: e.TALLY_TOKEN_LOOKUPS_IN_FLIGHT,
+      tokenNegativeCacheMs: e.TALLY_TOKEN_NEGATIVE_CACHE_MS,
+      ingestMaxInflateRatio: e.TALLY_INGEST_MAX_INFLATE_RATIO,
+      ingestMaxJsonDepth: e.TALLY_INGEST_MAX_JSON_DEPTH,
+    },
+    live: {
+      maxMessageBytes: e.TALLY_LIVE_MAX_MESSAGE_BYTES,
+      socketsPerToken: e.TALLY_LIVE_SOCKETS_PER_TOKEN,
+      handshakesPerConnection: e.TALLY_LIVE_HANDSHAKES_PER_CONNECTION,
+      joinsPer10s: e.TALLY_LIVE_JOINS_PER_10S,
+      snapshotsPerMinPerToken: e.TALLY_LIVE_SNAPSHOTS_PER_MIN_PER_TOKEN,
     },
     metricsPort: e.TALLY_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** A rejected value as the error message shows it: never a password, never a URL's userinfo. */
+function shownValue(name: string, value: string): string {
+  if (name === 'CLICKHOUSE_PASSWORD') return '***';
+  if (name !== 'CLICKHOUSE_URL') return value;
+  const shown = redactUrl(value);
+  return shown.replace(/^[a-z][a-z0-9+.-]*:\/\/\*\*\*@/i, '').includes('@') ? '*** (not shown: it holds an @)' : shown;
 }
 
 /** The config table for the README: variable, default, meaning. */

@@ -12,6 +12,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse } from '../clickhouse/index.js';
 import type { Registry } from 'prom-client';
 import type { PipelineStatus } from '../api/api-types.js';
+import { AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
 import type { TokenVerifier } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
@@ -26,11 +27,14 @@ export * from './live-protocol.js';
 export { LiveState, liveRangeStart, type LiveRowInput, type LiveStateOptions, type DrainResult, type FinalTotals } from './live-state.js';
 export { LiveMetrics } from './live-metrics.js';
 export { throughputFromSamples } from './pipeline-monitor.js';
-export { viewRefusal, initialView, advertiserRoom, ADMIN_ROOM, FLUSH_INTERVAL_MS, MIN_FLUSH_GAP_MS } from './live-server.js';
+export { FLUSH_INTERVAL_MS, MIN_FLUSH_GAP_MS } from './live-server.js';
+export { viewRefusal, initialView, advertiserRoom, ADMIN_ROOM } from './live-views.js';
 
 export interface LiveFeedOptions {
   config: TallyConfig;
   verifier: TokenVerifier;
+  /** Failed tokens per client address, shared with REST; default: one of its own. */
+  authFailures?: AuthFailureLimiter;
   log: Logger;
   /** Register the feed's metrics here (e.g. the API's registry); default: a registry of its own (LiveFeed.registry). */
   registry?: Registry;
@@ -122,7 +126,8 @@ export async function attachLiveFeed(httpServer: http.Server, opts: LiveFeedOpti
     await ch.close().catch(() => undefined);
     throw err;
   }
-  const server = new LiveServer(httpServer, config, state, verifier, log, metrics);
+  const authFailures = opts.authFailures ?? new AuthFailureLimiter(config.http.authFailureLimitPerMin);
+  const server = new LiveServer(httpServer, config, state, verifier, authFailures, log, metrics);
   log.info({ path: '/socket.io', rows: state.stats.rows, watermark: state.publishedWatermark }, 'live.attached');
 
   return {

@@ -12,6 +12,7 @@ export class LiveMetrics {
   readonly refused: Counter;
   readonly denied: Counter;
   readonly revoked: Counter;
+  readonly floodDisconnects: Counter;
   readonly snapshotsSent: Counter;
   readonly updatesSent: Counter;
   readonly updateRowsSent: Counter;
@@ -29,6 +30,10 @@ export class LiveMetrics {
     this.refused = new Counter({ name: 'tally_live_handshakes_refused_total', help: 'Refused socket.io handshakes, by reason', labelNames: ['reason'], registers });
     this.denied = new Counter({ name: 'tally_live_joins_denied_total', help: 'Refused room joins', registers });
     this.revoked = new Counter({ name: 'tally_live_revoked_disconnects_total', help: 'Connections closed because their token was revoked or lost access', registers });
+    this.floodDisconnects = new Counter({
+      name: 'tally_live_flood_disconnects_total', help: 'Connections closed for flooding, by what they flooded (handshakes, joins)',
+      labelNames: ['reason'], registers,
+    });
     this.snapshotsSent = new Counter({ name: 'tally_live_snapshots_sent_total', help: 'Snapshots sent (one per connect or join)', registers });
     this.updatesSent = new Counter({ name: 'tally_live_updates_sent_total', help: 'Update messages delivered to clients (one per client per update)', registers });
     this.updateRowsSent = new Counter({ name: 'tally_live_update_rows_sent_total', help: 'Rows in update messages, per client', registers });

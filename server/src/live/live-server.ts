@@ -1,16 +1,24 @@
 /**
  * The socket.io side of the live feed: authenticated handshakes, one room per view
  * (`advertiser:<id>` or `admin` for all), snapshots on connect and join, throttled updates of the
- * changed rows per room, and revocation (every connected token re-verified about once a second).
+ * changed rows per room, and revocation (every connected token re-verified about once a second;
+ * when the token store cannot answer, sockets fail closed like REST). Every client works within
+ * budgets (socket-budgets.ts) checked before any token lookup or snapshot.
  */
 import type http from 'node:http';
-import { Server, type Socket } from 'socket.io';
-import { canReadAdvertiser, isAdmin, readableAdvertisers, type Principal, type TokenVerifier } from '../auth/principal.js';
+import { Server } from 'socket.io';
+import { addressKey, type Admission, type AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
+import type { Principal, TokenVerifier } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';
+import { ID_PATTERN } from '../contracts/ids.js';
 import type { Logger } from '../observability/index.js';
-import type { ClientToServerEvents, LiveSnapshot, LiveUpdate, LiveWindowRow, ServerToClientEvents } from './live-protocol.js';
+import type { LiveSnapshot, LiveUpdate, LiveWindowRow } from './live-protocol.js';
 import type { LiveMetrics } from './live-metrics.js';
 import type { LiveState } from './live-state.js';
+import {
+  ADMIN_ROOM, advertiserRoom, describeRequested, initialView, requestedView, tokenOf, viewRefusal, type LiveServerIo, type LiveSocket,
+} from './live-views.js';
+import { LiveBudgets } from './socket-budgets.js';
 
 /** Target interval between two update flushes; never less than MIN_FLUSH_GAP_MS apart, so ≤ 4 per second per client. */
 export const FLUSH_INTERVAL_MS = 260;
@@ -19,74 +27,10 @@ export const REVALIDATE_EVERY_MS = 1_000;
 /** A view without changed rows hears of a moved watermark at most this often. */
 export const WATERMARK_ONLY_EVERY_MS = 1_000;
 const PRUNE_EVERY_MS = 60_000;
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
-export const ADMIN_ROOM = 'admin';
-/** Each join sends a snapshot: at most this many joins per socket per JOIN_WINDOW_MS. */
-const MAX_JOINS_PER_WINDOW = 20;
-const JOIN_WINDOW_MS = 10_000;
-
+/** A socket whose token could not be re-verified for this long is closed (REST refuses after the 1 s cache). */
+export const FAIL_CLOSED_AFTER_MS = 2_000;
+const FLOOD_LOG_EVERY_MS = 10_000;
 type JoinAck = (r: { ok: true } | { ok: false; message: string }) => void;
-
-export function advertiserRoom(advertiserId: string): string {
-  return `advertiser:${advertiserId}`;
-}
-
-/**
- * A requested view for the log, whatever the client sent: String() of a client's object can throw
- * (`{"toString": "x"}` has no callable toString), which would turn a refusal into a failed join.
- */
-function describeRequested(v: unknown): string | null {
-  if (v === null || typeof v === 'string') return v === null ? null : v.slice(0, 140);
-  return `<${Array.isArray(v) ? 'array' : typeof v}>`;
-}
-
-export interface SocketData {
-  token: string;
-  principal: Principal;
-  /** The current view: an advertiser id, or null for all (admin). */
-  view: string | null;
-  /** A requested initial view that was refused (sent as `denied` once connected). */
-  pendingDenial?: string;
-}
-
-type LiveServerIo = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
-type LiveSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
-
-/** Why a principal may not see a view, or null if it may; pure. */
-export function viewRefusal(p: Principal, view: string | null): string | null {
-  if (view === null) return isAdmin(p) ? null : 'only an admin may view all advertisers';
-  return canReadAdvertiser(p, view) ? null : `not allowed to read advertiser ${view}`;
-}
-
-/** The view a new connection starts in: the requested one if allowed, else admin → all, advertiser → its first; null if none. */
-export function initialView(p: Principal, requested: unknown): { view: string | null; refusal: string | null } | undefined {
-  let refusal: string | null = null;
-  if (requested === null || (typeof requested === 'string' && ID.test(requested))) {
-    refusal = viewRefusal(p, requested);
-    if (refusal === null) return { view: requested, refusal: null };
-  }
-  if (isAdmin(p)) return { view: null, refusal };
-  const readable = readableAdvertisers(p) ?? [];
-  if (readable.length === 0) return undefined;
-  return { view: readable[0], refusal };
-}
-
-function tokenOf(socket: LiveSocket): string | undefined {
-  const auth: unknown = socket.handshake.auth;
-  if (typeof auth === 'object' && auth !== null) {
-    const t = (auth as { token?: unknown }).token;
-    if (typeof t === 'string' && t.length > 0) return t;
-  }
-  const header = socket.handshake.headers.authorization;
-  if (typeof header === 'string' && /^Bearer\s+\S+$/i.test(header)) return header.replace(/^Bearer\s+/i, '');
-  return undefined;
-}
-
-function requestedView(socket: LiveSocket): unknown {
-  const auth: unknown = socket.handshake.auth;
-  if (typeof auth === 'object' && auth !== null && 'advertiserId' in auth) return (auth as { advertiserId?: unknown }).advertiserId;
-  return undefined;
-}
 
 export class LiveServer {
   readonly io: LiveServerIo;
@@ -99,7 +43,10 @@ export class LiveServer {
   private lastPruneAt = Date.now();
   private sweeping = false;
   private readonly joinChains = new WeakMap<LiveSocket, Promise<void>>();
-  private readonly joinTimes = new WeakMap<LiveSocket, number[]>();
+  /** When each socket's token was last verified valid. */
+  private readonly verifiedAt = new WeakMap<LiveSocket, number>();
+  private readonly budgets: LiveBudgets;
+  private readonly floodLogged = new Map<string, { at: number; suppressed: number }>();
   private closed = false;
 
   constructor(
@@ -107,12 +54,28 @@ export class LiveServer {
     private readonly config: TallyConfig,
     private readonly state: LiveState,
     private readonly verifier: TokenVerifier,
+    private readonly authFailures: AuthFailureLimiter,
     private readonly log: Logger,
     private readonly metrics: LiveMetrics,
   ) {
-    this.io = new Server(httpServer, { path: '/socket.io', serveClient: false });
+    this.budgets = new LiveBudgets(config.live);
+    // A client's own messages are a few hundred bytes; this also caps the packets of one polling POST.
+    this.io = new Server(httpServer, { path: '/socket.io', serveClient: false, maxHttpBufferSize: config.live.maxMessageBytes });
     this.io.use((socket, next) => {
-      this.authenticate(socket).then(next, (err: unknown) => {
+      const refusal = this.precheck(socket);
+      if (refusal !== null) {
+        this.metrics.refused.inc({ reason: refusal });
+        next(new Error(refusal));
+        return;
+      }
+      const admission = this.authFailures.admit(addressKey(socket.handshake.address), tokenOf(socket), this.verifier);
+      if (!('settle' in admission)) {
+        this.metrics.refused.inc({ reason: 'rate_limited' });
+        next(new Error('rate_limited'));
+        return;
+      }
+      this.authenticate(socket, admission).then(next, (err: unknown) => {
+        admission.settle(true);
         this.log.warn({ err: String(err) }, 'live.handshake_verify_failed');
         this.metrics.refused.inc({ reason: 'unavailable' });
         next(new Error('unavailable'));
@@ -133,10 +96,39 @@ export class LiveServer {
     this.io.engine.close();
   }
 
-  private async authenticate(socket: LiveSocket): Promise<Error | undefined> {
-    if (this.closed) return new Error('unavailable');
+  /**
+   * Synchronous checks before any token lookup: CONNECT packets on this transport connection (a
+   * flood closes the connection) and the address's auth-failure limit shared with REST.
+   */
+  private precheck(socket: LiveSocket): string | null {
+    if (this.closed) return 'unavailable';
+    if (!this.budgets.handshake(socket.conn)) {
+      if (socket.conn.readyState === 'open') {
+        this.metrics.floodDisconnects.inc({ reason: 'handshakes' });
+        this.warnFlood('live.handshake_flood_closed', { address: socket.handshake.address });
+        socket.conn.close();
+      }
+      return 'too_many_handshakes';
+    }
+    return null;
+  }
+
+  /** A flood is logged at most once per FLOOD_LOG_EVERY_MS (with how many more there were), so the log is no flood target itself. */
+  private warnFlood(msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    const last = this.floodLogged.get(msg);
+    if (last !== undefined && now - last.at < FLOOD_LOG_EVERY_MS) {
+      last.suppressed++;
+      return;
+    }
+    this.log.warn({ ...fields, alsoSinceLastLine: last?.suppressed ?? 0 }, msg);
+    this.floodLogged.set(msg, { at: now, suppressed: 0 });
+  }
+
+  private async authenticate(socket: LiveSocket, admission: Admission): Promise<Error | undefined> {
     const token = tokenOf(socket);
     const principal = token === undefined ? undefined : await this.verifier.verify(token);
+    admission.settle(principal !== undefined);
     if (token === undefined || principal === undefined) {
       this.metrics.refused.inc({ reason: 'unauthorized' });
       return new Error('unauthorized');
@@ -147,7 +139,25 @@ export class LiveServer {
       this.metrics.refused.inc({ reason: 'forbidden' });
       return new Error('forbidden');
     }
+    if (!this.budgets.snapshot(principal.tokenId)) {
+      this.metrics.refused.inc({ reason: 'rate_limited' });
+      return new Error('rate_limited');
+    }
+    if (!this.budgets.reserveSocket(principal.tokenId)) {
+      this.metrics.refused.inc({ reason: 'too_many_connections' });
+      return new Error('too_many_connections');
+    }
+    // Released once, whether the socket disconnects or its transport closes before it connected.
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.budgets.releaseSocket(principal.tokenId);
+    };
+    socket.conn.once('close', release);
+    socket.once('disconnect', release);
     socket.data = { token, principal, view: start.view };
+    this.verifiedAt.set(socket, Date.now());
     if (start.refusal !== null) socket.data.pendingDenial = start.refusal;
     return undefined;
   }
@@ -170,8 +180,26 @@ export class LiveServer {
     });
   }
 
-  /** Joins of one socket run one after the other, each against a freshly verified token. */
+  /**
+   * Joins of one socket run one after the other, each against a freshly verified token. Budgets
+   * first, synchronously: a socket over its join budget is refused at once, and one that keeps
+   * going (a POST of thousands of joins) is disconnected; its remaining packets find it closed.
+   */
   private onJoin(socket: LiveSocket, advertiserId: unknown, ack: unknown): void {
+    if (!socket.connected) return;
+    const refuse = (message: string) => {
+      this.metrics.denied.inc();
+      if (typeof ack === 'function') (ack as JoinAck)({ ok: false, message });
+    };
+    const verdict = this.budgets.join(socket);
+    if (verdict === 'disconnect') {
+      this.metrics.floodDisconnects.inc({ reason: 'joins' });
+      this.warnFlood('live.join_flood_disconnected', { address: socket.handshake.address, principal: socket.data.principal.name });
+      socket.disconnect(true);
+      return;
+    }
+    if (verdict === 'refuse') return refuse('too many joins; wait a few seconds');
+    if (!this.budgets.snapshot(socket.data.principal.tokenId)) return refuse('too many snapshots for this token; wait a minute');
     const prev = this.joinChains.get(socket) ?? Promise.resolve();
     const next = prev.then(() => this.join(socket, advertiserId, ack)).catch((err: unknown) => {
       this.log.warn({ err: String(err) }, 'live.join_failed');
@@ -185,13 +213,8 @@ export class LiveServer {
       if (typeof ack === 'function') (ack as JoinAck)(r);
     };
     if (!socket.connected) return;
-    const now = Date.now();
-    const recent = (this.joinTimes.get(socket) ?? []).filter((t) => now - t < JOIN_WINDOW_MS);
-    recent.push(now);
-    this.joinTimes.set(socket, recent);
     let refusal: string | null;
-    if (recent.length > MAX_JOINS_PER_WINDOW) refusal = 'too many joins; wait a few seconds';
-    else if (advertiserId !== null && (typeof advertiserId !== 'string' || !ID.test(advertiserId))) refusal = 'advertiserId must be an advertiser id or null';
+    if (advertiserId !== null && (typeof advertiserId !== 'string' || !ID_PATTERN.test(advertiserId))) refusal = 'advertiserId must be an advertiser id or null';
     else {
       const principal = await this.verifier.verify(socket.data.token);
       if (principal === undefined) {
@@ -200,6 +223,7 @@ export class LiveServer {
         return;
       }
       socket.data.principal = principal;
+      this.verifiedAt.set(socket, Date.now());
       refusal = viewRefusal(principal, advertiserId as string | null);
     }
     if (!socket.connected) return;
@@ -324,8 +348,15 @@ export class LiveServer {
         try {
           principal = await this.verifier.verify(token);
         } catch (err) {
-          // The token store is unavailable: keep the connections, try again next sweep.
+          // The token store cannot answer: fail closed, as REST does, once the last good check
+          // is older than FAIL_CLOSED_AFTER_MS (one failed sweep is tolerated).
           this.log.warn({ err: String(err) }, 'live.revalidate_failed');
+          const now = Date.now();
+          for (const socket of sockets) {
+            if (now - (this.verifiedAt.get(socket) ?? 0) > FAIL_CLOSED_AFTER_MS) {
+              this.revoke(socket, 'cannot check the token now (token store unavailable); reconnect later');
+            }
+          }
           return;
         }
         for (const socket of sockets) {
@@ -333,6 +364,7 @@ export class LiveServer {
           const refusal = principal === undefined ? 'token revoked' : viewRefusal(principal, socket.data.view);
           if (refusal === null && principal !== undefined) {
             socket.data.principal = principal;
+            this.verifiedAt.set(socket, Date.now());
             continue;
           }
           this.revoke(socket, refusal ?? 'token revoked');

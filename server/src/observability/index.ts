@@ -1,2 +1,3 @@
 export { createLogger, type Logger } from './logger.js';
 export { serveMetrics } from './metrics-server.js';
+export { redactUrl, LOG_REDACT_PATHS } from './redact.js';
