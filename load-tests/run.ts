@@ -201,6 +201,9 @@ async function main(): Promise<number> {
       // The per-token limits protect production; a load test of one token would only measure 429s.
       TALLY_INGEST_RATE_LIMIT_PER_MIN: '1000000',
       TALLY_API_RATE_LIMIT_PER_MIN: '1000000',
+      // Every viewer shares one token here: its socket and snapshot budgets must hold them all.
+      TALLY_LIVE_SOCKETS_PER_TOKEN: '1000000',
+      TALLY_LIVE_SNAPSHOTS_PER_MIN_PER_TOKEN: '1000000',
     }, ['--no-web-build']);
     const apiProc = api;
     await eventually('tally api /readyz', async () => {
