@@ -47,11 +47,11 @@ import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import Kafka from 'node-rdkafka';
 import { io, type Socket } from 'socket.io-client';
-import { checkCountRecord } from '../server/src/aggregator/count-record.js';
+import { checkCountRecord } from '../server/src/contracts/count-record.js';
 import { TokenStore } from '../server/src/auth/index.js';
 import { createClickHouse, identifier, queryRows } from '../server/src/clickhouse/index.js';
 import { homePartition } from '../server/src/impression/index.js';
-import type { ClientToServerEvents, LiveWindowRow, ServerToClientEvents } from '../server/src/live/live-protocol.js';
+import type { ClientToServerEvents, LiveWindowRow, ServerToClientEvents } from '../server/src/contracts/live-protocol.js';
 import { createSandbox, freePort, RoleProcess, sleep, stopStartedStack, type Sandbox } from '../test/integration/harness.js';
 
 export interface Percentiles { p50: number; p99: number; max: number }

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import Kafka from 'node-rdkafka';
 import { chunkKey } from '../../server/src/aggregator/changelog.js';
 import { windowStartOf } from '../../server/src/aggregator/core/index.js';
-import { kafkaError } from '../../server/src/errors.js';
+import { kafkaError } from '../../server/src/errors/index.js';
 import { createSandbox, RoleProcess, sleep } from '../../test/integration/harness.js';
 import { readMetrics, waitForRestore } from './tally.js';
 

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import Kafka from 'node-rdkafka';
-import { kafkaError } from '../../server/src/errors.js';
+import { kafkaError } from '../../server/src/errors/index.js';
 import type { BenchInput } from '../lib/bench-input.js';
 import type { ContenderResult } from '../lib/contender-result.js';
 

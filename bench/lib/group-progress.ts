@@ -1,5 +1,5 @@
 import Kafka from 'node-rdkafka';
-import { kafkaError } from '../../server/src/errors.js';
+import { kafkaError } from '../../server/src/errors/index.js';
 
 export interface GroupProgress {
   /** True once the group's committed offsets reach the end of every partition (as it was when created). */

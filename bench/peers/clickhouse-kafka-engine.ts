@@ -27,7 +27,7 @@ import Kafka from 'node-rdkafka';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse, identifier, queryRows, stringLiteral, uintLiteral } from '../../server/src/clickhouse/index.js';
 import type { TallyConfig } from '../../server/src/config/index.js';
-import { kafkaError } from '../../server/src/errors.js';
+import { kafkaError } from '../../server/src/errors/index.js';
 import { ensureKafkaJars } from '../../server/src/stack/index.js';
 import { sleep } from '../../test/integration/harness.js';
 import type { ContenderResult } from '../lib/contender-result.js';

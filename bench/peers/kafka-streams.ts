@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Kafka from 'node-rdkafka';
 import { loadConfig } from '../../server/src/config/index.js';
-import { kafkaError } from '../../server/src/errors.js';
+import { kafkaError } from '../../server/src/errors/index.js';
 import { deleteTopics, fetchMetadata } from '../../server/src/kafka/index.js';
 import { commandExists } from '../../server/src/stack/index.js';
 import { readTopicToEnd } from '../../server/src/tools/index.js';

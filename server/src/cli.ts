@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { TallyError } from './errors.js';
+import { TallyError } from './errors/index.js';
 import { describeConfig } from './config/index.js';
 import { redactUrl } from './observability/redact.js';
 import { stackCommand } from './cli/stack-command.js';

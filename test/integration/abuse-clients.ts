@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, LiveWindowRow, ServerToClientEvents } from '../../server/src/live/live-protocol.js';
+import type { ClientToServerEvents, LiveWindowRow, ServerToClientEvents } from '../../server/src/contracts/live-protocol.js';
 import { sleep } from './harness.js';
 
 export function p99(xs: readonly number[]): number {

@@ -13,10 +13,10 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { io, type Socket } from 'socket.io-client';
-import type { AdvertisersResponse, CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/api/api-types.js';
+import type { AdvertisersResponse, CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/contracts/api-types.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse, queryRows, stringLiteral } from '../../server/src/clickhouse/index.js';
-import type { ClientToServerEvents, LiveSnapshot, LiveUpdate, ServerToClientEvents } from '../../server/src/live/live-protocol.js';
+import type { ClientToServerEvents, LiveSnapshot, LiveUpdate, ServerToClientEvents } from '../../server/src/contracts/live-protocol.js';
 import { freePort, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
 import { Pipeline } from './pipeline.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/api/api-types.js';
+import type { CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/contracts/api-types.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
 import { emptyDeadLetters, truthRowKey, type GroundTruth, type TruthRow } from '../../server/src/tools/index.js';
@@ -138,6 +138,7 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
     base = `http://127.0.0.1:${port}`;
     api = new RoleProcess('api', { ...sb.env, TALLY_HTTP_PORT: String(port) }, ['--no-web-build']);
     await waitHealthy(base, api);
+    await seedGroundTruth();
   });
 
   after(async () => {
@@ -154,18 +155,23 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
     assert.match(await m.text(), /tally_api_http_requests_total/);
   });
 
-  it('ingests a JSON array: 202 after the broker acknowledged every event', async () => {
+  /**
+   * The ground truth every read test compares with, sent in `before` so that each test also runs
+   * alone (mocha --grep): a JSON array, a mixed NDJSON batch, and a client's retry of acknowledged
+   * events. The ingest tests assert on these answers.
+   */
+  const seeded: { array?: Answer<IngestResponse>; ndjson?: Answer<IngestResponse>; retry?: Answer<IngestResponse> } = {};
+  const ndjsonBad: Array<[number, string, string]> = [];
+  let ndjsonGood = 0;
+
+  async function seedGroundTruth(): Promise<void> {
     const events: Event[] = [];
     for (let i = 0; i < 300; i++) events.push(makeEvent(i % 2 === 0 ? ADV1 : ADV2));
     // Some event times as ISO-8601 strings with a zone, as the contract allows.
     for (let i = 0; i < events.length; i += 10) events[i] = { ...events[i], ts: new Date(events[i].ts as number).toISOString() };
-    const a = await post(tok.ingest, JSON.stringify(events));
-    assert.equal(a.status, 202, JSON.stringify(a.body));
-    assert.deepEqual(a.body, { accepted: 300, rejected: 0, errors: [] });
-    events.forEach(accepted);
-  });
+    seeded.array = await post(tok.ingest, JSON.stringify(events));
+    if (seeded.array.status === 202) events.forEach(accepted);
 
-  it('ingests a mixed NDJSON batch: valid events kept, each bad one named by index and contract reason', async () => {
     const good = Array.from({ length: 120 }, (_, i) => makeEvent(i % 3 === 0 ? ADV1_UPPER : i % 3 === 1 ? ADV1 : ADV2));
     const lines: string[] = good.map((e) => JSON.stringify(e));
     const bad: Array<[number, string, string]> = [
@@ -183,13 +189,29 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
     for (const [index, line] of bad) lines.splice(index, 0, line);
     // Blank lines and CRLF are tolerated and not counted as events.
     const body = `${lines.join('\r\n')}\n\n`;
-    const a = await post(tok.both, body, 'application/x-ndjson');
+    seeded.ndjson = await post(tok.both, body, 'application/x-ndjson');
+    ndjsonBad.push(...bad);
+    ndjsonGood = good.length;
+    if (seeded.ndjson.status === 202) good.forEach(accepted);
+
+    const again = [...counted.values()].slice(0, 60);
+    seeded.retry = await post(tok.ingest, JSON.stringify(again));
+    if (seeded.retry.status === 202) again.forEach(accepted);
+  }
+
+  it('ingests a JSON array: 202 after the broker acknowledged every event', () => {
+    const a = seeded.array as Answer<IngestResponse>;
+    assert.equal(a.status, 202, JSON.stringify(a.body));
+    assert.deepEqual(a.body, { accepted: 300, rejected: 0, errors: [] });
+  });
+
+  it('ingests a mixed NDJSON batch: valid events kept, each bad one named by index and contract reason', () => {
+    const a = seeded.ndjson as Answer<IngestResponse>;
     assert.equal(a.status, 202, JSON.stringify(a.body).slice(0, 500));
-    assert.equal(a.body.accepted, good.length);
-    assert.equal(a.body.rejected, bad.length);
-    assert.deepEqual(a.body.errors.map((e) => [e.index, e.reason]), bad.map(([i, , r]) => [i, r]));
+    assert.equal(a.body.accepted, ndjsonGood);
+    assert.equal(a.body.rejected, ndjsonBad.length);
+    assert.deepEqual(a.body.errors.map((e) => [e.index, e.reason]), ndjsonBad.map(([i, , r]) => [i, r]));
     for (const e of a.body.errors) assert.ok(e.message.length > 0);
-    good.forEach(accepted);
   });
 
   it('a batch with no valid event is a 400 listing every reason; nothing is produced', async () => {
@@ -204,12 +226,10 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
     assertError(await post(tok.ingest, '[]', 'text/csv'), 415);
   });
 
-  it('a client retry of an acknowledged batch is counted once (duplicates removed downstream)', async () => {
-    const again = [...counted.values()].slice(0, 60);
-    const a = await post(tok.ingest, JSON.stringify(again));
+  it('a client retry of an acknowledged batch is counted once (duplicates removed downstream)', () => {
+    const a = seeded.retry as Answer<IngestResponse>;
     assert.equal(a.status, 202);
     assert.equal(a.body.accepted, 60);
-    again.forEach(accepted);
     assert.equal(duplicatesSent, 60);
   });
 
@@ -281,11 +301,18 @@ describe('REST API and HTTP ingest (real Kafka + ClickHouse, tally api as a proc
   });
 
   it('campaigns and advertisers: totals per campaign, limited to what the token may read', async () => {
-    const c = await call<CampaignsResponse>(base, `/api/v1/campaigns?advertiser_id=${ADV1}`, { token: tok.adv1 });
-    assert.equal(c.status, 200);
-    assert.deepEqual(c.body.campaigns.map((x) => [x.advertiserId, x.campaignId, x.impressions]), CAMPAIGNS.map((cmp) => [
+    const expected = CAMPAIGNS.map((cmp) => [
       ADV1, cmp, [...truth.values()].filter((r) => r.advertiserId === ADV1 && r.campaignId === cmp).reduce((s, r) => s + r.impressions, 0),
-    ]));
+    ]);
+    let shown: unknown;
+    // The seeded events reach ClickHouse a moment after their 202.
+    await eventually('campaigns to show the seeded events', async () => {
+      const c = await call<CampaignsResponse>(base, `/api/v1/campaigns?advertiser_id=${ADV1}`, { token: tok.adv1 });
+      assert.equal(c.status, 200);
+      shown = c.body.campaigns.map((x) => [x.advertiserId, x.campaignId, x.impressions]);
+      const all = await call<{ advertisers: Array<{ impressions: number }> }>(base, '/api/v1/advertisers', { token: tok.admin });
+      return JSON.stringify(shown) === JSON.stringify(expected) && all.body.advertisers.reduce((t, a) => t + a.impressions, 0) === counted.size;
+    }, 60_000, 250).catch((err: Error) => assert.fail(`${err.message}: ${JSON.stringify(shown)}`));
     const mine = await call<CampaignsResponse>(base, '/api/v1/campaigns', { token: tok.adv2 });
     assert.ok(mine.body.campaigns.length > 0 && mine.body.campaigns.every((x) => x.advertiserId === ADV2));
     const advs = await call<{ advertisers: Array<{ advertiserId: string; impressions: number }> }>(base, '/api/v1/advertisers', { token: tok.admin });

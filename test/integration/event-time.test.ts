@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
-import type { CountsResponse } from '../../server/src/api/api-types.js';
+import type { CountsResponse } from '../../server/src/contracts/api-types.js';
 import { ensureWebBuild } from '../../server/src/api/web-assets.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';

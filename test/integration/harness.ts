@@ -51,6 +51,8 @@ export async function createSandbox(name: string, overrides: Record<string, stri
     ...process.env,
     TALLY_TOPIC_PREFIX: `t-${id}.`,
     TALLY_CLICKHOUSE_DATABASE: `t_${id}`,
+    // Tests read the roles' logs as JSON lines, whatever the shell exports.
+    LOG_FORMAT: 'json',
     ...overrides,
   };
   const config = loadConfig(env);

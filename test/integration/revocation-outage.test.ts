@@ -12,7 +12,7 @@ import { io, type Socket } from 'socket.io-client';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse, migrate } from '../../server/src/clickhouse/index.js';
 import { loadConfig } from '../../server/src/config/index.js';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../server/src/live/live-protocol.js';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../server/src/contracts/live-protocol.js';
 import { LocalClickHouse } from '../../server/src/stack/clickhouse-server.js';
 import { createSandbox, eventually, freePort, RoleProcess } from './harness.js';
 

@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { generateToken } from '../../server/src/auth/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
-import { loadConfig, repoRoot, type TallyConfig } from '../../server/src/config/index.js';
-import { commandExists, LocalClickHouse, passwordFile } from '../../server/src/stack/index.js';
+import { loadConfig, passwordFile, repoRoot, type TallyConfig } from '../../server/src/config/index.js';
+import { commandExists, LocalClickHouse } from '../../server/src/stack/index.js';
 import { sha256Hex } from '../../server/src/stack/clickhouse-password.js';
 import { createSandbox, eventually, freePort, RoleProcess, useStack, type Sandbox } from './harness.js';
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import Kafka from 'node-rdkafka';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { loadConfig } from '../../server/src/config/index.js';
-import { kafkaError } from '../../server/src/errors.js';
+import { kafkaError } from '../../server/src/errors/index.js';
 import { DeliveringProducer, ensureTopics } from '../../server/src/kafka/index.js';
 import { stackDown, stackStatus, stackUp } from '../../server/src/stack/index.js';
 import { createSandbox, type Sandbox } from './harness.js';

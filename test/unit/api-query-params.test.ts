@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import {
-  ApiError, countsResponse, countsSql, exactNumber, MAX_RANGE_MS, parseAdvertiserFilter, parseCountsQuery, parseTimeParam, routeLabel,
+  countsResponse, countsSql, exactNumber, MAX_RANGE_MS, parseAdvertiserFilter, parseCountsQuery, routeLabel,
   campaignsSql, advertisersSql, type CountsQuery,
 } from '../../server/src/api/index.js';
+import { ApiError, parseTimeParam } from '../../server/src/http/index.js';
 
 const NOW = Date.UTC(2025, 10, 26, 12, 0, 0);
 

@@ -4,7 +4,7 @@ import {
   generateToken, hashSecret, parseScope, parseScopes, parseToken, TokenStore, TokenStoreBusyError, type StoredToken, type TokenRepository,
 } from '../../server/src/auth/index.js';
 import { canIngest, ingestableAdvertisers, readableAdvertisers, type Principal, type Scope } from '../../server/src/auth/principal.js';
-import { InvalidArgumentError } from '../../server/src/errors.js';
+import { InvalidArgumentError } from '../../server/src/errors/index.js';
 
 /** api_tokens in memory: newest version per id, and a switch that makes it unreachable. */
 class MemoryRepo implements TokenRepository {

@@ -3,11 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../server/src/config/index.js';
-import { ConfigError } from '../../server/src/errors.js';
-import {
-  ensureStackPassword, generatePassword, passwordFile, readStackPassword, sha256Hex,
-} from '../../server/src/stack/clickhouse-password.js';
+import { loadConfig, passwordFile, readStackPassword } from '../../server/src/config/index.js';
+import { ConfigError } from '../../server/src/errors/index.js';
+import { ensureStackPassword, generatePassword, sha256Hex } from '../../server/src/stack/clickhouse-password.js';
 
 describe('the local stack ClickHouse password file', () => {
   let dir: string;

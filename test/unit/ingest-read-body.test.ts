@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import zlib from 'node:zlib';
-import { ApiError } from '../../server/src/api/http-errors.js';
+import { ApiError } from '../../server/src/http/index.js';
 import { contentEncoding, readBody, type BodySource } from '../../server/src/ingest/index.js';
 
 function fakeRequest(headers: Record<string, string> = {}): PassThrough & BodySource {

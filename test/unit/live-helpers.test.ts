@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { encodeWatermark, encodeWindowRow } from '../../server/src/aggregator/count-record.js';
+import { encodeWatermark, encodeWindowRow } from '../../server/src/contracts/count-record.js';
 import type { Principal } from '../../server/src/auth/principal.js';
 import { closedTotalsSql, preloadSql, toSafeInt } from '../../server/src/live/live-clickhouse.js';
 import { decodeLiveRecord } from '../../server/src/live/live-record.js';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { MAX_COST_MICROS, MAX_EVENT_BYTES, parseImpression, type DeadLetterReason, type ParseResult } from '../../server/src/impression/index.js';
+import type { DeadLetterReason } from '../../server/src/contracts/dead-letter-reasons.js';
+import { MAX_COST_MICROS, MAX_EVENT_BYTES, parseImpression, type ParseResult } from '../../server/src/impression/index.js';
 
 const VALID = {
   impression_id: '5f0c2b9e-1a2b-4c3d-9e8f-0123456789ab',

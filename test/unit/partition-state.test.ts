@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import type { Impression } from '../../server/src/impression/index.js';
 import {
-  decodeChunk, encodeChunk, hashImpressionId, PartitionState, PERIOD_MS, rowKey,
-  type Changes, type PartitionProgress, type PeriodClose, type ProcessOutcome, type WindowRow, type WindowSettings,
+  decodeChunk, encodeChunk, hashImpressionId, PartitionState, PERIOD_MS,
+  type Changes, type PartitionProgress, type PeriodClose, type ProcessOutcome, type WindowSettings,
 } from '../../server/src/aggregator/core/index.js';
+import { rowKey, type WindowRow } from '../../server/src/contracts/count-record.js';
 
 const MIN = 60_000;
 const SETTINGS: WindowSettings = {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type Kafka from 'node-rdkafka';
 import { PartitionTask } from '../../server/src/aggregator/partition-task.js';
-import { decodeCountRecord } from '../../server/src/aggregator/count-record.js';
+import { decodeCountRecord } from '../../server/src/contracts/count-record.js';
 import { PartitionState, type WindowSettings } from '../../server/src/aggregator/core/index.js';
-import { decodeMarker, encodeMarker, isMarkerKey, markerKey } from '../../server/src/aggregator/repartition-record.js';
+import { decodeMarker, encodeMarker, isMarkerKey, markerKey } from '../../server/src/contracts/repartition-record.js';
 import { homePartition } from '../../server/src/impression/index.js';
 
 const topics = { impressions: 'impressions', counts: 'impression-counts', changelog: 'changelog', dlq: 'dlq', repartition: 'repartition' };

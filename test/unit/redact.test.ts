@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { splitUserinfo } from '../../server/src/config/clickhouse-connection.js';
 import { loadConfig } from '../../server/src/config/index.js';
-import { ConfigError } from '../../server/src/errors.js';
+import { ConfigError } from '../../server/src/errors/index.js';
 import { createLogger, redactUrl } from '../../server/src/observability/index.js';
 
 describe('redactUrl', () => {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { encodeWatermark, encodeWindowRow } from '../../server/src/aggregator/count-record.js';
-import type { WindowRow } from '../../server/src/aggregator/core/types.js';
+import { encodeWatermark, encodeWindowRow, type WindowRow } from '../../server/src/contracts/count-record.js';
 import { encodePeriodClose, periodCloseProblem, type PeriodCloseRecord } from '../../server/src/contracts/period-close-record.js';
 import { RowBatch } from '../../server/src/sink/index.js';
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { parseRowKey, rowKey, windowStartOf } from '../../server/src/aggregator/core/index.js';
+import { windowStartOf } from '../../server/src/aggregator/core/index.js';
+import { parseRowKey, rowKey } from '../../server/src/contracts/count-record.js';
 
 describe('windows and row keys', () => {
   it('windowStartOf floors to multiples of the window size', () => {

@@ -1,4 +1,5 @@
 /** Plain REST calls to /api/v1 with a bearer token (no Vue): used by the session store and useApiResource. */
+import type { ApiErrorBody } from './contracts';
 
 /** A failed API call: the server's `{ error: { status, message, parameter? } }`, or a network failure (status 0). */
 export class ApiError extends Error {
@@ -25,7 +26,7 @@ export async function fetchJson<T>(path: string, token: string, signal?: AbortSi
     body = undefined;
   }
   if (!res.ok) {
-    const e = (body as { error?: { message?: string; parameter?: string } } | undefined)?.error;
+    const e = (body as Partial<ApiErrorBody> | undefined)?.error;
     throw new ApiError(res.status, e?.message ?? `${res.status} ${res.statusText || 'error'}`, e?.parameter);
   }
   if (body === undefined) throw new ApiError(res.status, `unexpected response from ${path} (not JSON)`);

@@ -1,13 +1,15 @@
 /**
- * The server's contracts the dashboard builds against (type-only: nothing of the server is bundled).
- * REST shapes: server/src/api/api-types.ts; socket.io events: server/src/live/live-protocol.ts;
- * billing export rows: server/src/billing/export-format.ts.
+ * The server's contracts the dashboard builds against (type-only: nothing of the server is bundled),
+ * all from server/src/contracts/: REST shapes (api-types.ts), socket.io events (live-protocol.ts),
+ * billing export rows and statements (billing-export.ts).
  */
 export type {
-  AdvertisersResponse, BillingPeriodsResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Maturity, MeResponse,
-  PeriodStatus, PipelineStatus, ReconciliationRun,
-} from '../../server/src/api/api-types';
+  AdvertisersResponse, ApiErrorBody, BillingPeriodsResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Maturity,
+  MeResponse, PeriodStatus, PipelineStatus, ReconciliationRun,
+} from '../../server/src/contracts/api-types';
 export type {
   ClientToServerEvents, LiveSnapshot, LiveUpdate, LiveWindowRow, ServerToClientEvents,
-} from '../../server/src/live/live-protocol';
-export type { ExportRow, ExportStatus, ExportTotals, JsonExportHeader } from '../../server/src/billing/export-format';
+} from '../../server/src/contracts/live-protocol';
+export type {
+  BillingFormat, BillingGranularity, EXPORT_STATUS_HEADER, ExportRow, ExportStatus, ExportTotals, JsonExport, JsonExportHeader,
+} from '../../server/src/contracts/billing-export';

@@ -1,6 +1,6 @@
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { kafkaError, TaskCorruptedError, TaskMigratedError } from '../errors.js';
+import { kafkaError, TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
 import { ensureTopics, type OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';

@@ -1,5 +1,5 @@
 import type Kafka from 'node-rdkafka';
-import { TaskCorruptedError } from '../errors.js';
+import { TaskCorruptedError } from '../errors/index.js';
 import { DeliveringProducer, type OutgoingRecord } from '../kafka/index.js';
 import type { CommitWriter } from './commit-writer.js';
 

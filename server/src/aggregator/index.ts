@@ -1,3 +1,2 @@
 export { Aggregator } from './aggregator.js';
 export { AggregatorMetrics } from './aggregator-metrics.js';
-export * from './count-record.js';

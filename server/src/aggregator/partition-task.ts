@@ -1,14 +1,18 @@
 import type Kafka from 'node-rdkafka';
 import type { Topics } from '../config/index.js';
-import { homePartition, parseImpression, type DeadLetterReason } from '../impression/index.js';
-import type { OutgoingRecord } from '../kafka/index.js';
-import { chunkKey } from './changelog.js';
-import { encodeProgress, encodeWindowRow, watermarkKey } from './count-record.js';
+import { encodeWindowRow, rowKey, watermarkKey } from '../contracts/count-record.js';
+import { deadLetterHeaders } from '../contracts/dead-letter.js';
+import type { DeadLetterReason } from '../contracts/dead-letter-reasons.js';
 import { microsJson } from '../contracts/micros.js';
 import { encodePeriodClose, periodCloseKey } from '../contracts/period-close-record.js';
-import type { Impression } from '../impression/index.js';
-import { hashImpressionId, PERIOD_MS, rowKey, type PartitionState, type PeriodClose, type TaskInput } from './core/index.js';
-import { decodeMarker, encodeMarker, FORWARDED_FROM_HEADER, forwardedFrom, isMarkerKey, markerKey } from './repartition-record.js';
+import {
+  decodeMarker, encodeMarker, FORWARDED_FROM_HEADER, forwardedFrom, isMarkerKey, markerKey,
+} from '../contracts/repartition-record.js';
+import { homePartition, parseImpression, type Impression } from '../impression/index.js';
+import type { OutgoingRecord } from '../kafka/index.js';
+import { chunkKey } from './changelog.js';
+import { hashImpressionId, PERIOD_MS, type PartitionState, type PeriodClose, type TaskInput } from './core/index.js';
+import { encodeProgress } from './progress-record.js';
 
 export type RecordOutcome = 'counted' | 'duplicate' | 'forwarded' | 'marker' | DeadLetterReason;
 
@@ -168,13 +172,13 @@ export class PartitionTask {
       partition: this.partition,
       key: msg.key ?? null,
       value: msg.value ?? null,
-      headers: [
-        { reason },
-        { detail: detail.slice(0, 500) },
-        { 'source-topic': origin ? this.topics.impressions : msg.topic },
-        { 'source-partition': String(origin ? origin.partition : msg.partition) },
-        { 'source-offset': String(origin ? origin.offset : msg.offset) },
-      ],
+      headers: deadLetterHeaders({
+        reason,
+        detail,
+        sourceTopic: origin ? this.topics.impressions : msg.topic,
+        sourcePartition: origin ? origin.partition : msg.partition,
+        sourceOffset: origin ? origin.offset : msg.offset,
+      }),
     });
     return reason;
   }

@@ -1,10 +1,11 @@
 import crypto from 'node:crypto';
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { kafkaError } from '../errors.js';
+import { decodeCountRecord, decodeWindowRow } from '../contracts/count-record.js';
+import { kafkaError } from '../errors/index.js';
 import { parseChunkKey } from './changelog.js';
 import { PartitionState, type WindowSettings } from './core/index.js';
-import { decodeCountRecord, decodeProgress, decodeWindowRow } from './count-record.js';
+import { decodeProgress } from './progress-record.js';
 
 const OFFSET_BEGINNING = -2;
 

@@ -1,5 +1,5 @@
 import Kafka from 'node-rdkafka';
-import { isKafkaError, kafkaError, TaskCorruptedError, TaskMigratedError, type KafkaErrorLike } from '../errors.js';
+import { isKafkaError, kafkaError, TaskCorruptedError, TaskMigratedError, type KafkaErrorLike } from '../errors/index.js';
 import type { OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import type { CommitWriter } from './commit-writer.js';

@@ -1,12 +1,13 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TokenStoreStats } from '../auth/index.js';
+import type { IngestMetrics } from '../ingest/index.js';
 
 /**
  * The API process's Prometheus metrics (GET /metrics); names prefixed tally_api_ and tally_ingest_.
  * `route` is the route pattern (/api/v1/counts, web, unmatched…), never the raw URL, so the
  * number of series stays bounded whatever clients send.
  */
-export class ApiMetrics {
+export class ApiMetrics implements IngestMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
     name: 'tally_api_http_requests_total', help: 'HTTP requests answered, by method, route and status',

@@ -20,17 +20,16 @@ import { AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
 import { canIngest, canReadAdvertiser, isAdmin, readableAdvertisers, type TokenVerifier } from '../auth/principal.js';
 import { billingRouter } from '../billing/index.js';
 import type { TallyConfig } from '../config/index.js';
+import type { MeResponse, PipelineStatus } from '../contracts/api-types.js';
+import {
+  ApiError, badRequest, errorBody, forbidden, isClickHouseUnavailable, notFound, principalOf, reply, sendError, unavailable,
+  withClickHouse,
+} from '../http/index.js';
 import { ingestHandlers, type EventSink } from '../ingest/index.js';
 import type { Logger } from '../observability/index.js';
 import { ApiMetrics } from './api-metrics.js';
-import type { MeResponse, PipelineStatus } from './api-types.js';
-import {
-  authenticate, principalOf, requireAdmin, requireAuthenticated, requireIngest, requireReader,
-} from './auth-middleware.js';
+import { authenticate, requireAdmin, requireAuthenticated, requireIngest, requireReader } from './auth-middleware.js';
 import type { Readiness } from './health.js';
-import {
-  ApiError, badRequest, errorBody, forbidden, isClickHouseUnavailable, notFound, reply, sendError, unavailable, withClickHouse,
-} from './http-errors.js';
 import { parseAdvertiserFilter, parseCountsQuery } from './query-params.js';
 import { queryAdvertisers, queryCampaigns, queryCounts } from './read-queries.js';
 

@@ -7,18 +7,12 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { addressKey, type AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
 import { TokenStoreBusyError } from '../auth/lookup-gate.js';
 import { canIngest, isAdmin, readableAdvertisers, type Principal, type TokenVerifier } from '../auth/principal.js';
+import {
+  ApiError, bindPrincipal, forbidden, hasPrincipal, isClickHouseUnavailable, principalOf, unauthorized, unavailable,
+} from '../http/index.js';
 import type { ApiMetrics } from './api-metrics.js';
-import { ApiError, forbidden, isClickHouseUnavailable, unauthorized, unavailable } from './http-errors.js';
 
-const principals = new WeakMap<Request, Principal>();
 const failures = new WeakMap<Request, 'missing' | 'invalid'>();
-
-/** The authenticated caller; only valid after `authenticate` + `requireAuthenticated`. */
-export function principalOf(req: Request): Principal {
-  const p = principals.get(req);
-  if (p === undefined) throw new Error('principalOf called on an unauthenticated request');
-  return p;
-}
 
 /** The token of `Authorization: Bearer <token>`; undefined without the header, null when it is not a bearer token. */
 export function bearerToken(header: string | undefined): string | undefined | null {
@@ -57,14 +51,14 @@ export function authenticate(verifier: TokenVerifier, limiter: AuthFailureLimite
     }
     admission.settle(principal !== undefined);
     if (principal === undefined) failures.set(req, 'invalid');
-    else principals.set(req, principal);
+    else bindPrincipal(req, principal);
     next();
   };
 }
 
 export function requireAuthenticated(metrics: ApiMetrics): RequestHandler {
   return (req, _res, next) => {
-    if (principals.has(req)) return next();
+    if (hasPrincipal(req)) return next();
     const reason = failures.get(req) ?? 'missing';
     metrics.authFailures.inc({ reason });
     next(unauthorized(reason === 'missing'

@@ -3,10 +3,9 @@ export { createApiApp, routeLabel, isLoopback, type ApiDeps, type ApiApp } from 
 export { startApiServer, type ApiServer } from './server.js';
 export { ApiMetrics } from './api-metrics.js';
 export { readinessCheck, type Readiness } from './health.js';
-export { ApiError, errorBody, isClickHouseUnavailable, type ApiErrorBody } from './http-errors.js';
 export {
-  parseCountsQuery, parseAdvertiserFilter, parseTimeParam, type CountsQuery,
+  parseCountsQuery, parseAdvertiserFilter, type CountsQuery,
   MAX_RANGE_DAYS, MAX_RANGE_MS, DEFAULT_RANGE_MS, DEFAULT_GRANULARITY, GRANULARITIES,
 } from './query-params.js';
 export { countsSql, campaignsSql, advertisersSql, countsResponse, exactNumber, MAX_COUNT_ROWS } from './read-queries.js';
-export type * from './api-types.js';
+export type * from '../contracts/api-types.js';

@@ -12,13 +12,13 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Micros } from '../contracts/api-types.js';
+import { ID_PATTERN } from '../contracts/ids.js';
 import { leastMature, type Maturity } from '../contracts/maturity.js';
 import { microsJson, parseUInt64 } from '../contracts/micros.js';
+import { InvalidArgumentError } from '../errors/index.js';
+import { badRequest } from '../http/index.js';
 import { maturityOf, periodRowsSql, queryFrontier, type Frontier } from '../ledger/index.js';
-import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Micros } from './api-types.js';
-import { badRequest } from './http-errors.js';
-import { ID_PATTERN } from '../contracts/ids.js';
 import type { CountsQuery } from './query-params.js';
 
 /** Most rows one counts answer holds; beyond it the caller is asked for a shorter range or a coarser granularity. */

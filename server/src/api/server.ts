@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import { AuthFailureLimiter, TokenStore } from '../auth/index.js';
 import { createClickHouse } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
+import { unavailable } from '../http/index.js';
 import { IngestProducer } from '../ingest/index.js';
 import { fetchMetadata } from '../kafka/index.js';
 import { attachLiveFeed, type LiveFeed } from '../live/index.js';
@@ -17,7 +18,6 @@ import type { Logger } from '../observability/index.js';
 import { ApiMetrics } from './api-metrics.js';
 import { createApiApp } from './app.js';
 import { readinessCheck } from './health.js';
-import { unavailable } from './http-errors.js';
 import { webAssetsRouter } from './web-assets.js';
 
 export interface ApiServer {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express from 'express';
 import { repoRoot } from '../config/index.js';
-import { TallyError } from '../errors.js';
+import { TallyError } from '../errors/index.js';
 
 export const webDir = path.join(repoRoot, 'web');
 export const webDistDir = path.join(webDir, 'dist');

@@ -3,7 +3,7 @@
  * not fill the API's one ClickHouse pool and starve real users' checks: at most `maxInFlight` run,
  * up to `maxWaiting` wait their turn, and anything beyond is refused at once (503), not queued.
  */
-import { TallyError } from '../errors.js';
+import { TallyError } from '../errors/index.js';
 
 /** The lookup was refused without asking ClickHouse: too many were already waiting. */
 export class TokenStoreBusyError extends TallyError {

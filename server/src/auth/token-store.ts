@@ -14,7 +14,7 @@
 import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors/index.js';
 import { LookupGate, TokenStoreBusyError } from './lookup-gate.js';
 import type { Principal, Scope, TokenVerifier } from './principal.js';
 

@@ -18,23 +18,20 @@ import express, { type Request, type Response } from 'express';
 import { canReadAdvertiser, type Principal } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
-import { principalOf as apiPrincipalOf } from '../api/auth-middleware.js';
-import { badRequest, forbidden, isClickHouseUnavailable, unavailable } from '../api/http-errors.js';
-import { contentType } from './export-format.js';
-import type { BillingPeriodsResponse } from '../api/api-types.js';
+import type { BillingPeriodsResponse } from '../contracts/api-types.js';
+import { EXPORT_SHA256_HEADER, EXPORT_STATUS_HEADER } from '../contracts/billing-export.js';
+import { badRequest, forbidden, isClickHouseUnavailable, principalOf as httpPrincipalOf, unavailable } from '../http/index.js';
 import { periodTimeline, queryFrontier, queryPeriodCloses } from '../ledger/index.js';
+import { contentType } from './export-format.js';
 import { BillingParamError, isoUtc, parseExportParams, parsePeriodsParams, type ExportQuery, type PeriodsQuery } from './export-params.js';
 import { runExport } from './export-query.js';
-
-export const EXPORT_STATUS_HEADER = 'X-Tally-Export-Status';
-export const EXPORT_SHA256_HEADER = 'X-Tally-Export-SHA256';
 
 export interface BillingRouterDeps {
   config: TallyConfig;
   clickhouse: ClickHouseClient;
   log: Logger;
   now?: () => number;
-  /** Where the route finds the caller (default: the API's auth middleware). */
+  /** Where the route finds the caller (default: http/'s principalOf, bound by the API's auth middleware). */
   principalOf?: (req: Request) => Principal;
   /** Routes' prefix inside the mount point (default /billing, for mounting under /api/v1). */
   prefix?: string;
@@ -60,7 +57,7 @@ function writeTo(res: Response): (chunk: string) => Promise<void> {
 
 export function billingRouter(deps: BillingRouterDeps): express.Router {
   const { config, clickhouse: ch, log } = deps;
-  const principalOf = deps.principalOf ?? apiPrincipalOf;
+  const principalOf = deps.principalOf ?? httpPrincipalOf;
   const now = deps.now ?? Date.now;
   const prefix = deps.prefix ?? '/billing';
   const router = express.Router();

@@ -17,11 +17,12 @@
  *   total,adv-1,,1200,1500000,1.500000,3,final             provisional only)
  *   # sha256: <hex SHA-256 of every byte before this line>
  *
- * JSON: {"status", "advertiser_id", "from", "to", "granularity", ["final_at"], "late_unbillable",
- *   "lineage", ["generated_at" provisional only], "rows": [...], "totals": {...}, "sha256"}. The
- *   digest is over the canonical form: JSON.stringify of the header object (the fields above before
- *   rows, without generated_at), of each row and of the totals, each followed by "\n" — the file
- *   holds those exact serializations, so a reader recomputes it by re-serializing what it parsed.
+ * JSON (contracts/billing-export.ts, JsonExport): {"status", "advertiser_id", "from", "to",
+ *   "granularity", ["final_at"], "late_unbillable", "lineage", ["generated_at" provisional only],
+ *   "rows": [...], "totals": {...}, "sha256"}. The digest is over the canonical form:
+ *   JSON.stringify of the header object (the fields above before rows, without generated_at), of
+ *   each row and of the totals, each followed by "\n" — the file holds those exact serializations,
+ *   so a reader recomputes it by re-serializing what it parsed.
  *
  * Ids match the contract's ^[A-Za-z0-9._:-]{1,128}$, so they never need JSON escaping, and JSON
  * statements carry them verbatim. CSV statements must also be safe to open in a spreadsheet, which
@@ -37,13 +38,14 @@
  */
 import crypto from 'node:crypto';
 import { stringLiteral } from '../clickhouse/index.js';
+import type {
+  BillingFormat, BillingGranularity, ExportRow, ExportStatus, ExportTotals, JsonExportHeader,
+} from '../contracts/billing-export.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 import type { Maturity } from '../contracts/maturity.js';
 import { formatMicros } from '../contracts/micros.js';
 import type { LateUnbillable, Lineage } from '../ledger/index.js';
-import { isoUtc, type BillingFormat, type BillingGranularity } from './export-params.js';
-
-export type ExportStatus = 'final' | 'provisional';
+import { isoUtc } from './export-params.js';
 
 export interface ExportMeta {
   advertiserId: string;
@@ -61,42 +63,6 @@ export interface ExportMeta {
   maturity: Maturity;
   /** Epoch ms; written only in provisional exports (a final one must not change between runs). */
   generatedAt?: number;
-}
-
-export interface ExportRow {
-  period_start: string;
-  advertiser_id: string;
-  campaign_id: string;
-  impressions: string;
-  spend_micros: string;
-  spend: string;
-  duplicates_removed: string;
-  maturity: Maturity;
-}
-
-export interface ExportTotals {
-  impressions: string;
-  spend_micros: string;
-  spend: string;
-  duplicates_removed: string;
-  /** The statement's maturity. */
-  maturity: Maturity;
-}
-
-/** The JSON statement's fields before its rows (generated_at aside); the digest covers them. */
-export interface JsonExportHeader {
-  status: ExportStatus;
-  advertiser_id: string;
-  from: string;
-  to: string;
-  granularity: BillingGranularity;
-  final_at?: string;
-  late_unbillable: { events: string; periods: Array<{ period_start: string; events: string }> };
-  lineage: Array<{
-    partition: number;
-    source: { topic: string; first_offset: number | null; close_offset: number };
-    repartition: { topic: string; first_offset: number | null; close_offset: number };
-  }>;
 }
 
 export const CSV_COLUMNS: ReadonlyArray<keyof ExportRow> = [

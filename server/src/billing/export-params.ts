@@ -14,12 +14,10 @@
  * A bad value is a BillingParamError naming the parameter (the route answers 400 with it);
  * repeated or nested values (`?a=1&a=2`, `?a[b]=1`) are refused, unknown parameters ignored.
  */
-import { InvalidArgumentError } from '../errors.js';
-import { MAX_TIME_MS, parseTimeParam } from '../api/query-params.js';
+import { InvalidArgumentError } from '../errors/index.js';
+import type { BillingFormat, BillingGranularity } from '../contracts/billing-export.js';
 import { ID_PATTERN } from '../contracts/ids.js';
-
-export type BillingGranularity = 'hour' | 'day';
-export type BillingFormat = 'csv' | 'json';
+import { MAX_TIME_MS, parseTimeParam } from '../http/index.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;

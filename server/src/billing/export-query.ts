@@ -17,10 +17,11 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { TallyConfig } from '../config/index.js';
 import { queryRows, uintLiteral } from '../clickhouse/index.js';
+import type { ExportStatus } from '../contracts/billing-export.js';
 import {
   HOUR_MS, maturityOf, periodSourcesSql, queryFinalAt, rolledRowsSql, queryFrontier, queryLateUnbillable, queryLineage, type Frontier,
 } from '../ledger/index.js';
-import { ExportEncoder, rowLineSql, type ExportMeta, type ExportStatus } from './export-format.js';
+import { ExportEncoder, rowLineSql, type ExportMeta } from './export-format.js';
 import { PERIOD_MS, type ExportQuery } from './export-params.js';
 
 export interface ExportResult {

@@ -2,8 +2,9 @@ import { Command } from 'commander';
 import Kafka from 'node-rdkafka';
 import { Aggregator, AggregatorMetrics } from '../aggregator/index.js';
 import { loadConfig } from '../config/index.js';
-import { isKafkaError } from '../errors.js';
+import { isKafkaError } from '../errors/index.js';
 import { createLogger, serveMetrics } from '../observability/index.js';
+import { stopOnSignals } from './stop-signals.js';
 
 /** A client librdkafka declared unusable (e.g. a static member fenced after a broker restart): start over. */
 function isFatalKafkaError(err: unknown): boolean {
@@ -21,16 +22,10 @@ export function aggregatorCommand(): Command {
       log.info({ metricsPort: server.port, instanceId: config.instanceId }, 'aggregator.metrics_listening');
       let current: Aggregator | undefined;
       let stopping = false;
-      let signals = 0;
-      const onSignal = (sig: string) => {
-        signals++;
+      stopOnSignals(log, 'aggregator.stopping', () => {
         stopping = true;
-        log.info({ signal: sig }, 'aggregator.stopping');
-        if (signals > 1) process.exit(130);
         void current?.stop();
-      };
-      process.on('SIGTERM', () => onSignal('SIGTERM'));
-      process.on('SIGINT', () => onSignal('SIGINT'));
+      });
       try {
         // Like a runner's onCrash: a fatal client error ends this incarnation, not the process.
         // Nothing is lost: the next one restores from Kafka; anything else is a bug and exits.

@@ -3,6 +3,7 @@ import { startApiServer } from '../api/index.js';
 import { ensureWebBuild } from '../api/web-assets.js';
 import { loadConfig } from '../config/index.js';
 import { createLogger } from '../observability/index.js';
+import { stopOnSignals } from './stop-signals.js';
 
 export function apiCommand(): Command {
   return new Command('api')
@@ -16,14 +17,8 @@ export function apiCommand(): Command {
         await ensureWebBuild((m) => log.info(m)).catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'api.web_build_failed'));
       }
       const api = await startApiServer(config, log);
-      let signals = 0;
-      const onSignal = (sig: string) => {
-        signals++;
-        log.info({ signal: sig }, 'api.stopping');
-        if (signals > 1) process.exit(130);
+      stopOnSignals(log, 'api.stopping', () => {
         void api.close().then(() => process.exit(0));
-      };
-      process.on('SIGTERM', () => onSignal('SIGTERM'));
-      process.on('SIGINT', () => onSignal('SIGINT'));
+      });
     });
 }

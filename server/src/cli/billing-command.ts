@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { BillingParamError, parseExportParams, runExport, type ExportQuery } from '../billing/index.js';
 import { createClickHouse } from '../clickhouse/index.js';
 import { loadConfig } from '../config/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors/index.js';
 
 interface ExportFlags {
   advertiser: string;

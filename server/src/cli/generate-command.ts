@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { loadConfig } from '../config/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors/index.js';
 import { ensureTopics } from '../kafka/index.js';
-import { DEAD_LETTER_REASONS } from '../impression/types.js';
+import { DEAD_LETTER_REASONS } from '../contracts/dead-letter-reasons.js';
 import {
   DEFAULT_GENERATOR_OPTIONS, KEY_MODE_OPTIONS, generate, truthTotals, writeTruth,
   type GenerateOptions, type KeyModeOption,

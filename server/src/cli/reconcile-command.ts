@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { parseExportTime } from '../billing/index.js';
 import { createClickHouse } from '../clickhouse/index.js';
 import { loadConfig } from '../config/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors/index.js';
 import { formatDifference, reconcile, recordReconciliation } from '../tools/index.js';
 
 interface ReconcileFlags {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { createLogger, serveMetrics } from '../observability/index.js';
 import { ClickHouseSink, DeadLetterSink } from '../sink/index.js';
+import { stopOnSignals } from './stop-signals.js';
 
 export function sinkCommand(): Command {
   return new Command('sink')
@@ -14,16 +15,10 @@ export function sinkCommand(): Command {
       const dlqSink = new DeadLetterSink(config, log.child({ component: 'dlq-sink' }));
       const metrics = await serveMetrics(sink.metrics.registry, config.http.host, config.metricsPort);
       log.info({ metricsPort: metrics.port, instanceId: config.instanceId }, 'sink.metrics_listening');
-      let signals = 0;
-      const onSignal = (sig: string) => {
-        signals++;
-        log.info({ signal: sig }, 'sink.stopping');
-        if (signals > 1) process.exit(130);
+      stopOnSignals(log, 'sink.stopping', () => {
         void sink.stop();
         void dlqSink.stop();
-      };
-      process.on('SIGTERM', () => onSignal('SIGTERM'));
-      process.on('SIGINT', () => onSignal('SIGINT'));
+      });
       try {
         await sink.start();
         await dlqSink.start().catch(async (err: unknown) => {

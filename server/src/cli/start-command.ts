@@ -33,6 +33,16 @@ async function waitForApi(url: string, timeoutMs: number): Promise<boolean> {
   return false;
 }
 
+/**
+ * The roles' stderr reaches the terminal through a pipe (RoleSupervisor prefixes each line with
+ * the role), so on their own they would log JSON: when the lines end on a terminal and LOG_FORMAT
+ * does not say otherwise, ask them for pretty lines, coloured unless NO_COLOR is set.
+ */
+export function roleLogEnv(env: NodeJS.ProcessEnv = process.env, outIsTTY = process.stdout.isTTY === true): NodeJS.ProcessEnv {
+  if (!outIsTTY || (env.LOG_FORMAT !== undefined && env.LOG_FORMAT !== 'auto')) return {};
+  return { LOG_FORMAT: 'pretty', ...(env.NO_COLOR || env.FORCE_COLOR !== undefined || env.TERM === 'dumb' ? {} : { FORCE_COLOR: '1' }) };
+}
+
 export function box(lines: string[]): string {
   const width = Math.max(...lines.map((l) => l.length));
   const bar = '─'.repeat(width + 2);
@@ -53,12 +63,13 @@ export function startCommand(): Command {
       await ensureWebBuild((m) => say(`tally ${m}`)).catch((err: unknown) => say(`tally web: ${err instanceof Error ? err.message : String(err)}`));
       const token = await freshDemoToken(config);
       const supervisor = new RoleSupervisor(say);
-      supervisor.start({ name: 'aggregator', args: ['aggregator'], env: { TALLY_INSTANCE_ID: 'local-1' } });
-      supervisor.start({ name: 'sink', args: ['sink'] });
-      supervisor.start({ name: 'api', args: ['api', '--no-web-build'] });
+      const logEnv = roleLogEnv();
+      supervisor.start({ name: 'aggregator', args: ['aggregator'], env: { ...logEnv, TALLY_INSTANCE_ID: 'local-1' } });
+      supervisor.start({ name: 'sink', args: ['sink'], env: logEnv });
+      supervisor.start({ name: 'api', args: ['api', '--no-web-build'], env: logEnv });
       if (opts.demo) {
         // One minute of traffic at a time, again and again: duplicates, late and malformed events included.
-        supervisor.start({ name: 'demo', repeat: true, args: ['generate', '--rate', opts.demoRate, '--duration', '60', '--id-prefix', 'demo-', '--duplicates', '0.05', '--quiet'] });
+        supervisor.start({ name: 'demo', repeat: true, env: logEnv, args: ['generate', '--rate', opts.demoRate, '--duration', '60', '--id-prefix', 'demo-', '--duplicates', '0.05', '--quiet'] });
       }
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
       const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;

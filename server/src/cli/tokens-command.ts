@@ -2,12 +2,12 @@ import { Command } from 'commander';
 import { TokenStore } from '../auth/index.js';
 import { createClickHouse } from '../clickhouse/index.js';
 import { loadConfig } from '../config/index.js';
-import { TallyError } from '../errors.js';
+import { TallyError } from '../errors/index.js';
 
 /** Runs fn with a TokenStore on the configured ClickHouse; connection failures become one clear line. */
 async function withStore<T>(fn: (store: TokenStore) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const ch = createClickHouse(config, { requestTimeoutMs: 15_000 });
+  const ch = createClickHouse(config, { requestTimeoutMs: 15_000, log: 'off' });
   try {
     return await fn(TokenStore.forClickHouse(ch, config.clickhouse.database));
   } catch (err) {

@@ -2,7 +2,7 @@
  * SQL literals for ClickHouse, which has no query parameters on 18.16. Every value that reaches
  * SQL goes through one of these after validation; identifiers are never built from input.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors/index.js';
 
 /** A quoted string literal: backslash and quote escaped, control bytes as \xHH. */
 export function stringLiteral(value: string): string {

@@ -1,4 +1,4 @@
-import { passwordFile, readStackPassword } from '../stack/clickhouse-password.js';
+import { passwordFile, readStackPassword } from './stack-password.js';
 
 /** How tally reaches ClickHouse (the `clickhouse` part of TallyConfig). */
 export interface ClickHouseConnection {

@@ -96,6 +96,8 @@ export const envSchema = z.object({
     'Port for /metrics of the aggregator and sink roles (0: an ephemeral port, logged at start).'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe(
     'pino log level.'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto').describe(
+    'Log lines on stderr: json (one object per line), pretty (for reading), auto: pretty when stderr is a terminal, else json.'),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -4,10 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { envSchema } from './env-schema.js';
 import { clickhouseConnection, type ClickHouseConnection } from './clickhouse-connection.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../errors/index.js';
 import { redactUrl } from '../observability/redact.js';
 
 export { envSchema } from './env-schema.js';
+export { PASSWORD_FILE_NAME, passwordFile, readStackPassword } from './stack-password.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 

@@ -6,6 +6,8 @@
  *                revise it (the row is flagged revised);
  *   final        its billing period is closed in every partition and the number is in the ledger:
  *                it never changes again, whatever arrives later.
+ * Decided by ledger/ (finality frontier) and live/; carried by api-types.ts, live-protocol.ts and
+ * billing-export.ts to the API's clients and the dashboard.
  */
 export type Maturity = 'live' | 'provisional' | 'final';
 

@@ -4,6 +4,7 @@
  *
  * On JSON wires (impression-counts, the REST API, the live feed) micros are a JSON number while
  * exact as one (below 2^53) and a string of digits above: never a silently rounded number.
+ * Written by the aggregator, api/, live/ and billing/; read back by the sink, live/ and ledger/.
  */
 
 const UINT = /^\d{1,20}$/;

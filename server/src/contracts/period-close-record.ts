@@ -1,7 +1,7 @@
 /**
  * A billing period closed in one partition, as the aggregator commits it to `impression-counts`
  * (key `close|${periodStart}|${sourcePartition}`, never deleted) and the sink copies into the
- * ledger. Written once, in the same transaction as the state that makes it true: every window of
+ * ledger (the live feed reads it too: it turns its hour's rows final; count-record.ts checks it). Written once, in the same transaction as the state that makes it true: every window of
  * the period passed the dedup horizon in that partition, so nothing can change it any more.
  *
  * Lineage: for each of the partition's two inputs, the first offset that contributed to the period

@@ -1,5 +1,4 @@
 // The impression contract: what a valid event is, and which partition owns it.
-export type { DeadLetterReason, Impression, ParseResult } from './types.js';
-export { DEAD_LETTER_REASONS } from './types.js';
+export type { Impression, ParseResult } from './types.js';
 export { MAX_COST_MICROS, MAX_EVENT_BYTES, parseImpression } from './parse-impression.js';
 export { homePartition, murmur2 } from './home-partition.js';

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { scanImpression } from './scan-impression.js';
-import type { DeadLetterReason, Impression, ParseResult } from './types.js';
+import type { DeadLetterReason } from '../contracts/dead-letter-reasons.js';
+import type { Impression, ParseResult } from './types.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 
 /** Largest accepted Kafka value; checked before decoding so a huge record costs nothing to refuse. */

@@ -1,3 +1,5 @@
+import type { DeadLetterReason } from '../contracts/dead-letter-reasons.js';
+
 /** An impression event as counted, after validation (see the contract in README.md). */
 export interface Impression {
   impressionId: string;
@@ -8,24 +10,6 @@ export interface Impression {
   /** Integer ≥ 0, millionths of the currency. */
   costMicros: number;
 }
-
-/** Why an event went to the dead-letter topic; carried in the `reason` header. */
-export type DeadLetterReason =
-  | 'bad_json'
-  | 'not_object'
-  | 'missing_field'
-  | 'bad_type'
-  | 'bad_id'
-  | 'bad_timestamp'
-  | 'bad_cost'
-  | 'too_large'
-  | 'future_timestamp'
-  | 'too_late';
-
-export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = [
-  'bad_json', 'not_object', 'missing_field', 'bad_type', 'bad_id', 'bad_timestamp', 'bad_cost',
-  'too_large', 'future_timestamp', 'too_late',
-];
 
 export type ParseResult =
   | { ok: true; impression: Impression }

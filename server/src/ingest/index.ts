@@ -5,5 +5,6 @@ export {
 } from './body.js';
 export { IngestProducer, KafkaUnavailableError, type EventSink } from './ingest-producer.js';
 export { ingestHandlers, NDJSON_TYPES, type IngestDeps } from './ingest-handler.js';
+export type { IngestMetrics } from './ingest-metrics.js';
 export { readBody, contentEncoding, type BodyLimits, type BodySource, type ContentEncoding } from './read-body.js';
 export { EventValidator, validateEvents, type IngestClock, type IngestOutcome } from './validate-events.js';

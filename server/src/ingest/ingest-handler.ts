@@ -23,13 +23,12 @@
 import { isUtf8 } from 'node:buffer';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Request, RequestHandler, Response } from 'express';
-import type { ApiMetrics } from '../api/api-metrics.js';
-import { principalOf } from '../api/auth-middleware.js';
-import { ApiError, badRequest, errorBody, reply, unavailable } from '../api/http-errors.js';
 import { ingestableAdvertisers } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';
+import { ApiError, badRequest, errorBody, principalOf, reply, unavailable } from '../http/index.js';
 import type { Logger } from '../observability/index.js';
 import { JsonArraySplitter, MAX_BODY_BYTES, MAX_EVENTS, NdjsonSplitter, type BodySplitter } from './body.js';
+import type { IngestMetrics } from './ingest-metrics.js';
 import { KafkaUnavailableError, type EventSink } from './ingest-producer.js';
 import { readBody } from './read-body.js';
 import { EventValidator } from './validate-events.js';
@@ -41,7 +40,7 @@ export interface IngestDeps {
   config: TallyConfig;
   log: Logger;
   sink: EventSink;
-  metrics: ApiMetrics;
+  metrics: IngestMetrics;
   now?: () => number;
 }
 

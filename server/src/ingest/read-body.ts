@@ -16,7 +16,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
-import { ApiError, badRequest } from '../api/http-errors.js';
+import { ApiError, badRequest } from '../http/index.js';
 import { MAX_BODY_BYTES } from './body.js';
 
 export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';

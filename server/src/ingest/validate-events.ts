@@ -4,7 +4,7 @@
  * (advertiser_not_allowed). Pure apart from building Buffers; resumable like the splitters, so the
  * handler validates 10 000 events in slices.
  */
-import type { IngestResponse } from '../api/api-types.js';
+import type { IngestResponse } from '../contracts/api-types.js';
 import { parseImpression } from '../impression/index.js';
 import type { OutgoingRecord } from '../kafka/index.js';
 

@@ -1,5 +1,5 @@
 import Kafka from 'node-rdkafka';
-import { kafkaError } from '../errors.js';
+import { kafkaError } from '../errors/index.js';
 
 export interface OutgoingRecord {
   topic: string;

@@ -1,6 +1,6 @@
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../errors/index.js';
 import { fetchMetadata } from './metadata.js';
 
 const ERR_TOPIC_ALREADY_EXISTS = 36;

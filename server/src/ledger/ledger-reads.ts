@@ -14,7 +14,7 @@ import { dateTimeLiteral, identifier, queryRows, stringLiteral, uintLiteral } fr
 import { ID_PATTERN } from '../contracts/ids.js';
 import type { Maturity } from '../contracts/maturity.js';
 import { parseUInt64 } from '../contracts/micros.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors/index.js';
 
 export const HOUR_MS = 3_600_000;
 

@@ -8,9 +8,9 @@
 import crypto from 'node:crypto';
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { kafkaError } from '../errors.js';
+import { kafkaError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
-import { headerValue, NO_REASON } from '../tools/dlq-reader.js';
+import { DLQ_HEADER, headerValue, NO_REASON } from '../contracts/dead-letter.js';
 import { decodeLiveRecord } from './live-record.js';
 import type { LiveMetrics } from './live-metrics.js';
 import type { LiveState } from './live-state.js';
@@ -208,7 +208,7 @@ export class FeedConsumer {
     const end = this.ends.get(key);
     if (end !== undefined && m.offset + 1 >= end) this.pending.delete(key);
     if (m.topic === this.config.topics.dlq) {
-      const reason = headerValue(m, 'reason') ?? NO_REASON;
+      const reason = headerValue(m, DLQ_HEADER.reason) ?? NO_REASON;
       this.deadLetterCounts[reason] = (this.deadLetterCounts[reason] ?? 0) + 1;
       this.metrics.recordsConsumed.inc({ topic: 'dlq', kind: 'dead_letter' });
       return false;

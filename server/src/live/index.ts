@@ -11,7 +11,7 @@ import type http from 'node:http';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse } from '../clickhouse/index.js';
 import type { Registry } from 'prom-client';
-import type { PipelineStatus } from '../api/api-types.js';
+import type { PipelineStatus } from '../contracts/api-types.js';
 import { AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
 import type { TokenVerifier } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';
@@ -23,7 +23,7 @@ import { LiveServer } from './live-server.js';
 import { LiveState } from './live-state.js';
 import { PipelineMonitor } from './pipeline-monitor.js';
 
-export * from './live-protocol.js';
+export type * from '../contracts/live-protocol.js';
 export { LiveState, liveRangeStart, type LiveRowInput, type LiveStateOptions, type DrainResult, type FinalTotals } from './live-state.js';
 export { LiveMetrics } from './live-metrics.js';
 export { throughputFromSamples } from './pipeline-monitor.js';

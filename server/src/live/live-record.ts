@@ -5,7 +5,7 @@
  * aggregator evicted the window from its state (≈ 1 h after close); the counts stay valid and
  * ClickHouse keeps the row.
  */
-import { checkCountRecord, decodeWindowRow } from '../aggregator/count-record.js';
+import { checkCountRecord, decodeWindowRow } from '../contracts/count-record.js';
 import type { LiveRowInput } from './live-state.js';
 
 export type LiveRecord =

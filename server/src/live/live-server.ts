@@ -12,7 +12,7 @@ import type { Principal, TokenVerifier } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 import type { Logger } from '../observability/index.js';
-import type { LiveSnapshot, LiveUpdate, LiveWindowRow } from './live-protocol.js';
+import type { LiveSnapshot, LiveUpdate, LiveWindowRow } from '../contracts/live-protocol.js';
 import type { LiveMetrics } from './live-metrics.js';
 import type { LiveState } from './live-state.js';
 import {

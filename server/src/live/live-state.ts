@@ -15,9 +15,9 @@
  * - What changed since the last drain, per advertiser: rows whose sums changed and rows that
  *   became final. Values are absolute, so sending a row twice is harmless.
  */
-import type { WindowRow } from '../aggregator/core/index.js';
+import type { WindowRow } from '../contracts/count-record.js';
 import { microsJson } from '../contracts/micros.js';
-import type { LiveWindowRow } from './live-protocol.js';
+import type { LiveWindowRow } from '../contracts/live-protocol.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;

@@ -5,7 +5,7 @@
 import type { Server, Socket } from 'socket.io';
 import { canReadAdvertiser, isAdmin, readableAdvertisers, type Principal } from '../auth/principal.js';
 import { ID_PATTERN } from '../contracts/ids.js';
-import type { ClientToServerEvents, ServerToClientEvents } from './live-protocol.js';
+import type { ClientToServerEvents, ServerToClientEvents } from '../contracts/live-protocol.js';
 
 export const ADMIN_ROOM = 'admin';
 

@@ -1,3 +1,3 @@
-export { createLogger, type Logger } from './logger.js';
+export { createLogger, logColors, logFormat, prettyDestination, type LogFormat, type Logger } from './logger.js';
 export { serveMetrics } from './metrics-server.js';
 export { redactUrl, LOG_REDACT_PATHS } from './redact.js';

@@ -2,7 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import Kafka from 'node-rdkafka';
 import { createClickHouse, identifier } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
-import { isKafkaError, kafkaError } from '../errors.js';
+import { isKafkaError, kafkaError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import { rollUpFinalPeriods } from './period-rollup.js';
 import { RowBatch } from './row-batch.js';

@@ -13,10 +13,11 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import Kafka from 'node-rdkafka';
 import { createClickHouse, identifier } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
-import { isKafkaError, kafkaError } from '../errors.js';
+import { DLQ_HEADER, headerValue, MAX_DETAIL_CHARS, NO_REASON } from '../contracts/dead-letter.js';
+import { ID_PATTERN } from '../contracts/ids.js';
+import { isKafkaError, kafkaError } from '../errors/index.js';
 import { parseImpression } from '../impression/index.js';
 import type { Logger } from '../observability/index.js';
-import { ID_PATTERN } from '../contracts/ids.js';
 
 const MAX_CONSUME = 5_000;
 const POLL_MS = 200;
@@ -58,16 +59,6 @@ export interface DeadLetterRecord {
   offset: number;
   value: Buffer | null | undefined;
   headers?: Kafka.MessageHeader[];
-}
-
-function header(headers: Kafka.MessageHeader[] | undefined, name: string): string | undefined {
-  for (const h of headers ?? []) {
-    if (Object.prototype.hasOwnProperty.call(h, name)) {
-      const v = h[name];
-      return typeof v === 'string' ? v : Buffer.from(v).toString('utf8');
-    }
-  }
-  return undefined;
 }
 
 function uintHeader(v: string | undefined, max: number): number | undefined {
@@ -112,14 +103,14 @@ export function deadLetterSubject(value: Buffer | null | undefined): { advertise
  * written by tally) is keyed by its own DLQ coordinates instead, so it is still stored once.
  */
 export function toDeadLetterRow(m: DeadLetterRecord): DeadLetterRow {
-  const srcTopic = header(m.headers, 'source-topic');
-  const srcPartition = uintHeader(header(m.headers, 'source-partition'), MAX_UINT16);
-  const srcOffset = uintHeader(header(m.headers, 'source-offset'), Number.MAX_SAFE_INTEGER);
+  const srcTopic = headerValue(m, DLQ_HEADER.sourceTopic);
+  const srcPartition = uintHeader(headerValue(m, DLQ_HEADER.sourcePartition), MAX_UINT16);
+  const srcOffset = uintHeader(headerValue(m, DLQ_HEADER.sourceOffset), Number.MAX_SAFE_INTEGER);
   const fromHeaders = srcTopic !== undefined && srcTopic !== '' && srcPartition !== undefined && srcOffset !== undefined;
   const { advertiserId, eventTs } = deadLetterSubject(m.value);
   return {
-    reason: header(m.headers, 'reason') ?? '(none)',
-    detail: (header(m.headers, 'detail') ?? '').slice(0, 500),
+    reason: headerValue(m, DLQ_HEADER.reason) ?? NO_REASON,
+    detail: (headerValue(m, DLQ_HEADER.detail) ?? '').slice(0, MAX_DETAIL_CHARS),
     source_topic: fromHeaders ? srcTopic : m.topic,
     source_partition: fromHeaders ? srcPartition : m.partition,
     source_offset: fromHeaders ? srcOffset : m.offset,

@@ -5,26 +5,13 @@
  * offset to commit once the batch is in ClickHouse (last offset seen + 1). Every record moves the
  * offset, including tombstones and poison records, so a committed batch never has to be read again.
  */
-import { checkCountRecord, type WatermarkRecord, type WindowCountRecord } from '../aggregator/count-record.js';
+import { checkCountRecord, type WatermarkRecord, type WindowCountRecord } from '../contracts/count-record.js';
 import {
   LATE_COLUMNS, LEDGER_COLUMNS, ledgerRowsOf, PERIOD_CLOSE_COLUMNS, type LateRow, type LedgerRow, type PeriodCloseRow,
 } from './ledger-rows.js';
 
-/** A row of `impression_counts` as sent in JSONEachRow (DateTime as epoch seconds, booleans as 0/1). */
-export interface ImpressionCountRow {
-  window_start: number;
-  window_end: number;
-  advertiser_id: string;
-  campaign_id: string;
-  source_partition: number;
-  impressions: number;
-  /** A number while below 2^53, else a string of digits (ClickHouse's JSONEachRow takes both into UInt64). */
-  spend_micros: number | string;
-  duplicates: number;
-  version: number;
-  final: 0 | 1;
-  revised: 0 | 1;
-}
+/** A row of `impression_counts` as sent in JSONEachRow: the window record's fields, booleans as 0/1. */
+export type ImpressionCountRow = Omit<WindowCountRecord, 'type' | 'final' | 'revised'> & { final: 0 | 1; revised: 0 | 1 };
 
 /** A row of `partition_watermarks` (version = the watermark, clamped at 0: it never decreases). */
 export interface PartitionWatermarkRow {

@@ -2,18 +2,12 @@
  * The local stack ClickHouse's password: generated on the first `tally stack up`, kept in
  * <stackDir>/clickhouse-password (mode 0600 from its creation on), reused by every later start.
  * The server's users.xml holds only its SHA-256; every tally process reads the file
- * (see `loadConfig`), so no one has to pass it around.
+ * (config/stack-password.ts, through `loadConfig`), so no one has to pass it around.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import { ConfigError, StackError } from '../errors.js';
-
-export const PASSWORD_FILE_NAME = 'clickhouse-password';
-
-export function passwordFile(stackDir: string): string {
-  return path.join(stackDir, PASSWORD_FILE_NAME);
-}
+import { passwordFile } from '../config/index.js';
+import { StackError } from '../errors/index.js';
 
 /** 32 random bytes, base64url: 43 characters, nothing to escape in XML, URLs or shells. */
 export function generatePassword(): string {
@@ -23,24 +17,6 @@ export function generatePassword(): string {
 /** What users.xml's <password_sha256_hex> holds. */
 export function sha256Hex(password: string): string {
   return crypto.createHash('sha256').update(password, 'utf8').digest('hex');
-}
-
-/**
- * The password in the stack's file, or undefined when there is none yet (the stack has never been
- * started with one). An unreadable or empty file is a ConfigError naming it.
- */
-export function readStackPassword(stackDir: string): string | undefined {
-  const file = passwordFile(stackDir);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ConfigError(`cannot read the local stack's ClickHouse password ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  const password = text.trim();
-  if (password === '') throw new ConfigError(`${file} is empty: delete it, then \`tally stack down && tally stack up\` generates a new one`);
-  return password;
 }
 
 /**

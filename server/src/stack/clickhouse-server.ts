@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { TallyConfig } from '../config/index.js';
-import { StackError } from '../errors.js';
-import { ensureStackPassword, passwordFile, readStackPassword, sha256Hex } from './clickhouse-password.js';
+import { passwordFile, readStackPassword, type TallyConfig } from '../config/index.js';
+import { StackError } from '../errors/index.js';
+import { ensureStackPassword, sha256Hex } from './clickhouse-password.js';
 import { ensureDebianPackage, runningPid, startDetached, stopProcess, tail, waitFor } from './processes.js';
 
 /**

@@ -8,7 +8,7 @@ export { ensureDebianPackage, commandExists, runningPid } from './processes.js';
 export { LocalKafkaBroker } from './kafka-broker.js';
 export { ensureKafkaJars } from './kafka-dist.js';
 export { LocalClickHouse } from './clickhouse-server.js';
-export { ensureStackPassword, passwordFile, readStackPassword } from './clickhouse-password.js';
+export { ensureStackPassword } from './clickhouse-password.js';
 
 type Log = (msg: string) => void;
 

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { StackError } from '../errors.js';
+import { StackError } from '../errors/index.js';
 import { commandExists } from './processes.js';
 
 /** The pinned k6 release (builds with Go 1.26 here; v1.x is the current major). */

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TallyConfig } from '../config/index.js';
-import { StackError } from '../errors.js';
+import { StackError } from '../errors/index.js';
 import { fetchMetadata } from '../kafka/index.js';
 import { ensureKafkaJars } from './kafka-dist.js';
 import { runningPid, startDetached, stopProcess, tail, waitFor } from './processes.js';

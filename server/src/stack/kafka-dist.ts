@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StackError } from '../errors.js';
+import { StackError } from '../errors/index.js';
 import { commandExists } from './processes.js';
 
 const pomFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'kafka.pom.xml');

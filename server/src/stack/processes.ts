@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { StackError } from '../errors.js';
+import { StackError } from '../errors/index.js';
 
 /** Starts a long-running server detached from this process, its output appended to logFile. */
 export function startDetached(command: string, args: string[], opts: { logFile: string; pidFile: string; cwd: string; env?: NodeJS.ProcessEnv }): number {

@@ -6,7 +6,8 @@
 import crypto from 'node:crypto';
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { TallyError } from '../errors.js';
+import { DLQ_HEADER, headerValue, NO_REASON } from '../contracts/dead-letter.js';
+import { TallyError } from '../errors/index.js';
 
 export interface ReadToEndOptions {
   /** Give up (reject) after this long (default 30 s). */
@@ -119,20 +120,6 @@ export async function readTopicToEnd(
   }
 }
 
-/** The value of a record's header `name` as UTF-8, or undefined. */
-export function headerValue(m: Kafka.Message, name: string): string | undefined {
-  for (const h of m.headers ?? []) {
-    if (Object.prototype.hasOwnProperty.call(h, name)) {
-      const v = h[name];
-      return typeof v === 'string' ? v : Buffer.from(v).toString('utf8');
-    }
-  }
-  return undefined;
-}
-
-/** Key under which records without a `reason` header are counted. */
-export const NO_REASON = '(none)';
-
 /**
  * Counts the committed records of the dead-letter topic by their `reason` header, reading every
  * partition to its end as of the call.
@@ -140,7 +127,7 @@ export const NO_REASON = '(none)';
 export async function readDeadLetters(config: TallyConfig, opts: { timeoutMs?: number } = {}): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   await readTopicToEnd(config.kafka.brokers, config.topics.dlq, (m) => {
-    const reason = headerValue(m, 'reason') ?? NO_REASON;
+    const reason = headerValue(m, DLQ_HEADER.reason) ?? NO_REASON;
     counts[reason] = (counts[reason] ?? 0) + 1;
   }, { timeoutMs: opts.timeoutMs, isolation: 'read_committed' });
   return counts;

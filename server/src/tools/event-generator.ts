@@ -18,9 +18,9 @@
  * watermark passed both marks: the too-late ones are then dead letters and the late ones revise
  * closed windows, whatever the key mode.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors/index.js';
 import { homePartition, MAX_EVENT_BYTES } from '../impression/index.js';
-import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../impression/types.js';
+import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../contracts/dead-letter-reasons.js';
 import type { TallyConfig } from '../config/index.js';
 import { compareTruthRows, emptyDeadLetters, truthRowKey, type GroundTruth, type TruthRow } from './ground-truth.js';
 

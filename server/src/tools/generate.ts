@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import type { TallyConfig } from '../config/index.js';
-import { TallyError } from '../errors.js';
+import { TallyError } from '../errors/index.js';
 import { DeliveringProducer, fetchMetadata, type OutgoingRecord } from '../kafka/index.js';
 import { buildEventPlan, planContext, type EventPlan, type GeneratorOptions, type PlannedRecord } from './event-generator.js';
 import type { GroundTruth } from './ground-truth.js';

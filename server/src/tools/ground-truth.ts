@@ -5,8 +5,8 @@
  * All numbers are exact integers (spend in micros); a truth file is plain JSON.
  */
 import fs from 'node:fs';
-import { InvalidArgumentError } from '../errors.js';
-import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../impression/types.js';
+import { InvalidArgumentError } from '../errors/index.js';
+import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../contracts/dead-letter-reasons.js';
 
 /** The expected counts of one (window, advertiser, campaign), over all source partitions. */
 export interface TruthRow {

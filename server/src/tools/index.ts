@@ -16,7 +16,7 @@ export {
 } from './verify.js';
 export {
   type ReadToEndOptions, type ReadToEndResult, type DeadLetterDiff,
-  readDeadLetters, readTopicToEnd, headerValue, diffDeadLetters, NO_REASON,
+  readDeadLetters, readTopicToEnd, diffDeadLetters,
 } from './dlq-reader.js';
 export { type WatermarkGateOptions, awaitWatermark, lowestWatermark, publishedWatermarks } from './watermark-gate.js';
 export { type ReconcileResult, type ReconcileDifference, reconcile, recordReconciliation, formatDifference } from './reconcile.js';

@@ -5,9 +5,9 @@
  *
  *   - an impression is counted at its home partition, murmur2(impression_id) % partitions; a record
  *     read elsewhere was forwarded there on `aggregator-repartition` (header `tally-forwarded-from` =
- *     its original partition:offset);
+ *     its original partition:offset; contracts/repartition-record.ts);
  *   - a record that could not be counted is on the dead-letter topic, whose headers name the original
- *     record (source-topic / source-partition / source-offset);
+ *     record (source-topic / source-partition / source-offset; contracts/dead-letter.ts);
  *   - the first copy of an impression id counts; later copies are duplicates.
  *
  * Two things are compared with the recomputation: the ledger (billing_ledger, summed over
@@ -24,11 +24,13 @@ import Kafka from 'node-rdkafka';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows, stringLiteral, uintLiteral } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
+import { DLQ_HEADER, headerValue } from '../contracts/dead-letter.js';
 import { ID_PATTERN } from '../contracts/ids.js';
-import { kafkaError } from '../errors.js';
+import { FORWARDED_FROM_HEADER } from '../contracts/repartition-record.js';
+import { kafkaError } from '../errors/index.js';
 import { homePartition } from '../impression/index.js';
 import { HOUR_MS, periodRowsSql, queryFrontier } from '../ledger/index.js';
-import { headerValue, readTopicToEnd } from './dlq-reader.js';
+import { readTopicToEnd } from './dlq-reader.js';
 
 export interface ReconcileDifference {
   /** ledger: billing_ledger; statement: the rows statements read (the roll-up, or the ledger before it). */
@@ -111,9 +113,9 @@ export async function reconcile(config: TallyConfig, ch: ClickHouseClient, from:
   const committed = await committedOffsets(config, [impressions, repartition]);
   const dead = new Set<string>();
   await readTopicToEnd(config.kafka.brokers, dlq, (m) => {
-    const t = headerValue(m, 'source-topic');
-    const p = Number(headerValue(m, 'source-partition'));
-    const o = Number(headerValue(m, 'source-offset'));
+    const t = headerValue(m, DLQ_HEADER.sourceTopic);
+    const p = Number(headerValue(m, DLQ_HEADER.sourcePartition));
+    const o = Number(headerValue(m, DLQ_HEADER.sourceOffset));
     if (t !== undefined) dead.add(coord(t, p, o));
   }, { timeoutMs: 120_000 });
 
@@ -130,7 +132,7 @@ export async function reconcile(config: TallyConfig, ch: ClickHouseClient, from:
   }, { until: committed.get(impressions), timeoutMs: 600_000 });
   await readTopicToEnd(config.kafka.brokers, repartition, (m) => {
     result.recordsRead++;
-    const from = headerValue(m, 'tally-forwarded-from');
+    const from = headerValue(m, FORWARDED_FROM_HEADER);
     if (from === undefined) return; // a watermark marker
     const [p, o] = from.split(':').map(Number);
     const e = readEvent(m.value);

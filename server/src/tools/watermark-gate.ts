@@ -3,8 +3,8 @@
  * of impression-counts, read_committed) is at or past a mark: what makes an old event late.
  */
 import type { TallyConfig } from '../config/index.js';
-import { TallyError } from '../errors.js';
-import { checkCountRecord, type WatermarkRecord } from '../aggregator/count-record.js';
+import { TallyError } from '../errors/index.js';
+import { checkCountRecord, type WatermarkRecord } from '../contracts/count-record.js';
 import { readTopicToEnd } from './dlq-reader.js';
 
 export interface WatermarkGateOptions {

@@ -5,16 +5,18 @@
  * Authorization header). Periods are picked as whole UTC days, the end day inclusive in the UI
  * and exclusive (`to` = the day after) on the wire.
  *
- * Header, row and totals types come from server/src/billing/export-format.ts (numbers are exact
+ * The statement's types come from server/src/contracts/billing-export.ts (numbers are exact
  * decimal strings; every row and the totals carry their maturity).
  */
 import { computed, ref, shallowRef } from 'vue';
 import { ApiError, fetchJson } from '../api-client';
-import type { ExportRow, ExportStatus, ExportTotals, JsonExportHeader } from '../contracts';
+import type {
+  ApiErrorBody, BillingFormat, BillingGranularity, EXPORT_STATUS_HEADER, ExportRow, ExportStatus, ExportTotals, JsonExport,
+  JsonExportHeader,
+} from '../contracts';
 import { useSessionStore } from '../stores/session';
 
-export type BillingGranularity = 'day' | 'hour';
-export type BillingFormat = 'csv' | 'json';
+export type { BillingFormat, BillingGranularity };
 export type BillingStatus = ExportStatus;
 export type BillingExportRow = ExportRow;
 export type BillingExportTotals = ExportTotals;
@@ -27,12 +29,7 @@ export type BillingLineage = JsonExportHeader['lineage'];
  * The JSON export (format=json): the header (status; final_at for final statements only;
  * late_unbillable; lineage), generated_at (provisional only), the rows, the totals and the digest.
  */
-export interface BillingExportJson extends JsonExportHeader {
-  generated_at?: string;
-  rows: BillingExportRow[];
-  totals: BillingExportTotals;
-  sha256: string;
-}
+export type BillingExportJson = JsonExport;
 
 /** What the user picked: whole UTC days, `toDay` inclusive. */
 export interface BillingRequest {
@@ -131,7 +128,7 @@ async function errorOf(res: Response): Promise<ApiError> {
   } catch {
     body = undefined;
   }
-  const e = (body as { error?: { message?: string; parameter?: string } } | undefined)?.error;
+  const e = (body as Partial<ApiErrorBody> | undefined)?.error;
   return new ApiError(res.status, e?.message ?? `${res.status} ${res.statusText || 'error'}`, e?.parameter);
 }
 
@@ -219,7 +216,8 @@ export function useBillingExport() {
         // Give the browser a moment to start the download before the URL goes away.
         setTimeout(() => URL.revokeObjectURL(url), 10_000);
       }
-      lastDownload.value = { fileName, bytes: blob.size, status: res.headers.get('X-Tally-Export-Status') };
+      const status = res.headers.get('X-Tally-Export-Status' satisfies typeof EXPORT_STATUS_HEADER);
+      lastDownload.value = { fileName, bytes: blob.size, status };
     } catch (err) {
       downloadError.value = handle(err);
     } finally {

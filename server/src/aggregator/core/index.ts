@@ -2,7 +2,7 @@
 // restore) feeds it impressions and writes out what it drains.
 export type {
   Changes, DedupDelta, EvictedWindow, IdHash, InputMark, LateCount, OpenPeriod, PartitionProgress, PeriodClose, PeriodRow,
-  ProcessOutcome, RecordOrigin, SourceStatus, TaskInput, WindowRow, WindowSettings,
+  ProcessOutcome, RecordOrigin, SourceStatus, TaskInput, WindowSettings,
 } from './types.js';
 export { PERIOD_MS } from './types.js';
 export { PeriodBook, periodOf } from './period-book.js';
@@ -10,5 +10,5 @@ export { hashImpressionId } from './id-hash.js';
 export { decodeChunk, encodeChunk, ID_BYTES } from './dedup-chunk.js';
 export { DedupIndex } from './dedup-index.js';
 export { InputWatermarks } from './input-watermarks.js';
-export { parseRowKey, rowKey, windowStartOf, type RowKeyParts } from './window.js';
+export { windowStartOf } from './window.js';
 export { PartitionState } from './partition-state.js';

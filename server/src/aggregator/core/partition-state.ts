@@ -1,10 +1,11 @@
-import { ConfigError } from '../../errors.js';
+import type { WindowRow } from '../../contracts/count-record.js';
+import { ConfigError } from '../../errors/index.js';
 import type { Impression } from '../../impression/types.js';
 import { DedupIndex } from './dedup-index.js';
 import { InputWatermarks } from './input-watermarks.js';
 import { PeriodBook, periodOf } from './period-book.js';
 import type {
-  Changes, IdHash, InputMark, PartitionProgress, PeriodClose, ProcessOutcome, RecordOrigin, SourceStatus, WindowRow, WindowSettings,
+  Changes, IdHash, InputMark, PartitionProgress, PeriodClose, ProcessOutcome, RecordOrigin, SourceStatus, WindowSettings,
 } from './types.js';
 import { windowStartOf } from './window.js';
 import { WindowStore } from './window-store.js';

@@ -2,6 +2,7 @@
  * The pure aggregation core's vocabulary. No I/O anywhere under core/:
  * the Kafka shell feeds it impressions and writes out what it drains.
  */
+import type { WindowRow } from '../../contracts/count-record.js';
 
 /** Timing rules of one aggregator; all in ms. */
 export interface WindowSettings {
@@ -60,25 +61,6 @@ export interface PartitionProgress {
 
 /** 128-bit hash of an impression id, as four unsigned 32-bit words. */
 export type IdHash = readonly [number, number, number, number];
-
-/** One output row: the counts of one (window, advertiser, campaign) in one source partition. */
-export interface WindowRow {
-  windowStart: number;
-  windowEnd: number;
-  advertiserId: string;
-  campaignId: string;
-  sourcePartition: number;
-  impressions: number;
-  /** Exact at any size: one row's spend can pass 2^53 micros. */
-  spendMicros: bigint;
-  duplicates: number;
-  /** Increases by one with every emitted change of this row; ClickHouse keeps the highest. */
-  version: number;
-  /** The watermark had passed windowEnd + allowedLateness when this version was emitted. */
-  final: boolean;
-  /** This version changed the row after it had been final (late data within the dedup horizon). */
-  revised: boolean;
-}
 
 /** Ids first seen in one window since the last drain; serialised as one changelog chunk. */
 export interface DedupDelta {

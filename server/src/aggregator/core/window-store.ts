@@ -1,8 +1,8 @@
 import { ID_BYTES, writeChunkId } from './dedup-chunk.js';
 import {
-  PERIOD_MS, type DedupDelta, type EvictedWindow, type IdHash, type PeriodRow, type WindowRow,
+  PERIOD_MS, type DedupDelta, type EvictedWindow, type IdHash, type PeriodRow,
 } from './types.js';
-import { rowKey } from './window.js';
+import { rowKey, type WindowRow } from '../../contracts/count-record.js';
 
 /**
  * One row's counts. Spend is kept as high·2⁵² + low with both parts plain numbers: one event's

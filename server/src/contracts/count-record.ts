@@ -1,17 +1,39 @@
 /**
- * The wire format of the `impression-counts` topic: what the aggregator writes and the sink and
- * live feed read. Compacted by key; a null value (tombstone) marks an evicted window and is
+ * The wire format of the `impression-counts` topic. Produced by the aggregator (one transaction
+ * per commit interval); consumed by the sink (→ ClickHouse), the live feed, and the tools'
+ * watermark gate. Compacted by key; a null value (tombstone) marks an evicted window and is
  * ignored downstream (ClickHouse keeps the row).
  *
- *   key `${windowStart}|${advertiserId}|${campaignId}|${sourcePartition}` → WindowCountRecord
- *   key `watermark|${sourcePartition}`                                   → WatermarkRecord
- *   key `close|${periodStart}|${sourcePartition}`                         → PeriodCloseRecord (contracts/)
+ *   key `${windowStart}|${advertiserId}|${campaignId}|${sourcePartition}` → WindowCountRecord (rowKey)
+ *   key `watermark|${sourcePartition}`                                   → WatermarkRecord (watermarkKey)
+ *   key `close|${periodStart}|${sourcePartition}`                         → PeriodCloseRecord (period-close-record.ts)
  *
- * A window's row is tombstoned once its billing period closes (its counts live on in the close).
+ * The window key is also ClickHouse's ReplacingMergeTree key. A window's row is tombstoned once
+ * its billing period closes (its counts live on in the close). The watermark record doubles as the
+ * aggregator's progress record: the fields past the first four are its own restore state
+ * (aggregator/progress-record.ts).
  */
-import { microsJson } from '../contracts/micros.js';
-import { periodCloseProblem, type PeriodCloseRecord } from '../contracts/period-close-record.js';
-import type { InputMark, OpenPeriod, PartitionProgress, WindowRow } from './core/types.js';
+import { microsJson } from './micros.js';
+import { periodCloseProblem, type PeriodCloseRecord } from './period-close-record.js';
+
+/** One output row, decoded: the counts of one (window, advertiser, campaign) in one source partition. */
+export interface WindowRow {
+  windowStart: number;
+  windowEnd: number;
+  advertiserId: string;
+  campaignId: string;
+  sourcePartition: number;
+  impressions: number;
+  /** Exact at any size: one row's spend can pass 2^53 micros. */
+  spendMicros: bigint;
+  duplicates: number;
+  /** Increases by one with every emitted change of this row; ClickHouse keeps the highest. */
+  version: number;
+  /** The watermark had passed windowEnd + allowedLateness when this version was emitted. */
+  final: boolean;
+  /** This version changed the row after it had been final (late data within the dedup horizon). */
+  revised: boolean;
+}
 
 export interface WindowCountRecord {
   type: 'window';
@@ -63,6 +85,36 @@ export function watermarkKey(partition: number): string {
   return `watermark|${partition}`;
 }
 
+/** The row's dedup id: `${windowStart}|${advertiserId}|${campaignId}|${sourcePartition}`; '|' cannot occur in ids. */
+export function rowKey(windowStart: number, advertiserId: string, campaignId: string, sourcePartition: number): string {
+  return `${windowStart}|${advertiserId}|${campaignId}|${sourcePartition}`;
+}
+
+export interface RowKeyParts {
+  windowStart: number;
+  advertiserId: string;
+  campaignId: string;
+  sourcePartition: number;
+}
+
+// Number() alone would accept ' 12', '1e3' or '0x10', which rowKey never writes.
+const INTEGER = /^-?\d+$/;
+const PARTITION = /^\d+$/;
+
+/** Inverse of rowKey; throws on anything rowKey cannot have produced (e.g. the `watermark|p` key). */
+export function parseRowKey(key: string): RowKeyParts {
+  const parts = key.split('|');
+  if (parts.length !== 4) throw new Error(`not a row key: ${key}`);
+  const [start, advertiserId, campaignId, partition] = parts;
+  const windowStart = Number(start);
+  const sourcePartition = Number(partition);
+  if (!INTEGER.test(start) || !Number.isSafeInteger(windowStart) || advertiserId === '' || campaignId === ''
+    || !PARTITION.test(partition) || !Number.isSafeInteger(sourcePartition)) {
+    throw new Error(`not a row key: ${key}`);
+  }
+  return { windowStart, advertiserId, campaignId, sourcePartition };
+}
+
 export function encodeWindowRow(row: WindowRow): Buffer {
   const rec: WindowCountRecord = {
     type: 'window',
@@ -99,48 +151,6 @@ export function decodeWindowRow(rec: WindowCountRecord): WindowRow {
 
 export function encodeWatermark(rec: Omit<WatermarkRecord, 'type'>): Buffer {
   return Buffer.from(JSON.stringify({ type: 'watermark', ...rec } satisfies WatermarkRecord));
-}
-
-/** The record of a task's progress (key watermark|p). */
-export function encodeProgress(partition: number, p: PartitionProgress, emittedAt: number): Buffer {
-  return encodeWatermark({
-    source_partition: partition,
-    watermark: p.watermark,
-    max_event_time: p.maxEventTime,
-    emitted_at: emittedAt,
-    closed_through: p.closedThrough,
-    evicted_before: p.evictedBefore,
-    source_watermark: p.sourceWatermark,
-    inputs: p.inputs.map((m) => [m.watermark, m.idle ? 1 : 0, m.position]),
-    window_ms: p.windowMs,
-    partitions: p.partitions,
-    periods_closed_before: p.periodsClosedBefore,
-    open_periods: p.openPeriods.map((o) => [o.periodStart, o.firstSourceOffset, o.firstChannelOffset, o.late.map((l) => [l.advertiserId, l.originalPeriodStart, l.events])]),
-  });
-}
-
-/**
- * A task's progress from its record. A record of an older version (no inputs, no frontiers) gives
- * what can be derived: nothing is known of the other inputs, the frontiers start at 0 (the restored
- * watermark recomputes them at the first drain), and the settings are the current ones.
- */
-export function decodeProgress(rec: WatermarkRecord, current: { windowMs: number; partitions: number }): PartitionProgress {
-  const inputs: InputMark[] = (rec.inputs ?? []).map(([watermark, idle, position]) => ({ watermark, idle: idle === 1, position: position ?? null }));
-  return {
-    watermark: rec.watermark,
-    maxEventTime: rec.max_event_time,
-    sourceWatermark: rec.source_watermark ?? 0,
-    inputs,
-    closedThrough: rec.closed_through ?? 0,
-    evictedBefore: rec.evicted_before ?? 0,
-    periodsClosedBefore: rec.periods_closed_before ?? 0,
-    openPeriods: (rec.open_periods ?? []).map(([periodStart, firstSourceOffset, firstChannelOffset, late]): OpenPeriod => ({
-      periodStart, firstSourceOffset, firstChannelOffset,
-      late: late.map(([advertiserId, originalPeriodStart, events]) => ({ advertiserId, originalPeriodStart, events })),
-    })),
-    windowMs: rec.window_ms ?? current.windowMs,
-    partitions: rec.partitions ?? current.partitions,
-  };
 }
 
 /** Parses a value of the counts topic; null for a tombstone. Throws on a record tally did not write. */

@@ -1,16 +1,23 @@
 /**
- * Response shapes of the REST API (/api/v1/…), shared with the dashboard (web/ imports these types).
+ * Response shapes of the REST API (/api/v1/…). Produced by api/ and the routes it mounts (ingest/:
+ * IngestResponse; billing/: BillingPeriodsResponse; live/: PipelineStatus; http/: ApiErrorBody);
+ * consumed by the dashboard (web/ imports these types through web/src/contracts.ts) and the tests.
  * Integers are JSON numbers (exact below 2^53); spend is in micros: a JSON number while below
  * 2^53, a string of digits above (never a rounded number; BigInt() takes both). Times are epoch ms.
  * Errors: `{ "error": { "status": 400, "message": "…", "parameter"?: "from" } }` with 400/401/403/404/413/429/503.
  */
 
-import type { PeriodStatus, ReconciliationRun } from '../contracts/ledger-status.js';
-import type { Maturity } from '../contracts/maturity.js';
-import type { DeadLetterReason } from '../impression/types.js';
+import type { DeadLetterReason } from './dead-letter-reasons.js';
+import type { PeriodStatus, ReconciliationRun } from './ledger-status.js';
+import type { Maturity } from './maturity.js';
 
-export type { PeriodStatus, ReconciliationRun } from '../contracts/ledger-status.js';
-export type { Maturity } from '../contracts/maturity.js';
+export type { PeriodStatus, ReconciliationRun } from './ledger-status.js';
+export type { Maturity } from './maturity.js';
+
+/** The body of every error answer (built by errorBody, http/http-errors.ts). */
+export interface ApiErrorBody {
+  error: { status: number; message: string; parameter?: string };
+}
 
 export type Granularity = 'window' | 'hour' | 'day';
 

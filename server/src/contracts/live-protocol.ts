@@ -1,5 +1,6 @@
 /**
- * The socket.io protocol between the live feed (server/src/live) and the dashboard (web/).
+ * The socket.io protocol between the live feed (server/src/live: the producer, live-server.ts)
+ * and the dashboard (web/: the consumer, useLiveFeed; type-only imports through web/src/contracts.ts).
  * Numbers are exact integers; spend is in micros. Values are absolute (the current committed
  * total of a key), never increments, so a repeated or replayed update cannot double-add and a
  * reconnect resumes from a fresh snapshot.
@@ -26,7 +27,7 @@
  * (windowStart, advertiserId, campaignId); never add.
  */
 
-import type { Maturity } from '../contracts/maturity.js';
+import type { Maturity } from './maturity.js';
 
 /** One (window, advertiser, campaign), summed over source partitions, as committed in Kafka. */
 export interface LiveWindowRow {

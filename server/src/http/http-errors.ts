@@ -1,13 +1,12 @@
 /**
- * The API's error shape (api-types.ts): `{ "error": { "status": 400, "message": "…", "parameter"?: "from" } }`.
- * Handlers throw an ApiError; the error handler turns it (and body-parser's errors, and
- * ClickHouse/Kafka outages) into that shape. Only a real server fault becomes a 500.
+ * The API's error shape (contracts/api-types.ts, ApiErrorBody):
+ * `{ "error": { "status": 400, "message": "…", "parameter"?: "from" } }`. Handlers (api/, and the
+ * routes it mounts: ingest/, billing/) throw an ApiError; the API's error handler turns it (and
+ * body-parser's errors, and ClickHouse/Kafka outages) into that shape. Only a real server fault
+ * becomes a 500.
  */
 import type { Response } from 'express';
-
-export interface ApiErrorBody {
-  error: { status: number; message: string; parameter?: string };
-}
+import type { ApiErrorBody } from '../contracts/api-types.js';
 
 export class ApiError extends Error {
   constructor(

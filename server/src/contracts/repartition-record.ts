@@ -1,6 +1,9 @@
 /**
- * The wire format of the internal repartition topic (`aggregator-repartition`), written and read
- * only by aggregators. Partition h carries, in the order each source wrote them:
+ * The wire format of the internal repartition topic (`aggregator-repartition`). Produced by the
+ * aggregator (a task forwards records read outside their home partition, and sends its source's
+ * watermark markers); consumed by the aggregator (the home task: its second input) and by
+ * `tally reconcile` (tools/), which follows forwarded copies back to their original record.
+ * Partition h carries, in the order each source wrote them:
  *
  *   forwarded impressions   key = impression_id, value = the input record's bytes unchanged,
  *                           header `tally-forwarded-from` = `${sourcePartition}:${sourceOffset}`
@@ -10,7 +13,6 @@
  * same or an earlier transaction), so it tells the home task how far that source's event time has
  * come on this channel. Impression ids cannot contain `|`, so a marker key is never an id.
  */
-import type { InputMark } from './core/types.js';
 
 export const FORWARDED_FROM_HEADER = 'tally-forwarded-from';
 const MARKER_PREFIX = 'marker|';
@@ -23,11 +25,19 @@ export interface MarkerRecord {
   position: number | null;
 }
 
+/** What a marker says of its source (the aggregator's InputMark). */
+export interface SourceMark {
+  watermark: number;
+  idle: boolean;
+  /** The source's read position (next offset of its partition of `impressions`) when it said so. */
+  position: number | null;
+}
+
 export function markerKey(source: number): string {
   return `${MARKER_PREFIX}${source}`;
 }
 
-export function encodeMarker(source: number, mark: InputMark): Buffer {
+export function encodeMarker(source: number, mark: SourceMark): Buffer {
   return Buffer.from(JSON.stringify({ source_partition: source, watermark: mark.watermark, idle: mark.idle, position: mark.position } satisfies MarkerRecord));
 }
 
@@ -39,7 +49,7 @@ export function isMarkerKey(key: Buffer | string | null | undefined): boolean {
 }
 
 /** The marker a record carries; throws on a value tally did not write. */
-export function decodeMarker(value: Buffer | null | undefined): { source: number; mark: InputMark } {
+export function decodeMarker(value: Buffer | null | undefined): { source: number; mark: SourceMark } {
   const rec = JSON.parse(value?.toString('utf8') ?? 'null') as Partial<MarkerRecord> | null;
   if (rec === null || typeof rec !== 'object' || !Number.isSafeInteger(rec.source_partition) || !Number.isSafeInteger(rec.watermark) || typeof rec.idle !== 'boolean') {
     throw new Error(`not a watermark marker: ${value?.toString('utf8').slice(0, 200)}`);
