@@ -239,13 +239,15 @@ export class PipelineMonitor {
     const run = async (): Promise<Map<string, number>> => {
       const result = new Map<string, number>();
       if (gaps.length === 0) return result;
-      const open = new Map<string, Gap & { records: number; eofAt?: number }>();
+      const open = new Map<string, Gap & { records: number }>();
       for (const g of gaps) open.set(`${g.topic}|${g.partition}`, { ...g, records: 0 });
-      // node-rdkafka reports a batch's EOFs before handing over its messages: note the EOF and
-      // settle the partition after the batch's records were counted.
       const onEof = (e: { topic: string; partition: number; offset: number }) => {
-        const g = open.get(`${e.topic}|${e.partition}`);
-        if (g !== undefined && g.eofAt === undefined) g.eofAt = e.offset;
+        const key = `${e.topic}|${e.partition}`;
+        const g = open.get(key);
+        if (g === undefined) return;
+        // At EOF: every record up to here was delivered; anything beyond is an open transaction, still to read.
+        result.set(key, g.records + Math.max(0, g.end - e.offset));
+        open.delete(key);
       };
       this.probe.on('partition.eof', onEof);
       try {
@@ -262,12 +264,6 @@ export class PipelineMonitor {
               result.set(`${m.topic}|${m.partition}`, g.records);
               open.delete(`${m.topic}|${m.partition}`);
             }
-          }
-          for (const [key, g] of open) {
-            if (g.eofAt === undefined) continue;
-            // At EOF every record before it was delivered; anything beyond is an open transaction, still to read.
-            result.set(key, g.records + Math.max(0, g.end - g.eofAt));
-            open.delete(key);
           }
         }
       } finally {
