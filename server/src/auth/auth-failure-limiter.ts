@@ -8,6 +8,7 @@
  * pure apart from the clock.
  */
 import { ipKeyGenerator } from 'express-rate-limit';
+import { setNewest } from './bounded-map.js';
 import type { TokenVerifier } from './principal.js';
 import { parseToken } from './token-store.js';
 
@@ -99,12 +100,7 @@ export class AuthFailureLimiter {
       w.failures++;
       return;
     }
-    while (this.windows.size >= this.maxAddresses) {
-      const oldest = this.windows.keys().next();
-      if (oldest.done) break;
-      this.windows.delete(oldest.value);
-    }
-    this.windows.set(key, { start: this.now(), failures: 1, lastProbeAt: 0 });
+    setNewest(this.windows, key, { start: this.now(), failures: 1, lastProbeAt: 0 }, this.maxAddresses);
   }
 
   private current(key: string): FailureWindow | undefined {

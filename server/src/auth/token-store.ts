@@ -15,6 +15,7 @@ import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
+import { setNewest } from './bounded-map.js';
 import { LookupGate, TokenStoreBusyError } from './lookup-gate.js';
 import type { Principal, Scope, TokenVerifier } from './principal.js';
 
@@ -334,15 +335,7 @@ export class TokenStore implements TokenVerifier {
     });
     if (this.cacheMs === 0) return value;
     const entry: CachedLookup = { at: now, value, refreshing: false };
-    const install = () => {
-      this.cache.delete(id);
-      while (this.cache.size >= this.maxCacheEntries) {
-        const oldest = this.cache.keys().next();
-        if (oldest.done) break;
-        this.cache.delete(oldest.value);
-      }
-      this.cache.set(id, entry);
-    };
+    const install = () => setNewest(this.cache, id, entry, this.maxCacheEntries);
     const current = this.cache.get(id);
     if (current === undefined || now - current.at >= this.cacheMs) {
       install();
@@ -358,15 +351,4 @@ export class TokenStore implements TokenVerifier {
     }
     return value;
   }
-}
-
-/** Sets key → value as the newest entry of a bounded map (the oldest entries are dropped first). */
-function setNewest(map: Map<string, number>, key: string, value: number, max: number): void {
-  map.delete(key);
-  while (map.size >= max) {
-    const oldest = map.keys().next();
-    if (oldest.done) break;
-    map.delete(oldest.value);
-  }
-  map.set(key, value);
 }

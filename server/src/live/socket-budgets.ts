@@ -5,6 +5,7 @@
  * thousands of packets costs thousands of cheap refusals, then a closed connection. Pure apart
  * from the clock; unit-tested.
  */
+import { setNewest } from '../auth/bounded-map.js';
 
 /** Refills `capacity` tokens per `periodMs`, continuously; starts full. */
 export class TokenBucket {
@@ -61,18 +62,8 @@ export class LiveBudgets {
 
   /** Takes one of the token's snapshots (a connect or a join); false when it used them all for now. */
   snapshot(tokenId: string): boolean {
-    let bucket = this.snapshots.get(tokenId);
-    if (bucket === undefined) {
-      while (this.snapshots.size >= MAX_TOKENS_TRACKED) {
-        const oldest = this.snapshots.keys().next();
-        if (oldest.done) break;
-        this.snapshots.delete(oldest.value);
-      }
-      bucket = new TokenBucket(this.limits.snapshotsPerMinPerToken, 60_000, this.now());
-    } else {
-      this.snapshots.delete(tokenId);
-    }
-    this.snapshots.set(tokenId, bucket);
+    const bucket = this.snapshots.get(tokenId) ?? new TokenBucket(this.limits.snapshotsPerMinPerToken, 60_000, this.now());
+    setNewest(this.snapshots, tokenId, bucket, MAX_TOKENS_TRACKED);
     return bucket.take(this.now());
   }
 
