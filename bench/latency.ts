@@ -52,7 +52,7 @@ import { TokenStore } from '../server/src/auth/index.js';
 import { createClickHouse, identifier, queryRows } from '../server/src/clickhouse/index.js';
 import { homePartition } from '../server/src/impression/index.js';
 import type { ClientToServerEvents, LiveWindowRow, ServerToClientEvents } from '../server/src/contracts/live-protocol.js';
-import { createSandbox, freePort, RoleProcess, sleep, stopStartedStack, type Sandbox } from '../test/integration/harness.js';
+import { createSandbox, freePort, RoleProcess, sleep, stopStartedStack, type Sandbox } from '../test/kit/harness.js';
 
 export interface Percentiles { p50: number; p99: number; max: number }
 

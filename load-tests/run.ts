@@ -33,8 +33,8 @@ import {
   emptyDeadLetters, formatVerifyReport, readTopicToEnd, truthRowKey, verify,
   type GroundTruth, type TruthRow,
 } from '../server/src/tools/index.js';
-import { createSandbox, eventually, freePort, RoleProcess, stopStartedStack, useStack, type Sandbox } from '../test/integration/harness.js';
-import { Pipeline } from '../test/integration/pipeline.js';
+import { createSandbox, eventually, freePort, RoleProcess, stopStartedStack, useStack, type Sandbox } from '../test/kit/harness.js';
+import { Pipeline } from '../test/kit/pipeline.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -10,7 +10,7 @@ import Kafka from 'node-rdkafka';
 import { chunkKey } from '../../server/src/aggregator/changelog.js';
 import { windowStartOf } from '../../server/src/aggregator/core/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
-import { createSandbox, RoleProcess, sleep } from '../../test/integration/harness.js';
+import { createSandbox, RoleProcess, sleep } from '../../test/kit/harness.js';
 import { readMetrics, waitForRestore } from './tally.js';
 
 const IDS_PER_CHUNK = 20_000;

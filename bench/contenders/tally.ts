@@ -6,7 +6,7 @@
 import type { BenchInput } from '../lib/bench-input.js';
 import type { ContenderResult } from '../lib/contender-result.js';
 import { watchGroup } from '../lib/group-progress.js';
-import { createSandbox, RoleProcess, sleep } from '../../test/integration/harness.js';
+import { createSandbox, RoleProcess, sleep } from '../../test/kit/harness.js';
 
 export type Guarantee = 'exactly_once' | 'at_least_once';
 

@@ -29,7 +29,7 @@ import { createClickHouse, identifier, queryRows, stringLiteral, uintLiteral } f
 import type { TallyConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
 import { ensureKafkaJars } from '../../server/src/stack/index.js';
-import { sleep } from '../../test/integration/harness.js';
+import { sleep } from '../../test/kit/harness.js';
 import type { ContenderResult } from '../lib/contender-result.js';
 
 

@@ -17,7 +17,7 @@ import { kafkaError } from '../../server/src/errors/index.js';
 import { deleteTopics, fetchMetadata } from '../../server/src/kafka/index.js';
 import { commandExists } from '../../server/src/stack/index.js';
 import { readTopicToEnd } from '../../server/src/tools/index.js';
-import { sleep } from '../../test/integration/harness.js';
+import { sleep } from '../../test/kit/harness.js';
 import { type ContenderResult } from '../lib/contender-result.js';
 import { watchGroup, type GroupProgress } from '../lib/group-progress.js';
 

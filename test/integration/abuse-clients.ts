@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, LiveWindowRow, ServerToClientEvents } from '../../server/src/contracts/live-protocol.js';
-import { sleep } from './harness.js';
+import { sleep } from '../kit/harness.js';
 
 export function p99(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;

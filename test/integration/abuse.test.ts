@@ -16,8 +16,8 @@ import { createClickHouse, queryRows, stringLiteral } from '../../server/src/cli
 import { repoRoot } from '../../server/src/config/index.js';
 import type { AttackOrder } from './abuse-attacks.js';
 import { p99, Probe } from './abuse-clients.js';
-import { createSandbox, eventually, freePort, RoleProcess, type Sandbox } from './harness.js';
-import { Pipeline } from './pipeline.js';
+import { createSandbox, eventually, freePort, RoleProcess, type Sandbox } from '../kit/harness.js';
+import { Pipeline } from '../kit/pipeline.js';
 
 const execFileP = promisify(execFile);
 

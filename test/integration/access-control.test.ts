@@ -17,8 +17,8 @@ import type { AdvertisersResponse, CampaignsResponse, CountsResponse, IngestResp
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse, queryRows, stringLiteral } from '../../server/src/clickhouse/index.js';
 import type { ClientToServerEvents, LiveSnapshot, LiveUpdate, ServerToClientEvents } from '../../server/src/contracts/live-protocol.js';
-import { freePort, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
-import { Pipeline } from './pipeline.js';
+import { freePort, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from '../kit/harness.js';
+import { Pipeline } from '../kit/pipeline.js';
 
 
 interface ErrorShape {

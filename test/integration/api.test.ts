@@ -12,8 +12,8 @@ import type { CampaignsResponse, CountsResponse, IngestResponse } from '../../se
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
 import { emptyDeadLetters, truthRowKey, type GroundTruth, type TruthRow } from '../../server/src/tools/index.js';
-import { freePort, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
-import { assertExact, Pipeline } from './pipeline.js';
+import { freePort, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from '../kit/harness.js';
+import { assertExact, Pipeline } from '../kit/pipeline.js';
 
 
 interface Answer<T = Record<string, unknown>> {

@@ -26,9 +26,9 @@ import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.j
 import { repoRoot, type TallyConfig } from '../../server/src/config/index.js';
 import { createLogger } from '../../server/src/observability/index.js';
 import { truthTotals, type GroundTruth } from '../../server/src/tools/index.js';
-import { spreadEvents, produceEvents, truthOf, type HandEvent } from './hand-events.js';
-import { createSandbox, eventually, sleep, type Sandbox } from './harness.js';
-import { assertExact, awaitFinal, Pipeline } from './pipeline.js';
+import { spreadEvents, produceEvents, truthOf, type HandEvent } from '../kit/hand-events.js';
+import { createSandbox, eventually, sleep, type Sandbox } from '../kit/harness.js';
+import { assertExact, awaitFinal, Pipeline } from '../kit/pipeline.js';
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;

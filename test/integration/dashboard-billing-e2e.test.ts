@@ -23,9 +23,9 @@ import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { queryFrontier } from '../../server/src/ledger/index.js';
 import { buildEventPlan, formatVerifyReport, planContext, producePlan, randomSeed, verify, type GroundTruth } from '../../server/src/tools/index.js';
-import { launchChromium, parseMicros, textOf } from './browser.js';
-import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, type Sandbox } from './harness.js';
-import { awaitFinal, Pipeline } from './pipeline.js';
+import { launchChromium, parseMicros, textOf } from '../kit/browser.js';
+import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, type Sandbox } from '../kit/harness.js';
+import { awaitFinal, Pipeline } from '../kit/pipeline.js';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;

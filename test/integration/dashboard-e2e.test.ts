@@ -18,9 +18,9 @@ import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { generate, type GroundTruth } from '../../server/src/tools/index.js';
-import { launchChromium, parseMicros, textOf } from './browser.js';
-import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
-import { Pipeline } from './pipeline.js';
+import { launchChromium, parseMicros, textOf } from '../kit/browser.js';
+import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, sleep, type Sandbox } from '../kit/harness.js';
+import { Pipeline } from '../kit/pipeline.js';
 
 const DAY_MS = 86_400_000;
 const say = (m: string) => process.stderr.write(`      [dashboard-e2e] ${m}\n`);

@@ -12,10 +12,10 @@ import { ensureWebBuild } from '../../server/src/api/web-assets.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { awaitWatermark, lowestWatermark, publishedWatermarks, readTopicToEnd } from '../../server/src/tools/index.js';
-import { launchChromium, parseMicros, textOf } from './browser.js';
-import { createSandbox, eventually, freePort, RoleProcess, sleep, type Sandbox } from './harness.js';
-import { idsWithHome, produceEvents, produceWithKcat, spreadEvents, truthOf, type HandEvent } from './hand-events.js';
-import { assertExact, Pipeline } from './pipeline.js';
+import { launchChromium, parseMicros, textOf } from '../kit/browser.js';
+import { createSandbox, eventually, freePort, RoleProcess, sleep, type Sandbox } from '../kit/harness.js';
+import { idsWithHome, produceEvents, produceWithKcat, spreadEvents, truthOf, type HandEvent } from '../kit/hand-events.js';
+import { assertExact, Pipeline } from '../kit/pipeline.js';
 
 /** 5 s windows, 2 s lateness, 10 s dedup horizon: an event 17 s behind the watermark is too late. */
 const SHORT = {

@@ -9,8 +9,8 @@ import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.j
 import { homePartition } from '../../server/src/impression/index.js';
 import { ensureDebianPackage, LocalClickHouse, LocalKafkaBroker } from '../../server/src/stack/index.js';
 import { buildEventPlan, generate, mergeTruth, planContext, producePlan } from '../../server/src/tools/index.js';
-import { createSandbox, eventually, sleep, type Sandbox } from './harness.js';
-import { assertExact, Pipeline, randomBetween } from './pipeline.js';
+import { createSandbox, eventually, sleep, type Sandbox } from '../kit/harness.js';
+import { assertExact, Pipeline, randomBetween } from '../kit/pipeline.js';
 
 describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', function () {
   this.timeout(600_000);

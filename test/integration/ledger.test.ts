@@ -14,9 +14,9 @@ import { queryFrontier, queryLastReconciliation } from '../../server/src/ledger/
 import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { ensureDebianPackage } from '../../server/src/stack/index.js';
-import { createSandbox, eventually, sleep, type Sandbox } from './harness.js';
-import { produceEvents, spreadEvents, truthOf, type HandEvent } from './hand-events.js';
-import { assertExact, awaitFinal, Pipeline, randomBetween } from './pipeline.js';
+import { createSandbox, eventually, sleep, type Sandbox } from '../kit/harness.js';
+import { produceEvents, spreadEvents, truthOf, type HandEvent } from '../kit/hand-events.js';
+import { assertExact, awaitFinal, Pipeline, randomBetween } from '../kit/pipeline.js';
 
 const HOUR = 3_600_000;
 const SHORT = { TALLY_ALLOWED_LATENESS_MS: '2000', TALLY_DEDUP_HORIZON_MS: '10000', TALLY_OUT_OF_ORDERNESS_MS: '1000', TALLY_IDLE_TIMEOUT_MS: '1000' };

@@ -19,8 +19,8 @@ import { attachLiveFeed, type LiveFeed } from '../../server/src/live/index.js';
 import type { ClientToServerEvents, LiveSnapshot, LiveUpdate, LiveWindowRow, ServerToClientEvents } from '../../server/src/contracts/live-protocol.js';
 import { createLogger } from '../../server/src/observability/index.js';
 import { generate, type GroundTruth } from '../../server/src/tools/index.js';
-import { createSandbox, eventually, sleep, type Sandbox } from './harness.js';
-import { assertExact, Pipeline } from './pipeline.js';
+import { createSandbox, eventually, sleep, type Sandbox } from '../kit/harness.js';
+import { assertExact, Pipeline } from '../kit/pipeline.js';
 
 class MapVerifier implements TokenVerifier {
   readonly tokens = new Map<string, Principal>();

@@ -14,7 +14,7 @@ import { createClickHouse, migrate } from '../../server/src/clickhouse/index.js'
 import { loadConfig } from '../../server/src/config/index.js';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../server/src/contracts/live-protocol.js';
 import { LocalClickHouse } from '../../server/src/stack/clickhouse-server.js';
-import { createSandbox, eventually, freePort, RoleProcess } from './harness.js';
+import { createSandbox, eventually, freePort, RoleProcess } from '../kit/harness.js';
 
 describe('token store outage (tally api as a process, a private ClickHouse)', function () {
   this.timeout(180_000);

@@ -16,7 +16,7 @@ import { loadConfig, type TallyConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
 import { DeliveringProducer, type OutgoingRecord } from '../../server/src/kafka/index.js';
 import { LocalClickHouse } from '../../server/src/stack/clickhouse-server.js';
-import { createSandbox, eventually, RoleProcess, sleep, type Sandbox } from './harness.js';
+import { createSandbox, eventually, RoleProcess, sleep, type Sandbox } from '../kit/harness.js';
 
 const BASE_MS = Date.UTC(2026, 0, 1, 0, 0, 0);
 

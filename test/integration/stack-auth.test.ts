@@ -14,7 +14,7 @@ import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.j
 import { loadConfig, passwordFile, repoRoot, type TallyConfig } from '../../server/src/config/index.js';
 import { commandExists, LocalClickHouse } from '../../server/src/stack/index.js';
 import { sha256Hex } from '../../server/src/stack/clickhouse-password.js';
-import { createSandbox, eventually, freePort, RoleProcess, useStack, type Sandbox } from './harness.js';
+import { createSandbox, eventually, freePort, RoleProcess, useStack, type Sandbox } from '../kit/harness.js';
 
 /** `tally <args>` as a child process; stdout and stderr together. */
 function tally(env: NodeJS.ProcessEnv, ...args: string[]): { code: number | null; out: string } {

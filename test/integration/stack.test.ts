@@ -13,7 +13,7 @@ import { loadConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
 import { DeliveringProducer, ensureTopics } from '../../server/src/kafka/index.js';
 import { stackDown, stackStatus, stackUp } from '../../server/src/stack/index.js';
-import { createSandbox, type Sandbox } from './harness.js';
+import { createSandbox, type Sandbox } from '../kit/harness.js';
 
 function cb<T = void>(fn: (done: (err: Kafka.LibrdKafkaError | null | undefined, v?: T) => void) => void, what: string): Promise<T> {
   return new Promise((resolve, reject) => fn((err, v) => (err ? reject(kafkaError(what, err)) : resolve(v as T))));

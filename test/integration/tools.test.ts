@@ -9,7 +9,7 @@ import {
   buildEventPlan, formatVerifyReport, generate, planContext, readDeadLetters, readTopicToEnd, readTruth, verify,
   type GenerateProgress, type GroundTruth,
 } from '../../server/src/tools/index.js';
-import { artifactsDir, createSandbox, RoleProcess, type Sandbox } from './harness.js';
+import { artifactsDir, createSandbox, RoleProcess, type Sandbox } from '../kit/harness.js';
 
 function waitExit(p: RoleProcess, timeoutMs: number): Promise<number | null> {
   if (p.child.exitCode !== null) return Promise.resolve(p.child.exitCode);
