@@ -1,5 +1,6 @@
 /**
- * tally's error classes. Callers branch on the class, never on message strings.
+ * tally's error classes, and the one place that reads librdkafka's error codes and flags.
+ * Callers branch on the class (or on `kafkaErrorAction`), never on message strings.
  * `retriable` says whether doing the same thing again may succeed.
  */
 export class TallyError extends Error {
@@ -21,8 +22,9 @@ export class StackError extends TallyError {}
 export class InvalidArgumentError extends TallyError {}
 
 /**
- * The aggregator's tasks no longer belong to this process (producer fenced by a newer instance,
- * or a fatal producer error): throw away the producer and all state, then rejoin and restore.
+ * The aggregator's tasks no longer belong to this process (its producer was fenced by a newer
+ * instance, or its group membership is gone): nothing it holds may be committed any more. Drop
+ * every task and the producer, and rejoin the group; whoever owns the partitions next restores them.
  */
 export class TaskMigratedError extends TallyError {}
 
@@ -32,22 +34,11 @@ export class TaskMigratedError extends TallyError {}
  */
 export class TaskCorruptedError extends TallyError {}
 
-/** The fields librdkafka puts on its errors (node-rdkafka's LibrdKafkaError). */
-export interface KafkaErrorLike {
-  message: string;
-  code: number;
-  isFatal?: boolean;
-  isRetriable?: boolean;
-  isTxnRequiresAbort?: boolean;
+/** Kafka did not take records (unreachable, or no acknowledgement in time). */
+export class KafkaUnavailableError extends TallyError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { ...options, retriable: true });
+  }
 }
 
-export function isKafkaError(err: unknown): err is KafkaErrorLike {
-  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number' && typeof (err as { message?: unknown }).message === 'string';
-}
-
-/** A real Error (with stack) carrying librdkafka's code and flags, prefixed with what failed. */
-export function kafkaError(what: string, err: KafkaErrorLike): Error & KafkaErrorLike {
-  return Object.assign(new Error(`${what}: ${err.message}`), {
-    code: err.code, isFatal: err.isFatal, isRetriable: err.isRetriable, isTxnRequiresAbort: err.isTxnRequiresAbort,
-  });
-}
+export { kafkaErrorAction, isKafkaError, kafkaError, type KafkaErrorAction, type KafkaErrorLike } from './kafka-errors.js';

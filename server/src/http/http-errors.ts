@@ -7,16 +7,17 @@
  */
 import type { Response } from 'express';
 import type { ApiErrorBody } from '../contracts/api-types.js';
+import { TallyError } from '../errors/index.js';
 
-export class ApiError extends Error {
+/** An answer other than 2xx; a 503 is worth retrying (Retry-After says when). */
+export class ApiError extends TallyError {
   constructor(
     readonly status: number,
     message: string,
     readonly parameter?: string,
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
-    this.name = 'ApiError';
+    super(message, { retriable: status === 503 });
   }
 }
 

@@ -25,11 +25,12 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Request, RequestHandler, Response } from 'express';
 import { ingestableAdvertisers } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';
+import { KafkaUnavailableError } from '../errors/index.js';
 import { ApiError, badRequest, errorBody, principalOf, reply, unavailable } from '../http/index.js';
 import type { Logger } from '../observability/index.js';
 import { JsonArraySplitter, MAX_BODY_BYTES, MAX_EVENTS, NdjsonSplitter, type BodySplitter } from './body.js';
 import type { IngestMetrics } from './ingest-metrics.js';
-import { KafkaUnavailableError, type EventSink } from './ingest-producer.js';
+import type { EventSink } from './ingest-producer.js';
 import { readBody } from './read-body.js';
 import { EventValidator } from './validate-events.js';
 

@@ -1,4 +1,5 @@
 import type { TallyConfig } from '../config/index.js';
+import { KafkaUnavailableError } from '../errors/index.js';
 import { DeliveringProducer, type OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 
@@ -7,13 +8,6 @@ export interface EventSink {
   send(records: OutgoingRecord[]): Promise<void>;
 }
 
-/** Kafka did not take the events (unreachable, or no acknowledgement within TALLY_INGEST_TIMEOUT_MS). */
-export class KafkaUnavailableError extends Error {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, options);
-    this.name = 'KafkaUnavailableError';
-  }
-}
 
 /**
  * A client waits for every ingest answer, so the ingest producer trades a little batching for

@@ -1,0 +1,96 @@
+/**
+ * node-rdkafka's KafkaConsumer with promises: every callback API tally uses becomes an awaitable
+ * call whose failure is a librdkafka error prefixed with what failed (classify it with
+ * errors' kafkaErrorAction). Synchronous calls go to `client` directly.
+ */
+import Kafka from 'node-rdkafka';
+import { kafkaError, TallyError } from '../errors/index.js';
+import type { RebalanceQueue } from './rebalance-queue.js';
+
+export const OFFSET_BEGINNING = -2;
+
+export interface ConsumerSettings {
+  brokers: string;
+  groupId: string;
+  clientId?: string;
+  isolation: 'read_committed' | 'read_uncommitted';
+  /** consume(n) returns at a partition's end instead of waiting out its timeout for more. */
+  partitionEof?: boolean;
+  /** Subscribed consumers: the queue receives every assignment and revocation. */
+  rebalances?: RebalanceQueue;
+  /** Anything else librdkafka takes (session timeouts, fetch sizes, the assignor). */
+  extra?: Kafka.ConsumerGlobalConfig;
+}
+
+export class Consumer {
+  readonly client: Kafka.KafkaConsumer;
+
+  constructor(settings: ConsumerSettings) {
+    const rebalances = settings.rebalances;
+    this.client = new Kafka.KafkaConsumer({
+      'metadata.broker.list': settings.brokers,
+      'group.id': settings.groupId,
+      ...(settings.clientId === undefined ? {} : { 'client.id': settings.clientId }),
+      // tally commits only what it has written (a transaction, a ClickHouse insert), never on a timer.
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'isolation.level': settings.isolation,
+      'enable.partition.eof': settings.partitionEof ?? false,
+      ...(rebalances === undefined ? {} : { rebalance_cb: rebalances.callback(() => this.client) }),
+      log_level: 3,
+      ...settings.extra,
+    }, { 'auto.offset.reset': 'earliest' });
+  }
+
+  connect(timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => this.client.connect({ timeout: timeoutMs }, (err) => (err ? reject(kafkaError('connect', err)) : resolve())));
+  }
+
+  /** Leaves the group (a subscribed consumer) and closes; never fails. */
+  disconnect(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.client.isConnected()) return resolve();
+      this.client.disconnect(() => resolve());
+    });
+  }
+
+  /** Up to `n` records; waits at most `timeoutMs` for each one still missing (librdkafka's semantics). */
+  consume(n: number, timeoutMs: number): Promise<Kafka.Message[]> {
+    this.client.setDefaultConsumeTimeout(timeoutMs);
+    return new Promise((resolve, reject) => this.client.consume(n, (err, msgs) => (err ? reject(kafkaError('consume', err)) : resolve(msgs))));
+  }
+
+  committed(partitions: Kafka.TopicPartition[], timeoutMs: number): Promise<Kafka.TopicPartitionOffset[]> {
+    return new Promise((resolve, reject) => this.client.committed(partitions, timeoutMs, (err, tps) => (err ? reject(kafkaError('committed offsets', err)) : resolve(tps))));
+  }
+
+  seek(tp: Kafka.TopicPartitionOffset, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => this.client.seek(tp, timeoutMs, (err) => (err ? reject(kafkaError(`seek ${tp.topic}:${tp.partition}`, err)) : resolve())));
+  }
+
+  /** Low and high watermark as the broker reports them now (for this client's isolation level). */
+  queryWatermarkOffsets(topic: string, partition: number, timeoutMs: number): Promise<Kafka.WatermarkOffsets> {
+    return new Promise((resolve, reject) => this.client.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) =>
+      (err ? reject(kafkaError(`watermarks of ${topic}:${partition}`, err)) : resolve(o))));
+  }
+
+  /** The partitions of `topic`, sorted; throws if it does not exist. */
+  async partitionsOf(topic: string, timeoutMs: number): Promise<number[]> {
+    const md = await new Promise<Kafka.Metadata>((resolve, reject) => this.client.getMetadata({ topic, timeout: timeoutMs }, (err, m) =>
+      (err ? reject(kafkaError(`metadata of ${topic}`, err)) : resolve(m))));
+    const t = md.topics.find((x) => x.name === topic);
+    // Retriable: right after a topic is created its metadata may not have reached this broker yet.
+    if (t === undefined || t.partitions.length === 0) throw new TallyError(`topic ${topic} does not exist`, { retriable: true });
+    return t.partitions.map((p) => p.id).sort((a, b) => a - b);
+  }
+
+  /** The end offset as of the last fetch (no request); undefined before the first fetch. */
+  cachedHighOffset(topic: string, partition: number): number | undefined {
+    try {
+      const o = this.client.getWatermarkOffsets(topic, partition).highOffset;
+      return o >= 0 ? o : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
