@@ -1,134 +1,11 @@
 /**
- * The express app around fakes (token verifier, ClickHouse client, event sink): status codes,
- * error shapes, scopes, limits, CORS, timeouts. The real-stack version is test/integration/api.test.ts.
+ * The express app around fakes (api-app-fixtures.ts): status codes, error shapes, scopes,
+ * timeouts. The real-stack version is test/integration/api.test.ts.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import zlib from 'node:zlib';
-import type { ClickHouseClient } from '@clickhouse/client';
-import { createApiApp, type ApiDeps, type PipelineStatus, type Readiness } from '../../server/src/api/index.js';
-import type { Principal, TokenVerifier } from '../../server/src/auth/index.js';
-import { loadConfig } from '../../server/src/config/index.js';
-import { KafkaUnavailableError, type EventSink } from '../../server/src/ingest/index.js';
-import type { OutgoingRecord } from '../../server/src/kafka/index.js';
-import { createLogger } from '../../server/src/observability/index.js';
-
-const TOKENS: Record<string, Principal> = {
-  admin: { tokenId: 'a00000000001', name: 'admin', scopes: ['admin'] },
-  ingest: { tokenId: 'a00000000002', name: 'ingest', scopes: ['ingest'] },
-  adv1: { tokenId: 'a00000000003', name: 'adv1', scopes: ['advertiser:adv-1'] },
-  adv12: { tokenId: 'a00000000004', name: 'adv12', scopes: ['advertiser:adv-1', 'advertiser:adv-2'] },
-  ingestA: { tokenId: 'a00000000005', name: 'ingestA', scopes: ['ingest:adv-1'] },
-};
-
-const econnrefused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:18123'), { code: 'ECONNREFUSED' });
-
-class FakeVerifier implements TokenVerifier {
-  down = false;
-  async verify(token: string): Promise<Principal | undefined> {
-    if (this.down) throw econnrefused();
-    return TOKENS[token];
-  }
-
-  /** The fake's tokens count as seen valid before (the real store remembers verified ids). */
-  recentlyValid(token: string): boolean {
-    return token in TOKENS;
-  }
-}
-
-class FakeClickHouse {
-  queries: string[] = [];
-  mode: 'ok' | 'down' | 'bug' = 'ok';
-  rows: unknown[] = [];
-  /** Answers to the ledger frontier query (period closes and watermarks). */
-  frontier: unknown[] = [];
-  async query(params: { query: string }): Promise<{ json: () => Promise<unknown[]> }> {
-    this.queries.push(params.query);
-    if (this.mode === 'down') throw econnrefused();
-    if (this.mode === 'bug') throw Object.assign(new Error('Syntax error: secret internals'), { code: '62' });
-    const rows = /period_closes/.test(params.query) ? this.frontier : this.rows;
-    return { json: async () => rows };
-  }
-}
-
-class FakeSink implements EventSink {
-  records: OutgoingRecord[] = [];
-  mode: 'ok' | 'down' | 'slow' = 'ok';
-  async send(records: OutgoingRecord[]): Promise<void> {
-    if (this.mode === 'down') throw new KafkaUnavailableError('Kafka is unreachable');
-    if (this.mode === 'slow') await new Promise((r) => setTimeout(r, 3000));
-    this.records.push(...records);
-  }
-}
-
-interface Harness {
-  base: string;
-  ch: FakeClickHouse;
-  sink: FakeSink;
-  verifier: FakeVerifier;
-  ready: Readiness;
-  close: () => Promise<void>;
-}
-
-async function start(env: Record<string, string> = {}, over: Partial<ApiDeps> = {}): Promise<Harness> {
-  const config = loadConfig({ TALLY_HTTP_REQUEST_TIMEOUT_MS: '1500', ...env });
-  const ch = new FakeClickHouse();
-  const sink = new FakeSink();
-  const verifier = new FakeVerifier();
-  const h = { ready: { ready: true, kafka: true, clickhouse: true } };
-  const status: PipelineStatus = {
-    partitions: [], lastTransactionAgeMs: null, throughputPerSec: 0, duplicatesRemoved: 0, deadLetters: {},
-    clickhouseReachable: true, exact: null, reconciliation: null, serverTime: 1,
-  };
-  const { app } = createApiApp({
-    config, log: createLogger('test', 'silent'), verifier, clickhouse: ch as unknown as ClickHouseClient, ingest: sink,
-    readiness: async () => h.ready, pipelineStatus: async () => status, ...over,
-  });
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    base, ch, sink, verifier,
-    get ready() { return h.ready; },
-    set ready(r: Readiness) { h.ready = r; },
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
-  };
-}
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
-
-async function call(base: string, path: string, opts: { token?: string; method?: string; body?: string | Buffer; type?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-  if (opts.type !== undefined) headers['content-type'] = opts.type;
-  const payload = typeof opts.body === 'string' || opts.body === undefined ? opts.body : new Uint8Array(opts.body);
-  const res = await fetch(base + path, { method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'), headers, body: payload });
-  const text = await res.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    body = { text };
-  }
-  return { status: res.status, headers: res.headers, body };
-}
-
-function assertError(a: Answer, status: number, parameter?: string): void {
-  assert.equal(a.status, status, JSON.stringify(a.body));
-  const err = a.body.error as { status: number; message: string; parameter?: string };
-  assert.ok(err, `no error object in ${JSON.stringify(a.body)}`);
-  assert.equal(err.status, status);
-  assert.equal(typeof err.message, 'string');
-  assert.equal(err.parameter, parameter);
-}
-
-const event = (id: string, adv = 'adv-1') => ({ impression_id: id, ts: 1764150000123, advertiser_id: adv, campaign_id: 'cmp-1', cost_micros: 10 });
+import { type Harness, start, call, assertError, event } from './api-app-fixtures.js';
 
 describe('API app (fakes)', () => {
   let h: Harness;
@@ -404,6 +281,9 @@ describe('API app (fakes)', () => {
   });
 
   it('/metrics from loopback, with request counters by route and status', async () => {
+    // The requests it counts, made here: the test runs alone too.
+    assert.equal((await call(h.base, '/api/v1/counts?from=x', { token: 'admin' })).status, 400);
+    assert.equal((await call(h.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body: JSON.stringify([event('m-1'), { impression_id: 'm-2' }]) })).status, 202);
     const res = await fetch(`${h.base}/metrics`);
     assert.equal(res.status, 200);
     const text = await res.text();
@@ -411,88 +291,5 @@ describe('API app (fakes)', () => {
     assert.match(text, /tally_api_http_request_duration_seconds_bucket/);
     assert.match(text, /tally_ingest_events_rejected_total\{reason="missing_field"\} \d+/);
     assert.match(text, /tally_ingest_events_accepted_total \d+/);
-  });
-
-  describe('limits, CORS, metrics auth', () => {
-    it('per-token API and ingest limits are separate buckets; 429 in the error shape', async () => {
-      const l = await start({ TALLY_API_RATE_LIMIT_PER_MIN: '3', TALLY_INGEST_RATE_LIMIT_PER_MIN: '2' });
-      try {
-        for (let i = 0; i < 3; i++) assert.equal((await call(l.base, '/api/v1/me', { token: 'admin' })).status, 200);
-        const limited = await call(l.base, '/api/v1/me', { token: 'admin' });
-        assertError(limited, 429);
-        assert.ok(limited.headers.get('retry-after'));
-        assert.equal((await call(l.base, '/api/v1/me', { token: 'adv1' })).status, 200, 'another token has its own bucket');
-        const ingest = () => call(l.base, '/api/v1/impressions', { token: 'admin', type: 'application/json', body: JSON.stringify([event('x')]) });
-        assert.equal((await ingest()).status, 202);
-        assert.equal((await ingest()).status, 202);
-        assertError(await ingest(), 429);
-      } finally {
-        await l.close();
-      }
-    });
-
-    it('requests with bad tokens are limited per address; valid tokens are not held back by them', async () => {
-      const l = await start({ TALLY_AUTH_FAILURE_LIMIT_PER_MIN: '2' });
-      try {
-        assertError(await call(l.base, '/api/v1/me', { token: 'bad' }), 401);
-        assertError(await call(l.base, '/api/v1/me'), 401);
-        assertError(await call(l.base, '/api/v1/me', { token: 'bad' }), 429);
-        assert.equal((await call(l.base, '/api/v1/me', { token: 'admin' })).status, 200);
-      } finally {
-        await l.close();
-      }
-    });
-
-    it('CORS only for the listed origins', async () => {
-      const c = await start({ TALLY_CORS_ORIGINS: 'https://dash.example.com, http://127.0.0.1:5173' });
-      try {
-        const ok = await call(c.base, '/api/v1/me', { token: 'admin', headers: { origin: 'https://dash.example.com' } });
-        assert.equal(ok.headers.get('access-control-allow-origin'), 'https://dash.example.com');
-        const other = await call(c.base, '/api/v1/me', { token: 'admin', headers: { origin: 'https://evil.example.com' } });
-        assert.equal(other.headers.get('access-control-allow-origin'), null);
-        const pre = await fetch(`${c.base}/api/v1/counts`, {
-          method: 'OPTIONS', headers: { origin: 'http://127.0.0.1:5173', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
-        });
-        assert.equal(pre.status, 204);
-        assert.match(pre.headers.get('access-control-allow-headers') ?? '', /Authorization/);
-      } finally {
-        await c.close();
-      }
-      const none = await call(h.base, '/api/v1/me', { token: 'admin', headers: { origin: 'https://dash.example.com' } });
-      assert.equal(none.headers.get('access-control-allow-origin'), null);
-      assert.throws(() => loadConfig({ TALLY_CORS_ORIGINS: 'https://x.example.com/path' }), /TALLY_CORS_ORIGINS/);
-    });
-
-    it('TALLY_INGEST_MAX_JSON_DEPTH and TALLY_INGEST_MAX_INFLATE_RATIO reach the ingest route', async () => {
-      const l = await start({ TALLY_INGEST_MAX_JSON_DEPTH: '3', TALLY_INGEST_MAX_INFLATE_RATIO: '2' });
-      try {
-        const post = (body: string | Buffer, headers: Record<string, string> = {}) => call(l.base, '/api/v1/impressions', { token: 'ingest', type: 'application/json', body, headers });
-        assert.equal((await post(JSON.stringify([{ ...event('d-1'), extra: [1] }]))).status, 202);
-        const deep = await post(JSON.stringify([{ ...event('d-2'), extra: [[1]] }]));
-        assertError(deep, 400);
-        assert.match((deep.body.error as { message: string }).message, /nesting deeper than 3 levels/);
-        // ~250 KB (past the 64 KiB always allowed) of similar events compress far better than 2:1.
-        const many = JSON.stringify(Array.from({ length: 2000 }, (_, i) => event(`d-${i}`)));
-        const gz = await post(zlib.gzipSync(many), { 'content-encoding': 'gzip' });
-        assertError(gz, 413);
-        assert.match((gz.body.error as { message: string }).message, /more than 2 times its size/);
-        assert.equal((await post(Buffer.from(many))).status, 202, 'the same body uncompressed');
-      } finally {
-        await l.close();
-      }
-    });
-
-    it('TALLY_METRICS_AUTH=token: /metrics needs an admin token even from loopback', async () => {
-      const m = await start({ TALLY_METRICS_AUTH: 'token' });
-      try {
-        assertError(await call(m.base, '/metrics'), 401);
-        assertError(await call(m.base, '/metrics', { token: 'adv1' }), 403);
-        const res = await fetch(`${m.base}/metrics`, { headers: { authorization: 'Bearer admin' } });
-        assert.equal(res.status, 200);
-        assert.match(await res.text(), /tally_api_http_requests_total/);
-      } finally {
-        await m.close();
-      }
-    });
   });
 });
