@@ -3,6 +3,7 @@ import { scanImpression } from './scan-impression.js';
 import type { DeadLetterReason } from '../contracts/dead-letter-reasons.js';
 import type { Impression, ParseResult } from './types.js';
 import { ID_PATTERN } from '../contracts/ids.js';
+import { parseZonedIsoTime } from '../contracts/zoned-time.js';
 
 /** Largest accepted Kafka value; checked before decoding so a huge record costs nothing to refuse. */
 export const MAX_EVENT_BYTES = 16384;
@@ -15,10 +16,6 @@ export const MAX_COST_MICROS = 1_000_000_000_000;
 
 /** Upper bound of a JS Date (±8.64e15 ms); anything beyond is not a time. */
 const MAX_EPOCH_MS = 8.64e15;
-
-// Compiled once at module load: the hot path only runs them.
-/** ISO-8601 date-time with a mandatory zone (Z or ±hh:mm); seconds and fraction optional. */
-const ISO_WITH_ZONE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
 
 type Fields = Record<string, unknown>;
 
@@ -111,42 +108,9 @@ function checkId(field: string, v: unknown): ParseResult | null {
 /** Event time in epoch ms, or null when `v` is neither an accepted integer nor a zoned ISO string. */
 function eventTimeMs(v: unknown): number | null {
   if (typeof v === 'number') return Number.isInteger(v) && v > 0 && v <= MAX_EPOCH_MS ? v : null;
-  if (typeof v === 'string') return isoToMs(v);
-  return null;
-}
-
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-function isLeapYear(y: number): boolean {
-  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-}
-
-/**
- * Parses the fields by hand instead of Date.parse: Date.parse accepts zoneless strings (read as
- * local time, which differs between machines) and rolls over impossible dates like 02-30.
- */
-function isoToMs(s: string): number | null {
-  const m = ISO_WITH_ZONE.exec(s);
-  if (m === null) return null;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  const hour = Number(m[4]);
-  const minute = Number(m[5]);
-  const second = m[6] === undefined ? 0 : Number(m[6]);
-  // Fraction digits beyond ms are truncated: the counting resolution is 1 ms.
-  const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
-  // Years below 100 would be mapped to 19xx by Date.UTC; they are before 1970 anyway.
-  if (year < 100 || month < 1 || month > 12 || day < 1) return null;
-  const monthDays = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
-  if (day > monthDays || hour > 23 || minute > 59 || second > 59) return null;
-  let offsetMin = 0;
-  if (m[8] === undefined) {
-    const oh = Number(m[10]);
-    const om = Number(m[11]);
-    if (oh > 23 || om > 59) return null;
-    offsetMin = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
+  if (typeof v === 'string') {
+    const t = parseZonedIsoTime(v);
+    return t !== undefined && t > 0 && t <= MAX_EPOCH_MS ? t : null;
   }
-  const t = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
-  return t > 0 && t <= MAX_EPOCH_MS ? t : null;
+  return null;
 }
