@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import { parseExportParams, runExport, statementSql } from '../server/src/billing/index.js';
 import { createClickHouse, queryRows } from '../server/src/clickhouse/index.js';
 import { periodRowsSql, queryFrontier } from '../server/src/ledger/index.js';
-import { createSandbox } from '../test/kit/harness.js';
+import { createSandbox } from '../test/kit/sandbox.js';
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;

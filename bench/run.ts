@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../server/src/config/index.js';
 import { ensureDebianPackage } from '../server/src/stack/index.js';
-import { stopStartedStack } from '../test/kit/harness.js';
+import { stopStartedStack } from '../test/kit/stack.js';
 import { measureHeldIds, type HeldIdsResult } from './contenders/held-ids.js';
 import { runKcat, runNodeConsume } from './contenders/raw-consumers.js';
 import { runTally, type TallyResult } from './contenders/tally.js';

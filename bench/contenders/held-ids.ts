@@ -10,7 +10,9 @@ import Kafka from 'node-rdkafka';
 import { chunkKey } from '../../server/src/aggregator/changelog.js';
 import { windowStartOf } from '../../server/src/aggregator/core/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
-import { createSandbox, RoleProcess, sleep } from '../../test/kit/harness.js';
+import { RoleProcess } from '../../test/kit/role-process.js';
+import { createSandbox } from '../../test/kit/sandbox.js';
+import { sleep, waitUntil } from '../../test/kit/waiting.js';
 import { readMetrics, waitForRestore } from './tally.js';
 
 const IDS_PER_CHUNK = 20_000;
@@ -40,7 +42,7 @@ async function writeChangelog(brokers: string, topic: string, partitions: number
           producer.produce(topic, partition, value, Buffer.from(chunkKey(windowStart, chunk)));
           break;
         } catch {
-          await sleep(20); // local queue full
+          await sleep(20); // pacing: librdkafka's local queue is full until its deliveries catch up
         }
       }
       written += count;
@@ -57,15 +59,16 @@ export async function measureHeldIds(ids: number, log: (m: string) => void): Pro
   try {
     log(`writing ${ids.toLocaleString('en')} id hashes into ${sb.config.topics.changelog}…`);
     await writeChangelog(sb.config.kafka.brokers, sb.config.topics.changelog, sb.config.partitions, sb.config.windowMs, ids);
-    agg = new RoleProcess('aggregator', sb.env);
-    const restored = await waitForRestore(agg, 300_000);
+    const aggregator = new RoleProcess('aggregator', sb.env);
+    agg = aggregator;
+    const restored = await waitForRestore(aggregator, 300_000);
     // The aggregator refreshes its gauges once a second: wait for the first refresh after the restore.
     const names = ['tally_aggregator_dedup_ids', 'tally_aggregator_dedup_bytes', 'tally_aggregator_process_resident_memory_bytes'];
-    let m = await readMetrics(agg, names);
-    for (const deadline = Date.now() + 5_000; m.tally_aggregator_dedup_ids !== ids && Date.now() < deadline;) {
-      await sleep(200);
-      m = await readMetrics(agg, names);
-    }
+    let m: Record<string, number> = {};
+    await waitUntil(`the dedup gauge to show ${ids} ids`, async () => {
+      m = await readMetrics(aggregator, names);
+      return m.tally_aggregator_dedup_ids === ids;
+    }, { timeoutMs: 5_000, everyMs: 200 }).catch(() => undefined);
     if (m.tally_aggregator_dedup_ids !== ids) throw new Error(`the aggregator holds ${m.tally_aggregator_dedup_ids} ids, ${ids} written`);
     return {
       ids,

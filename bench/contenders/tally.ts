@@ -6,7 +6,10 @@
 import type { BenchInput } from '../lib/bench-input.js';
 import type { ContenderResult } from '../lib/contender-result.js';
 import { watchGroup } from '../lib/group-progress.js';
-import { createSandbox, RoleProcess, sleep } from '../../test/kit/harness.js';
+import { fetchMetrics } from '../../test/kit/metrics.js';
+import { RoleProcess, roleExited } from '../../test/kit/role-process.js';
+import { createSandbox } from '../../test/kit/sandbox.js';
+import { sleep, waitUntil } from '../../test/kit/waiting.js';
 
 export type Guarantee = 'exactly_once' | 'at_least_once';
 
@@ -27,13 +30,7 @@ function logLines(proc: RoleProcess): LogLine[] {
 export async function readMetrics(proc: RoleProcess, names: string[]): Promise<Record<string, number>> {
   const ports = [...proc.log().matchAll(/"metricsPort":(\d+)/g)];
   if (ports.length === 0) throw new Error(`no metrics port in the ${proc.role} log`);
-  const text = await (await fetch(`http://127.0.0.1:${ports[ports.length - 1][1]}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const name of names) {
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    out[name] = line ? Number(line.split(' ')[1]) : NaN;
-  }
-  return out;
+  return fetchMetrics(`http://127.0.0.1:${ports[ports.length - 1][1]}/metrics`, names);
 }
 
 /** Waits for the aggregator's `aggregator.restored` log line: what it restored, how long it took, when. */
@@ -44,13 +41,9 @@ export async function waitForRestore(proc: RoleProcess, timeoutMs: number): Prom
   return { ids: line.ids ?? NaN, ms: line.ms ?? NaN, time: line.time };
 }
 
-async function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (!proc.alive) throw new Error(`the aggregator exited while waiting for ${what}; log: ${proc.logFile}`);
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; log: ${proc.logFile}`);
-    await sleep(50);
-  }
+/** Polls `probe` every 50 ms; gives up at once if the aggregator exits. */
+function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe: () => Promise<boolean> | boolean): Promise<void> {
+  return waitUntil(`${what} (aggregator log ${proc.logFile})`, probe, { timeoutMs, everyMs: 50, abortIf: () => roleExited([proc]) });
 }
 
 /**
@@ -75,7 +68,9 @@ export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { 
     for (let i = 2; i <= processes; i++) others.push(new RoleProcess('aggregator', { ...sb.env, TALLY_INSTANCE_ID: `bench-${i}` }));
     await waitFor('all offsets committed', agg, 600_000, () => progress.caughtUp().catch(() => false));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    await sleep(1_200); // the aggregator refreshes its gauges once a second
+    // The aggregator refreshes its gauges (ids held, dedup bytes) at most once a second, at a commit,
+    // and they carry no time: only waiting out one period shows values taken after the catch-up.
+    await sleep(1_200);
     const m = await readMetrics(agg, ['tally_aggregator_events_counted_total', 'tally_aggregator_duplicates_total', 'tally_aggregator_dedup_ids', 'tally_aggregator_dedup_bytes', 'tally_aggregator_process_resident_memory_bytes']);
     const result: TallyResult = {
       seconds,

@@ -1,6 +1,6 @@
 import type { TallyConfig } from '../../server/src/config/index.js';
 import { generate } from '../../server/src/tools/index.js';
-import { createSandbox, type Sandbox } from '../../test/kit/harness.js';
+import { createSandbox, type Sandbox } from '../../test/kit/sandbox.js';
 
 /** The preloaded `impressions` topic every contender reads in one bench run. */
 export interface BenchInput {

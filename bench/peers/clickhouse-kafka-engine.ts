@@ -29,7 +29,7 @@ import { createClickHouse, identifier, queryRows, stringLiteral, uintLiteral } f
 import type { TallyConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
 import { ensureKafkaJars } from '../../server/src/stack/index.js';
-import { sleep } from '../../test/kit/harness.js';
+import { sleep } from '../../test/kit/waiting.js';
 import type { ContenderResult } from '../lib/contender-result.js';
 
 
@@ -143,6 +143,8 @@ export async function runClickHouseKafkaEnginePeer(opts: ClickHouseKafkaEnginePe
       if (committed.every((o, p) => o >= highs[p])) { committedAt = (Date.now() - t0) / 1000; break; }
       await sleep(200);
     }
+    // A grace second for a late insert (a block re-read after a rebalance): its absence cannot be
+    // observed, only waited out, before the count that goes into the verdict.
     await sleep(1000);
     counted = await count();
 

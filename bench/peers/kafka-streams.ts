@@ -16,8 +16,9 @@ import { loadConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
 import { deleteTopics, fetchMetadata } from '../../server/src/kafka/index.js';
 import { commandExists } from '../../server/src/stack/index.js';
+import { stopChild } from '../../server/src/stack/role-process.js';
 import { readTopicToEnd } from '../../server/src/tools/index.js';
-import { sleep } from '../../test/kit/harness.js';
+import { sleep } from '../../test/kit/waiting.js';
 import { type ContenderResult } from '../lib/contender-result.js';
 import { watchGroup, type GroupProgress } from '../lib/group-progress.js';
 
@@ -203,16 +204,10 @@ class PeerProcess {
 
   /** SIGTERM (KafkaStreams.close: a clean final commit), SIGKILL after graceMs. True if it exited by itself. */
   async stop(graceMs: number): Promise<boolean> {
-    if (this.exited) return true;
-    this.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), graceMs); });
-    const outcome = await Promise.race([this.exitPromise.then(() => 'exited' as const), timeout]);
-    clearTimeout(timer);
-    if (outcome === 'exited') return true;
-    this.child.kill('SIGKILL');
+    if (this.exited) return true; // exited, or never started (an 'error' instead of an 'exit')
+    await stopChild(this.child, graceMs);
     await this.exitPromise;
-    return false;
+    return this.child.signalCode !== 'SIGKILL';
   }
 }
 

@@ -10,7 +10,9 @@ import type { TallyConfig } from '../../server/src/config/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { queryFrontier } from '../../server/src/ledger/index.js';
 import { formatVerifyReport, readDeadLetters, verify, type GroundTruth } from '../../server/src/tools/index.js';
-import { eventually, RoleProcess, type Sandbox } from './harness.js';
+import { RoleProcess } from './role-process.js';
+import type { Sandbox } from './sandbox.js';
+import { eventually } from './waiting.js';
 
 export class Pipeline {
   readonly aggregators: RoleProcess[] = [];

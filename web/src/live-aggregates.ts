@@ -3,8 +3,8 @@
  * per-campaign table, the per-window chart series. Impressions are summed as numbers (exact
  * below 2^53), spend as bigint micros so no sum can leave the exact range.
  */
-import type { LiveWindowRow, Maturity } from './contracts';
-import { leastMature } from './maturity';
+import type { LiveWindowRow, Maturity } from './contracts.js';
+import { leastMature } from './maturity.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;

@@ -3,7 +3,10 @@
  * each maturity, and the least settled of several (a campaign's total is as settled as its least
  * settled window). Pure: no Vue.
  */
-import type { Maturity } from './contracts';
+import type { Maturity } from './contracts.js';
+
+/** The contract's own rule (a pure module without imports, bundled as is), not a copy of it. */
+export { leastMature } from '../../server/src/contracts/maturity.js';
 
 export const MATURITY_INFO: Record<Maturity, { label: string; mark: string; title: string }> = {
   live: {
@@ -19,10 +22,3 @@ export const MATURITY_INFO: Record<Maturity, { label: string; mark: string; titl
     title: 'Final: in the immutable billing ledger; it never changes again, whatever arrives later.',
   },
 };
-
-const ORDER: Record<Maturity, number> = { live: 0, provisional: 1, final: 2 };
-
-/** The least settled of two. */
-export function leastMature(a: Maturity, b: Maturity): Maturity {
-  return ORDER[a] <= ORDER[b] ? a : b;
-}

@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
-import { repoRoot } from '../config/index.js';
+import { spawnTally, stopChild } from './role-process.js';
 
 export interface RoleSpec {
   name: string;
@@ -23,9 +22,7 @@ export class RoleSupervisor {
   constructor(private readonly out: (line: string) => void) {}
 
   start(spec: RoleSpec): void {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server/src/cli.ts'), ...spec.args], {
-      cwd: repoRoot, env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnTally(spec.args, { ...process.env, ...spec.env }, 'pipe');
     this.children.set(spec.name, child);
     for (const stream of [child.stdout, child.stderr]) {
       readline.createInterface({ input: stream }).on('line', (line) => this.out(`${spec.name.padEnd(10)} | ${line}`));
@@ -41,11 +38,6 @@ export class RoleSupervisor {
 
   async stop(timeoutMs = 30_000): Promise<void> {
     this.stopping = true;
-    await Promise.all([...this.children.values()].map((child) => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.once('exit', () => { clearTimeout(timer); resolve(); });
-      child.kill('SIGTERM');
-    })));
+    await Promise.all([...this.children.values()].map((child) => stopChild(child, timeoutMs)));
   }
 }

@@ -10,6 +10,7 @@
  */
 import { computed, ref, shallowRef } from 'vue';
 import { ApiError, fetchJson } from '../api-client';
+import { checkRequest, exportFileName, exportPath, type BillingRequest } from '../billing-request';
 import type {
   ApiErrorBody, BillingFormat, BillingGranularity, EXPORT_STATUS_HEADER, ExportRow, ExportStatus, ExportTotals, JsonExport,
   JsonExportHeader,
@@ -17,6 +18,10 @@ import type {
 import { useSessionStore } from '../stores/session';
 
 export type { BillingFormat, BillingGranularity };
+// The request's pure helpers live in billing-request.ts (unit-tested); the billing page takes them from here.
+export {
+  PERIOD_PRESETS, checkRequest, exportFileName, presetRange, utcDay, type BillingRequest, type PeriodPreset,
+} from '../billing-request';
 export type BillingStatus = ExportStatus;
 export type BillingExportRow = ExportRow;
 export type BillingExportTotals = ExportTotals;
@@ -30,95 +35,6 @@ export type BillingLineage = JsonExportHeader['lineage'];
  * late_unbillable; lineage), generated_at (provisional only), the rows, the totals and the digest.
  */
 export type BillingExportJson = JsonExport;
-
-/** What the user picked: whole UTC days, `toDay` inclusive. */
-export interface BillingRequest {
-  advertiserId: string;
-  /** YYYY-MM-DD, the first day. */
-  fromDay: string;
-  /** YYYY-MM-DD, the last day (inclusive). */
-  toDay: string;
-  granularity: BillingGranularity;
-  format: BillingFormat;
-}
-
-export type PeriodPreset = 'yesterday' | 'last7' | 'month' | 'lastMonth' | 'custom';
-
-export const PERIOD_PRESETS: ReadonlyArray<{ id: PeriodPreset; label: string }> = [
-  { id: 'yesterday', label: 'Yesterday' },
-  { id: 'last7', label: 'Last 7 days' },
-  { id: 'month', label: 'This month so far' },
-  { id: 'lastMonth', label: 'Last month' },
-  { id: 'custom', label: 'Custom' },
-];
-
-const DAY_MS = 86_400_000;
-const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
-
-/** Epoch ms → its UTC day, YYYY-MM-DD. */
-export function utcDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
-
-/** YYYY-MM-DD → epoch ms of its midnight UTC; undefined when not a real date. */
-export function dayStartMs(day: string): number | undefined {
-  if (!DAY_RE.test(day)) return undefined;
-  const ms = Date.parse(`${day}T00:00:00Z`);
-  return Number.isNaN(ms) || utcDay(ms) !== day ? undefined : ms;
-}
-
-/** The day after `day` (YYYY-MM-DD). */
-export function nextDay(day: string): string {
-  const ms = dayStartMs(day);
-  if (ms === undefined) throw new RangeError(`not a date: ${day}`);
-  return utcDay(ms + DAY_MS);
-}
-
-/** A preset's days (inclusive) as of `now` (epoch ms, the server's clock). */
-export function presetRange(preset: Exclude<PeriodPreset, 'custom'>, now: number): { fromDay: string; toDay: string } {
-  const today = Math.floor(now / DAY_MS) * DAY_MS;
-  const d = new Date(today);
-  const monthStart = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
-  switch (preset) {
-    case 'yesterday':
-      return { fromDay: utcDay(today - DAY_MS), toDay: utcDay(today - DAY_MS) };
-    case 'last7': // the last 7 complete days
-      return { fromDay: utcDay(today - 7 * DAY_MS), toDay: utcDay(today - DAY_MS) };
-    case 'month':
-      return { fromDay: utcDay(monthStart), toDay: utcDay(today) };
-    case 'lastMonth':
-      return { fromDay: utcDay(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1)), toDay: utcDay(monthStart - DAY_MS) };
-  }
-}
-
-/** The export URL: `to` is exclusive on the wire (the day after the last day). */
-export function exportPath(req: Pick<BillingRequest, 'advertiserId' | 'fromDay' | 'toDay' | 'granularity'>, format: BillingFormat): string {
-  const q = new URLSearchParams({
-    advertiser_id: req.advertiserId,
-    from: req.fromDay,
-    to: DAY_RE.test(req.toDay) && dayStartMs(req.toDay) !== undefined ? nextDay(req.toDay) : req.toDay,
-    granularity: req.granularity,
-    format,
-  });
-  return `/api/v1/billing/export?${q.toString()}`;
-}
-
-/** tally-<advertiser>-<from>-<to>.<ext>, the days as picked (to inclusive). */
-export function exportFileName(req: BillingRequest): string {
-  const safe = req.advertiserId.replace(/[^A-Za-z0-9._-]/g, '_');
-  return `tally-${safe}-${req.fromDay}-${req.toDay}.${req.format}`;
-}
-
-/** Checks the picked request before it goes out; null when fine, else the message and the field. */
-export function checkRequest(req: BillingRequest): { message: string; parameter: string } | null {
-  if (!req.advertiserId) return { message: 'Pick an advertiser.', parameter: 'advertiser_id' };
-  const from = dayStartMs(req.fromDay);
-  const to = dayStartMs(req.toDay);
-  if (from === undefined) return { message: 'The first day is not a valid date (YYYY-MM-DD).', parameter: 'from' };
-  if (to === undefined) return { message: 'The last day is not a valid date (YYYY-MM-DD).', parameter: 'to' };
-  if (to < from) return { message: 'The last day is before the first day.', parameter: 'to' };
-  return null;
-}
 
 /** Reads the API's `{ error: { message, parameter } }` from a failed response. */
 async function errorOf(res: Response): Promise<ApiError> {
