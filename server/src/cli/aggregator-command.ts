@@ -1,15 +1,8 @@
 import { Command } from 'commander';
-import Kafka from 'node-rdkafka';
 import { Aggregator, AggregatorMetrics } from '../aggregator/index.js';
 import { loadConfig } from '../config/index.js';
-import { isKafkaError } from '../errors/index.js';
-import { createLogger, serveMetrics } from '../observability/index.js';
-import { stopOnSignals } from './stop-signals.js';
-
-/** A client librdkafka declared unusable (e.g. a static member fenced after a broker restart): start over. */
-function isFatalKafkaError(err: unknown): boolean {
-  return isKafkaError(err) && (err.isFatal === true || err.code === Kafka.CODES.ERRORS.ERR__FATAL);
-}
+import { createLogger } from '../observability/index.js';
+import { RestartOnFatalKafkaError, runRole } from './run-service.js';
 
 export function aggregatorCommand(): Command {
   return new Command('aggregator')
@@ -17,32 +10,14 @@ export function aggregatorCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const log = createLogger('aggregator', config.logLevel);
+      // One registry for every incarnation: the counters go on across a restart.
       const metrics = new AggregatorMetrics();
-      const server = await serveMetrics(metrics.registry, config.http.host, config.metricsPort);
-      log.info({ metricsPort: server.port, instanceId: config.instanceId }, 'aggregator.metrics_listening');
-      let current: Aggregator | undefined;
-      let stopping = false;
-      stopOnSignals(log, 'aggregator.stopping', () => {
-        stopping = true;
-        void current?.stop();
+      const aggregator = new RestartOnFatalKafkaError(() => new Aggregator(config, log, metrics), log, 'aggregator.fatal_kafka_error_restarting');
+      await runRole({
+        name: 'aggregator',
+        log,
+        services: [aggregator],
+        metrics: { registry: metrics.registry, host: config.http.host, port: config.metricsPort, instanceId: config.instanceId },
       });
-      try {
-        // Like a runner's onCrash: a fatal client error ends this incarnation, not the process.
-        // Nothing is lost: the next one restores from Kafka; anything else is a bug and exits.
-        while (!stopping) {
-          current = new Aggregator(config, log, metrics);
-          try {
-            await current.start();
-            await current.done;
-          } catch (err) {
-            if (!isFatalKafkaError(err)) throw err;
-            log.error({ err: (err as Error).message }, 'aggregator.fatal_kafka_error_restarting');
-            await current.stop().catch(() => undefined);
-            await new Promise((r) => setTimeout(r, 1000));
-          }
-        }
-      } finally {
-        await server.close();
-      }
     });
 }

@@ -3,7 +3,7 @@ import { startApiServer } from '../api/index.js';
 import { ensureWebBuild } from '../api/web-assets.js';
 import { loadConfig } from '../config/index.js';
 import { createLogger } from '../observability/index.js';
-import { stopOnSignals } from './stop-signals.js';
+import { runRole, serviceUntilStopped } from './run-service.js';
 
 export function apiCommand(): Command {
   return new Command('api')
@@ -16,9 +16,12 @@ export function apiCommand(): Command {
         // A missing build is not fatal: the API works, and / says how to build the dashboard.
         await ensureWebBuild((m) => log.info(m)).catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'api.web_build_failed'));
       }
-      const api = await startApiServer(config, log);
-      stopOnSignals(log, 'api.stopping', () => {
-        void api.close().then(() => process.exit(0));
+      const api = serviceUntilStopped(async () => {
+        const server = await startApiServer(config, log);
+        return () => server.close();
       });
+      await runRole({ name: 'api', log, services: [api] });
+      // Closed: exit at once, not whenever the client libraries let go of their last handles.
+      process.exit(0);
     });
 }

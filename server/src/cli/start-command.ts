@@ -5,7 +5,9 @@ import { createClickHouse } from '../clickhouse/index.js';
 import { loadConfig, type TallyConfig } from '../config/index.js';
 import { stackUp } from '../stack/index.js';
 import { RoleSupervisor } from '../stack/role-supervisor.js';
+import { createLogger } from '../observability/index.js';
 import { migrateCommandAction } from './migrate-command.js';
+import { runRole, serviceUntilStopped } from './run-service.js';
 
 /** Name of the admin token `tally start` makes for the newcomer; the previous one is revoked at every start. */
 export const DEMO_TOKEN_NAME = 'demo-admin';
@@ -64,20 +66,19 @@ export function startCommand(): Command {
       const token = await freshDemoToken(config);
       const supervisor = new RoleSupervisor(say);
       const logEnv = roleLogEnv();
-      supervisor.start({ name: 'aggregator', args: ['aggregator'], env: { ...logEnv, TALLY_INSTANCE_ID: 'local-1' } });
-      supervisor.start({ name: 'sink', args: ['sink'], env: logEnv });
-      supervisor.start({ name: 'api', args: ['api', '--no-web-build'], env: logEnv });
-      if (opts.demo) {
-        // One minute of traffic at a time, again and again: duplicates, late and malformed events included.
-        supervisor.start({ name: 'demo', repeat: true, env: logEnv, args: ['generate', '--rate', opts.demoRate, '--duration', '60', '--id-prefix', 'demo-', '--duplicates', '0.05', '--quiet'] });
-      }
+      const roles = serviceUntilStopped(async () => {
+        supervisor.start({ name: 'aggregator', args: ['aggregator'], env: { ...logEnv, TALLY_INSTANCE_ID: 'local-1' } });
+        supervisor.start({ name: 'sink', args: ['sink'], env: logEnv });
+        supervisor.start({ name: 'api', args: ['api', '--no-web-build'], env: logEnv });
+        if (opts.demo) {
+          // One minute of traffic at a time, again and again: duplicates, late and malformed events included.
+          supervisor.start({ name: 'demo', repeat: true, env: logEnv, args: ['generate', '--rate', opts.demoRate, '--duration', '60', '--id-prefix', 'demo-', '--duplicates', '0.05', '--quiet'] });
+        }
+        return () => supervisor.stop();
+      });
+      const stopped = runRole({ name: 'start', log: createLogger('start', config.logLevel), services: [roles] });
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
       const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
-      const stopped = new Promise<void>((resolve) => {
-        const stop = () => void supervisor.stop().then(resolve);
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
       const up = await Promise.race([waitForApi(url, 60_000), stopped.then(() => null)]);
       if (up !== null) {
         say(box([
