@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows, uintLiteral } from '../clickhouse/index.js';
 import { HOUR_MS, queryFrontier } from '../ledger/index.js';
+import type { Logger } from '../observability/index.js';
 
 /** Most periods rolled up in one call (a sink catching up on a long history does it in steps). */
 const MAX_PERIODS_PER_CALL = 24 * 7;
@@ -46,4 +47,35 @@ export async function rollUpFinalPeriods(ch: ClickHouseClient, database: string,
     rolled.push(p);
   }
   return rolled;
+}
+
+/** Runs rollUpFinalPeriods in the background, one run at a time: a request during a run makes one more run after it. */
+export class FinalPeriodRoller {
+  private running: Promise<void> | null = null;
+  private again = false;
+
+  constructor(private readonly ch: ClickHouseClient, private readonly database: string, private readonly partitions: number, private readonly log: Logger) {}
+
+  request(): void {
+    if (this.running !== null) {
+      this.again = true;
+      return;
+    }
+    this.running = rollUpFinalPeriods(this.ch, this.database, this.partitions, Date.now())
+      .then((periods) => {
+        if (periods.length > 0) this.log.info({ periods: periods.map((p) => new Date(p).toISOString()) }, 'sink.periods_final');
+      }, (err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'sink.rollup_failed'))
+      .finally(() => {
+        this.running = null;
+        if (this.again) {
+          this.again = false;
+          this.request();
+        }
+      });
+  }
+
+  /** Resolves once no run is in progress or requested. */
+  async idle(): Promise<void> {
+    while (this.running !== null) await this.running;
+  }
 }

@@ -6,9 +6,11 @@
  * offset, including tombstones and poison records, so a committed batch never has to be read again.
  */
 import { checkCountRecord, type WatermarkRecord, type WindowCountRecord } from '../contracts/count-record.js';
+import type { SinkBatch, TableInsert } from './batch-target.js';
 import {
   LATE_COLUMNS, LEDGER_COLUMNS, ledgerRowsOf, PERIOD_CLOSE_COLUMNS, type LateRow, type LedgerRow, type PeriodCloseRow,
 } from './ledger-rows.js';
+import { PartitionOffsets, type PartitionOffset } from './partition-offsets.js';
 
 /** A row of `impression_counts` as sent in JSONEachRow: the window record's fields, booleans as 0/1. */
 export type ImpressionCountRow = Omit<WindowCountRecord, 'type' | 'final' | 'revised'> & { final: 0 | 1; revised: 0 | 1 };
@@ -32,10 +34,8 @@ export const PARTITION_WATERMARK_COLUMNS: [keyof PartitionWatermarkRow, ...Array
 ];
 
 /** The batch's rows for one table, in insert order (see RowBatch.inserts). */
-export interface TableInsert {
+export interface CountsTableInsert extends TableInsert {
   table: 'impression_counts' | 'billing_ledger' | 'billing_late' | 'period_closes' | 'partition_watermarks';
-  columns: string[];
-  values: object[];
 }
 
 export type AddOutcome =
@@ -46,13 +46,13 @@ export type AddOutcome =
   /** Not a record tally wrote (not JSON, unknown type, fields out of range): skipped, offset still moves. */
   | { kind: 'poison'; reason: string };
 
-export class RowBatch {
+export class RowBatch implements SinkBatch {
   private readonly windows = new Map<string, ImpressionCountRow>();
   private readonly watermarks = new Map<number, PartitionWatermarkRow>();
   private readonly ledger: LedgerRow[] = [];
   private readonly late: LateRow[] = [];
   private readonly closes: PeriodCloseRow[] = [];
-  private readonly nextOffsets = new Map<number, number>();
+  private readonly nextOffsets = new PartitionOffsets();
   private recordCount = 0;
   private openedAt: number | undefined;
 
@@ -63,8 +63,7 @@ export class RowBatch {
   add(partition: number, offset: number, value: Buffer | null | undefined, now = Date.now()): AddOutcome {
     this.recordCount++;
     this.openedAt ??= now;
-    const prev = this.nextOffsets.get(partition);
-    if (prev === undefined || offset + 1 > prev) this.nextOffsets.set(partition, offset + 1);
+    this.nextOffsets.advance(partition, offset + 1);
 
     const checked = checkCountRecord(value);
     if (checked.kind === 'tombstone' || checked.kind === 'poison') return checked;
@@ -126,8 +125,8 @@ export class RowBatch {
    * and late rows of period closes, then the close rows (a close row says its ledger rows are in),
    * then the watermarks (a watermark row never lands before the rows it closes).
    */
-  inserts(): TableInsert[] {
-    const all: TableInsert[] = [
+  inserts(): CountsTableInsert[] {
+    const all: CountsTableInsert[] = [
       { table: 'impression_counts', columns: IMPRESSION_COUNT_COLUMNS, values: this.windowRows() },
       { table: 'billing_ledger', columns: LEDGER_COLUMNS, values: this.ledger },
       { table: 'billing_late', columns: LATE_COLUMNS, values: this.late },
@@ -138,8 +137,8 @@ export class RowBatch {
   }
 
   /** Per Kafka partition the offset to commit: last offset added + 1. */
-  offsets(): Array<{ partition: number; offset: number }> {
-    return [...this.nextOffsets].sort((a, b) => a[0] - b[0]).map(([partition, offset]) => ({ partition, offset }));
+  offsets(): PartitionOffset[] {
+    return this.nextOffsets.entries();
   }
 
   clear(): void {

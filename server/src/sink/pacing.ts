@@ -1,0 +1,62 @@
+/**
+ * When the sink loop tries again and when it speaks again, pure (the caller passes the clock).
+ */
+
+/** Exponential backoff: `firstMs`, doubling up to `maxMs`. */
+export class Backoff {
+  private nextMs: number;
+
+  constructor(firstMs: number, private readonly maxMs: number) {
+    this.nextMs = firstMs;
+  }
+
+  /** The delay before the next attempt; each call doubles the one after it. */
+  next(): number {
+    const ms = this.nextMs;
+    this.nextMs = Math.min(this.maxMs, ms * 2);
+    return ms;
+  }
+}
+
+/** Passes at most once per `everyMs`: for log lines and gauges that would otherwise repeat on every poll. */
+export class Throttle {
+  private lastAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly everyMs: number) {}
+
+  /** True (and counted as the last pass) if `everyMs` has passed since the last pass. */
+  ready(now: number): boolean {
+    if (now - this.lastAt < this.everyMs) return false;
+    this.lastAt = now;
+    return true;
+  }
+
+  /** Counts `now` as a pass made outside `ready` (a forced update). */
+  mark(now: number): void {
+    this.lastAt = now;
+  }
+}
+
+/**
+ * One ClickHouse outage as the sink reports it: a warning when it starts, one line when it ends,
+ * however many attempts failed in between.
+ */
+export class Outage {
+  private since: number | undefined;
+  private attempts = 0;
+
+  /** A failed attempt at `now`; returns its number within the outage (1: the outage starts). */
+  failed(now: number): number {
+    this.since ??= now;
+    return ++this.attempts;
+  }
+
+  /** An attempt succeeded at `now`: the outage it ends, if there was one. */
+  recovered(now: number): { downMs: number; failedAttempts: number } | undefined {
+    if (this.since === undefined) return undefined;
+    const ended = { downMs: now - this.since, failedAttempts: this.attempts };
+    this.since = undefined;
+    this.attempts = 0;
+    return ended;
+  }
+}
