@@ -5,7 +5,7 @@ import { ensureTopics } from '../kafka/index.js';
 import { DEAD_LETTER_REASONS } from '../contracts/dead-letter-reasons.js';
 import {
   DEFAULT_GENERATOR_OPTIONS, KEY_MODE_OPTIONS, generate, truthTotals, writeTruth,
-  type GenerateOptions, type KeyModeOption,
+  type GenerateOptions, type GeneratorOptions,
 } from '../tools/index.js';
 
 const D = DEFAULT_GENERATOR_OPTIONS;
@@ -26,27 +26,17 @@ function numArg(min: number, max: number) {
   };
 }
 
-interface GenerateFlags {
-  count: number;
+/** The command's flags: the generator's options as commander names them, plus the run's own. */
+type GenerateFlags = Omit<GeneratorOptions, 'rate' | 'durationS' | 'spanMs' | 'seed'> & {
   rate?: number;
   duration?: number;
-  advertisers: number;
-  campaigns: number;
-  idPrefix: string;
-  duplicates: number;
-  lateRetryRatio: number;
-  jitterMs: number;
   spanMs?: number;
-  lateWithinHorizon: number;
-  tooLate: number;
-  lateTimeout: number;
-  bad: number;
-  keyMode: KeyModeOption;
   seed?: number;
+  lateTimeout: number;
   truth?: string;
   batch: number;
   quiet?: boolean;
-}
+};
 
 export function generateCommand(): Command {
   return new Command('generate')

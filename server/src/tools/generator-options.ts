@@ -66,17 +66,8 @@ export const DEFAULT_GENERATOR_OPTIONS: Readonly<Omit<GeneratorOptions, 'seed'>>
   keyMode: 'mixed',
 };
 
-/** The pipeline settings the plan depends on (from TallyConfig) and the plan's clock. */
-export interface PlanContext {
-  partitions: number;
-  windowMs: number;
-  outOfOrdernessMs: number;
-  allowedLatenessMs: number;
-  dedupHorizonMs: number;
-  maxClockSkewMs: number;
-  /** Epoch ms the run starts at. */
-  now: number;
-}
+/** The pipeline settings the plan depends on (from TallyConfig) and the plan's clock (epoch ms the run starts at). */
+export type PlanContext = Pick<TallyConfig, 'partitions' | 'windowMs' | 'outOfOrdernessMs' | 'allowedLatenessMs' | 'dedupHorizonMs' | 'maxClockSkewMs'> & { now: number };
 
 export function planContext(config: TallyConfig, now: number): PlanContext {
   return {
