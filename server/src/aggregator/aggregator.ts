@@ -1,65 +1,59 @@
-import Kafka from 'node-rdkafka';
+import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { kafkaError, TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
-import { ensureTopics, type OutgoingRecord } from '../kafka/index.js';
+import { TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
+import { Consumer, ensureTopics, OFFSET_BEGINNING, RebalanceQueue, retry, type OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';
-import type { WindowSettings } from './core/index.js';
-import { AtLeastOnceWriter } from './at-least-once-writer.js';
+import { committedOffsets } from './committed-offsets.js';
 import { ConsumeBatchSize } from './consume-batch-size.js';
-import type { CommitWriter } from './commit-writer.js';
+import { aggregatorConsumerSettings } from './consumer-settings.js';
+import type { WindowSettings } from './core/index.js';
 import { PartitionTask, type RecordOutcome, type TaskCommit } from './partition-task.js';
+import { processingGuarantee } from './processing-guarantee.js';
 import { restorePartitions } from './restore.js';
-import { TransactionalProducer } from './transactional-producer.js';
+import { SourceEnds } from './source-ends.js';
+import { TaskGauges } from './task-gauges.js';
+import { TransactionOwner } from './transaction-owner.js';
 
-const { ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS } = Kafka.CODES.ERRORS;
 /** Bounds a transaction's size (and a dedup chunk's: 16 bytes an id) when catching up. */
 const MAX_EVENTS_PER_TRANSACTION = 20_000;
-/** A source end older than this is unknown: an idle claim cannot be checked against it, so it holds. */
-const SOURCE_END_FRESH_MS = 5_000;
-
-type RebalanceEvent = { kind: 'assign' | 'revoke'; partitions: number[] };
-
-/** A task's committed offsets: its source partition of `impressions` and its repartition channel. */
-interface TaskOffsets { source: number; channel: number }
 
 /**
  * The aggregator's loop, shaped like Kafka Streams' StreamThread: handle rebalances (restore on
  * assign, commit and drop on revoke), poll a batch, process it into the partition tasks, and
  * every commit interval write everything — window rows, dedup deltas, dead letters, forwards and
- * the input offsets — in one Kafka transaction. Any failed transaction drops the in-memory state
- * and restores it from Kafka, so memory never runs ahead of what Kafka committed.
+ * the input offsets — in one Kafka transaction, which the TransactionOwner runs. A failed
+ * transaction drops the in-memory state, so memory never runs ahead of what Kafka committed: the
+ * tasks are restored from Kafka at once (task corrupted), or when the group assigns them again
+ * (task migrated).
  *
  * One transaction is in flight at a time, and the loop keeps processing while the broker commits
  * it: prepareCommit cut the tasks' changes, so what arrives meanwhile goes in the next one. If the
- * transaction fails, that later work is dropped with the rest and re-read after the restore.
+ * transaction fails, that later work is dropped with the rest and re-read after the recovery.
  */
 export class Aggregator {
-  private readonly consumer: Kafka.KafkaConsumer;
-  private readonly writer: CommitWriter;
+  private readonly consumer: Consumer;
+  private readonly rebalances: RebalanceQueue;
+  private readonly transactions: TransactionOwner;
+  private readonly guarantee: string;
   private readonly settings: WindowSettings;
+  private readonly inputs: string[];
   private readonly tasks = new Map<number, PartitionTask>();
-  private readonly rebalances: RebalanceEvent[] = [];
   private readonly batchSize = new ConsumeBatchSize();
+  private readonly pollTimeoutMs: number;
+  private readonly sourceEnds: SourceEnds;
+  private readonly gauges: TaskGauges;
   private stopping = false;
-  private loopRunning = false;
   private loopDone: Promise<void> | undefined;
   private lastCommitAt = Date.now();
   private processedSinceCommit = 0;
-  /** The transaction being committed, if any; settleCommit waits for it and handles its failure. */
-  private inFlight: Promise<void> | null = null;
-  private failedCommit: unknown = null;
-  private gaugesAt = 0;
-  /** Every source partition's end offset as last seen (queried about once a second), for idle checks. */
-  private readonly sourceEnds = new Map<number, { end: number; at: number }>();
-  private endsAt = 0;
-  private endsInFlight = false;
 
   constructor(
     private readonly config: TallyConfig,
     private readonly log: Logger,
     readonly metrics: AggregatorMetrics = new AggregatorMetrics(),
   ) {
+    const { impressions, repartition } = config.topics;
     this.settings = {
       windowMs: config.windowMs,
       outOfOrdernessMs: config.outOfOrdernessMs,
@@ -69,53 +63,24 @@ export class Aggregator {
       partitions: config.partitions,
       idleTimeoutMs: config.idleTimeoutMs,
     };
-    this.consumer = new Kafka.KafkaConsumer({
-      'metadata.broker.list': config.kafka.brokers,
-      'group.id': config.groups.aggregator,
-      'client.id': `tally-aggregator-${config.instanceId}`,
-      // Static membership: a restarted instance takes its partitions back at once instead of
-      // waiting out the dead member's session; a second process with the same id is fenced.
-      'group.instance.id': `tally-aggregator-${config.instanceId}`,
-      'enable.auto.commit': false,
-      'enable.auto.offset.store': false,
-      'isolation.level': 'read_committed',
-      // range gives partition p of both input topics (same partition count) to the same member:
-      // a task needs its source and its repartition channel together.
-      'partition.assignment.strategy': 'range',
-      'session.timeout.ms': 10_000,
-      'heartbeat.interval.ms': 1_000,
-      'max.poll.interval.ms': 300_000,
-      'fetch.wait.max.ms': 50,
-      // node-rdkafka's consume(n) waits its timeout per record; at a partition's end (EOF) it
-      // returns at once, so a steady trickle does not hold a batch (and the commit) back.
-      'enable.partition.eof': true,
-      'queued.max.messages.kbytes': 65_536,
-      rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.Assignment[]) => {
-        const partitions = [...new Set(assignment.map((a) => a.partition))].sort((a, b) => a - b);
-        if (!this.loopRunning) {
-          // Leaving the group during disconnect: nothing to commit any more, just let go.
-          if (err.code === ERR__REVOKE_PARTITIONS) this.consumer.unassign();
-          return;
-        }
-        if (err.code === ERR__ASSIGN_PARTITIONS) this.rebalances.push({ kind: 'assign', partitions });
-        else if (err.code === ERR__REVOKE_PARTITIONS) this.rebalances.push({ kind: 'revoke', partitions });
-        else this.log.error({ err: err.message }, 'aggregator.rebalance_error');
-      },
-      log_level: 3,
-    }, { 'auto.offset.reset': 'earliest' });
-    this.writer = config.processingGuarantee === 'exactly_once'
-      ? new TransactionalProducer(config.kafka.brokers, `${config.groups.aggregator}-${config.instanceId}`, config.transactionTimeoutMs, log)
-      : new AtLeastOnceWriter(config.kafka.brokers);
+    this.inputs = [impressions, repartition];
+    this.rebalances = new RebalanceQueue((err) => log.error({ err: err.message }, 'aggregator.rebalance_error'));
+    this.consumer = new Consumer(aggregatorConsumerSettings(config, this.rebalances));
+    const guarantee = processingGuarantee(config, this.consumer.client);
+    this.guarantee = guarantee.description;
+    this.transactions = new TransactionOwner(guarantee.newClient, log, metrics);
+    this.pollTimeoutMs = Math.max(5, Math.min(20, config.commitIntervalMs));
+    this.sourceEnds = new SourceEnds(this.consumer, impressions, config.partitions, config.idleTimeoutMs);
+    this.gauges = new TaskGauges(metrics, this.consumer, impressions);
   }
 
   async start(): Promise<void> {
     // The repartition topic is internal: created here if missing; every topic's partition count is checked.
     await ensureTopics(this.config);
-    await this.writer.init();
-    await new Promise<void>((resolve, reject) => this.consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('consumer connect', err)) : resolve())));
-    this.consumer.setDefaultConsumeTimeout(Math.max(5, Math.min(20, this.config.commitIntervalMs)));
-    this.consumer.subscribe([this.config.topics.impressions, this.config.topics.repartition]);
-    this.log.info({ guarantee: this.writer.description, group: this.config.groups.aggregator }, 'aggregator.started');
+    await this.transactions.init();
+    await this.consumer.connect();
+    this.consumer.client.subscribe(this.inputs);
+    this.log.info({ guarantee: this.guarantee, group: this.config.groups.aggregator }, 'aggregator.started');
     this.loopDone = this.runLoop();
   }
 
@@ -131,45 +96,37 @@ export class Aggregator {
   }
 
   private async runLoop(): Promise<void> {
-    this.loopRunning = true;
     try {
       while (!this.stopping) {
         await this.handleRebalances();
-        const batch = await this.consume();
-        // Read past a failed transaction: dropped with everything since, re-read after the restore.
-        if (this.failedCommit !== null) {
-          await this.settleCommit();
+        const batch = await this.poll();
+        // Read past a failed transaction: dropped with everything since, re-read after the recovery.
+        if (this.transactions.failed) {
+          await this.settle();
           continue;
         }
-        this.processBatch(batch);
-        if (!this.commitDue()) continue;
-        // A backlog must not grow the next transaction without bound while one is committing.
-        if (this.inFlight !== null && this.processedSinceCommit < MAX_EVENTS_PER_TRANSACTION) continue;
-        await this.settleCommit();
-        this.beginCommit();
+        this.process(batch);
+        await this.maybeCommit();
       }
       await this.handleRebalances();
-      await this.commitOrRecover();
+      await this.commitAll('aggregator.final_commit_failed');
       this.log.info('aggregator.stopped_cleanly');
     } finally {
-      this.loopRunning = false;
-      await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
-      await this.writer.disconnect();
+      // Leaving the group during disconnect: nothing to commit any more, revocations just let go.
+      this.rebalances.close();
+      await this.consumer.disconnect();
+      await this.transactions.close();
     }
   }
 
-  private consume(): Promise<Kafka.Message[]> {
+  private async poll(): Promise<Kafka.Message[]> {
     const t0 = performance.now();
-    return new Promise((resolve, reject) => {
-      this.consumer.consume(this.batchSize.next, (err, msgs) => {
-        if (err) return reject(kafkaError('consume', err));
-        this.batchSize.observe(msgs.length, performance.now() - t0);
-        resolve(msgs);
-      });
-    });
+    const batch = await this.consumer.consume(this.batchSize.next, this.pollTimeoutMs);
+    this.batchSize.observe(batch.length, performance.now() - t0);
+    return batch;
   }
 
-  private processBatch(batch: Kafka.Message[]): void {
+  private process(batch: Kafka.Message[]): void {
     if (batch.length === 0) return;
     const now = Date.now();
     const source = this.config.topics.impressions;
@@ -211,84 +168,104 @@ export class Aggregator {
     this.processedSinceCommit += batch.length;
   }
 
-  private commitDue(): boolean {
-    return Date.now() - this.lastCommitAt >= this.config.commitIntervalMs || this.processedSinceCommit >= MAX_EVENTS_PER_TRANSACTION;
+  /** Every commit interval (sooner with a backlog): settle the transaction in flight, begin the next. */
+  private async maybeCommit(): Promise<void> {
+    const full = this.processedSinceCommit >= MAX_EVENTS_PER_TRANSACTION;
+    if (!full && Date.now() - this.lastCommitAt < this.config.commitIntervalMs) return;
+    // A backlog must not grow the next transaction without bound while one is committing.
+    if (this.transactions.inFlight && !full) return;
+    await this.settle();
+    this.beginCommit();
   }
 
   /**
    * Cuts every task's changes into one transaction and starts committing it, without waiting:
-   * settleCommit waits. The caller has settled the previous one.
+   * settle waits. The caller has settled the previous one.
    */
   private beginCommit(): void {
     const now = Date.now();
     this.lastCommitAt = now;
     this.processedSinceCommit = 0;
-    // Gauges once a second: getWatermarkOffsets takes librdkafka's lock, ~0.1 ms a partition.
-    if (now - this.gaugesAt >= 1000) {
-      this.gaugesAt = now;
-      this.updateGauges();
-    }
-    this.refreshSourceEnds(now);
-    const ends = new Map<number, number>();
-    for (const [p, e] of this.sourceEnds) if (now - e.at <= SOURCE_END_FRESH_MS) ends.set(p, e.end);
-    const parts: Array<{ task: PartitionTask; commit: TaskCommit }> = [];
-    for (const task of this.tasks.values()) {
-      // Idle: caught up and no record has moved the source's event time for the idle timeout.
-      const idle = now - task.lastSourceEventAt >= this.config.idleTimeoutMs && this.caughtUp(task);
-      const commit = task.prepareCommit(now, idle, ends);
-      if (commit !== null) parts.push({ task, commit });
-    }
-    if (parts.length === 0) return;
+    this.gauges.maybeUpdate(now, this.tasks.values());
+    this.sourceEnds.refresh(now);
+    const ends = this.sourceEnds.fresh(now);
     const { impressions, repartition } = this.config.topics;
+    const prepared: Array<{ task: PartitionTask; commit: TaskCommit }> = [];
     const records: OutgoingRecord[] = [];
     const offsets: Kafka.TopicPartitionOffset[] = [];
-    for (const { task, commit } of parts) {
+    for (const task of this.tasks.values()) {
+      const commit = task.prepareCommit(now, this.sourceEnds.idle(task, now), ends);
+      if (commit === null) continue;
+      prepared.push({ task, commit });
       for (const r of commit.records) records.push(r);
       offsets.push({ topic: impressions, partition: task.partition, offset: commit.sourceOffset });
       offsets.push({ topic: repartition, partition: task.partition, offset: commit.channelOffset });
     }
-    const stopTimer = this.metrics.commitSeconds.startTimer();
-    this.inFlight = this.writer.commit(records, offsets, this.consumer).then(() => {
-      stopTimer();
-      for (const { task, commit } of parts) task.postCommit(commit);
-      this.metrics.transactions.inc({ outcome: 'committed' });
-      this.metrics.lastCommitTimestamp.set(Date.now() / 1000);
-    }, (err: unknown) => {
-      this.metrics.transactions.inc({ outcome: 'aborted' });
-      this.failedCommit = err;
-    }).finally(() => {
-      this.inFlight = null;
+    if (prepared.length === 0) return;
+    this.transactions.begin(records, offsets, () => {
+      for (const { task, commit } of prepared) task.postCommit(commit);
     });
   }
 
-  /** Waits for the transaction in flight; if it failed, restores every task from Kafka. */
-  private async settleCommit(): Promise<void> {
-    if (this.inFlight !== null) await this.inFlight;
-    const err = this.failedCommit;
-    if (err === null) return;
-    this.failedCommit = null;
-    if (!(err instanceof TaskCorruptedError || err instanceof TaskMigratedError)) throw err;
-    this.log.warn({ err: err.message, kind: err.name, partitions: [...this.tasks.keys()] }, 'aggregator.transaction_failed_restoring');
-    await this.reinitialize([...this.tasks.keys()], 'seek');
+  /** Waits for the transaction in flight; recovers from its failure as the error's class says. */
+  private async settle(): Promise<void> {
+    try {
+      await this.transactions.settle();
+    } catch (err) {
+      if (err instanceof TaskCorruptedError) await this.restoreInPlace(err);
+      else if (err instanceof TaskMigratedError) this.rejoin(err);
+      else throw err;
+    }
   }
 
-  /** Commits everything processed so far and waits for it (on revoke and on stop). */
-  private async commitOrRecover(): Promise<void> {
-    await this.settleCommit();
-    this.beginCommit();
-    await this.settleCommit();
+  /**
+   * Commits what every task holds and waits for it (on revoke and on stop). A failure is only
+   * logged: the tasks are dropped next, and whoever owns them next re-reads what was not committed.
+   */
+  private async commitAll(failureMessage: string): Promise<void> {
+    try {
+      await this.transactions.settle();
+      this.beginCommit();
+      await this.transactions.settle();
+    } catch (err) {
+      if (!(err instanceof TaskCorruptedError || err instanceof TaskMigratedError)) throw err;
+      this.log.warn({ err: err.message, kind: err.name }, failureMessage);
+    }
+  }
+
+  /**
+   * The transaction was aborted: memory is ahead of what Kafka committed, but the tasks are still
+   * ours. Rebuild every one from the changelog and rewind its inputs to the committed offsets.
+   */
+  private async restoreInPlace(err: TaskCorruptedError): Promise<void> {
+    const partitions = [...this.tasks.keys()];
+    this.log.warn({ err: err.message, kind: err.name, partitions }, 'aggregator.transaction_failed_restoring');
+    await this.reinitialize(partitions, 'seek');
+  }
+
+  /**
+   * The producer was fenced (a newer process has our transactional id), is unusable, or could not
+   * even abort: the tasks may be someone else's now, and restoring them here would race their new
+   * owner for the same partitions. Drop every task without restoring and rejoin the group
+   * (unsubscribe, subscribe): the revocation lets the partitions go, and whatever the group
+   * assigns next is restored then, from what was committed.
+   */
+  private rejoin(err: TaskMigratedError): void {
+    this.log.warn({ err: err.message, kind: err.name, partitions: [...this.tasks.keys()] }, 'aggregator.tasks_migrated_rejoining');
+    this.tasks.clear();
+    this.metrics.assigned.set(0);
+    this.consumer.client.unsubscribe();
+    this.consumer.client.subscribe(this.inputs);
   }
 
   private async handleRebalances(): Promise<void> {
-    if (this.rebalances.length > 0) await this.settleCommit();
-    while (this.rebalances.length > 0) {
-      const ev = this.rebalances.shift() as RebalanceEvent;
+    for (let ev = this.rebalances.next(); ev !== undefined; ev = this.rebalances.next()) {
       if (ev.kind === 'revoke') {
         this.log.info({ partitions: ev.partitions }, 'aggregator.partitions_revoked');
-        // Commit what the revoked tasks hold; if that fails the new owner re-reads it anyway.
-        if (!this.stopping || this.tasks.size > 0) await this.commitOrRecover().catch((err: unknown) => this.log.warn({ err: String(err) }, 'aggregator.revoke_commit_failed'));
+        // Commit what the revoked tasks hold (first settling the transaction in flight).
+        await this.commitAll('aggregator.revoke_commit_failed');
         this.tasks.clear();
-        this.consumer.unassign();
+        this.consumer.client.unassign();
       } else {
         this.log.info({ partitions: ev.partitions }, 'aggregator.partitions_assigned');
         await this.reinitialize(ev.partitions, 'assign');
@@ -298,18 +275,18 @@ export class Aggregator {
   }
 
   /**
-   * (Re)builds the tasks of `partitions`: committed offsets first (read_committed asks for stable
-   * offsets, so a pending transaction on them finishes before we read), then their state from the
-   * changelog, then the consumer is positioned at the committed offsets.
+   * (Re)builds the tasks of `partitions`: committed offsets first (stable: a pending transaction on
+   * them finishes before we read), then their state from the changelog, then the consumer is
+   * positioned at the committed offsets.
    */
   private async reinitialize(partitions: number[], how: 'assign' | 'seek'): Promise<void> {
     for (const p of partitions) this.tasks.delete(p);
     if (partitions.length === 0) {
-      if (how === 'assign') this.consumer.assign([]);
+      if (how === 'assign') this.consumer.client.assign([]);
       return;
     }
     const { impressions, repartition } = this.config.topics;
-    const committed = await this.committedOffsets(partitions);
+    const committed = await committedOffsets(this.consumer, this.config.topics, partitions, this.log);
     const stopTimer = this.metrics.restoreSeconds.startTimer();
     const { states, stats } = await restorePartitions(this.config, this.settings, partitions);
     stopTimer();
@@ -319,108 +296,18 @@ export class Aggregator {
       const offsets = committed.get(p) ?? { source: 0, channel: 0 };
       this.tasks.set(p, new PartitionTask(p, states.get(p)!, offsets, this.config.topics, this.config.partitions, now));
     }
-    // An offset never committed (-2) means the beginning; the task's own count starts at 0 all the same.
+    // An offset never committed means the beginning; the task's own count starts at 0 all the same.
     const positions = partitions.flatMap((p) => [
-      { topic: impressions, partition: p, offset: committed.get(p)?.source ?? -2 },
-      { topic: repartition, partition: p, offset: committed.get(p)?.channel ?? -2 },
+      { topic: impressions, partition: p, offset: committed.get(p)?.source ?? OFFSET_BEGINNING },
+      { topic: repartition, partition: p, offset: committed.get(p)?.channel ?? OFFSET_BEGINNING },
     ]);
     if (how === 'assign') {
-      this.consumer.assign(positions);
-    } else {
-      for (const tp of positions) await this.seek({ ...tp, offset: Math.max(0, tp.offset) });
+      this.consumer.client.assign(positions);
+      return;
     }
-  }
-
-  /** Committed offsets of both inputs of each partition (missing ones are 0: read from the beginning). */
-  private async committedOffsets(partitions: number[]): Promise<Map<number, TaskOffsets>> {
-    const { impressions, repartition } = this.config.topics;
-    const request = partitions.flatMap((partition) => [{ topic: impressions, partition }, { topic: repartition, partition }]);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const list = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
-          this.consumer.committed(request, 30_000, (err, tps) => (err ? reject(kafkaError('committed', err)) : resolve(tps))));
-        const out = new Map<number, TaskOffsets>();
-        for (const tp of list) {
-          if (tp.offset < 0) continue;
-          const o = out.get(tp.partition) ?? { source: 0, channel: 0 };
-          if (tp.topic === impressions) o.source = tp.offset;
-          else o.channel = tp.offset;
-          out.set(tp.partition, o);
-        }
-        return out;
-      } catch (err) {
-        // UNSTABLE_OFFSET_COMMIT while a previous owner's transaction resolves, or a coordinator move.
-        if (attempt >= 30) throw err;
-        this.log.warn({ err: String(err), attempt }, 'aggregator.committed_offsets_retry');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
+    for (const tp of positions) {
+      const to = { ...tp, offset: Math.max(0, tp.offset) };
+      await retry(() => this.consumer.seek(to, 10_000), { what: 'seek', attempts: 20, delayMs: 250 });
     }
-  }
-
-  private async seek(tp: Kafka.TopicPartitionOffset): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await new Promise<void>((resolve, reject) => this.consumer.seek(tp, 10_000, (err) => (err ? reject(kafkaError('seek', err)) : resolve())));
-        return;
-      } catch (err) {
-        if (attempt >= 20) throw err;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-  }
-
-  /**
-   * Queries every source partition's end (in the background, about once a second): an input that
-   * said it is idle counts as idle only while its source has read to that end. A source whose
-   * consumer stalled (a paused or dead process) while records arrive holds everyone back.
-   */
-  private refreshSourceEnds(now: number): void {
-    if (this.endsInFlight || now - this.endsAt < 1000) return;
-    this.endsInFlight = true;
-    this.endsAt = now;
-    const topic = this.config.topics.impressions;
-    const queries = Array.from({ length: this.config.partitions }, (_, p) => new Promise<void>((resolve) => {
-      this.consumer.queryWatermarkOffsets(topic, p, 5_000, (err, o) => {
-        if (!err) this.sourceEnds.set(p, { end: o.highOffset, at: Date.now() });
-        resolve();
-      });
-    }));
-    void Promise.all(queries).finally(() => { this.endsInFlight = false; });
-  }
-
-  /** At the end of the source partition as last fetched (a transaction marker may sit after the last record). */
-  private caughtUp(task: PartitionTask): boolean {
-    try {
-      return this.consumer.getWatermarkOffsets(this.config.topics.impressions, task.partition).highOffset - task.nextSourceOffset <= 1;
-    } catch {
-      return false;
-    }
-  }
-
-  private updateGauges(): void {
-    let windows = 0;
-    let ids = 0;
-    let bytes = 0;
-    for (const task of this.tasks.values()) {
-      const s = task.state;
-      windows += s.windowsOpen;
-      ids += s.idsHeld;
-      bytes += s.dedupBytes;
-      const partition = String(task.partition);
-      this.metrics.watermark.set({ partition }, s.watermark);
-      s.inputMarks.forEach((m, input) => {
-        this.metrics.inputWatermark.set({ partition, input: String(input) }, m.watermark);
-        this.metrics.inputIdle.set({ partition, input: String(input) }, m.idle ? 1 : 0);
-      });
-      try {
-        const wm = this.consumer.getWatermarkOffsets(this.config.topics.impressions, task.partition);
-        this.metrics.lag.set({ partition }, Math.max(0, wm.highOffset - task.nextSourceOffset));
-      } catch {
-        /* no fetch yet for this partition: lag unknown */
-      }
-    }
-    this.metrics.windowsOpen.set(windows);
-    this.metrics.idsHeld.set(ids);
-    this.metrics.dedupBytes.set(bytes);
   }
 }

@@ -1,13 +1,10 @@
 import crypto from 'node:crypto';
-import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { decodeCountRecord, decodeWindowRow } from '../contracts/count-record.js';
-import { kafkaError } from '../errors/index.js';
+import { Consumer, OFFSET_BEGINNING, readToEnd } from '../kafka/index.js';
 import { parseChunkKey } from './changelog.js';
 import { PartitionState, type WindowSettings } from './core/index.js';
 import { decodeProgress } from './progress-record.js';
-
-const OFFSET_BEGINNING = -2;
 
 /** What a restore read, for the log and the restore-duration metric. */
 export interface RestoreStats {
@@ -39,7 +36,8 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
   const stats: RestoreStats = { partitions, records: 0, rows: 0, ids: 0, ms: 0 };
   if (partitions.length === 0) return { states, stats };
 
-  const targets = await highWatermarks(config, [config.topics.counts, config.topics.changelog], partitions);
+  const stateTopics = [config.topics.counts, config.topics.changelog];
+  const targets = await highWatermarks(config, stateTopics, partitions);
   // Rows are collected first and applied at the end: a tombstone later in the log deletes one.
   const rows = new Map<number, Map<string, Buffer>>();
   const chunks = new Map<number, Map<string, Buffer>>();
@@ -48,57 +46,35 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
     chunks.set(p, new Map());
   }
 
-  const consumer = new Kafka.KafkaConsumer({
-    'metadata.broker.list': config.kafka.brokers,
-    'group.id': `tally-restore-${crypto.randomUUID()}`,
-    'enable.auto.commit': false,
-    'enable.partition.eof': true,
-    'isolation.level': 'read_committed',
-    'fetch.max.bytes': 52_428_800,
-    'fetch.wait.max.ms': 10,
-    'max.partition.fetch.bytes': 10_485_760,
-    log_level: 3,
-  }, { 'auto.offset.reset': 'earliest' });
-
-  const pending = new Set<string>();
-  const assignment: Kafka.Assignment[] = [];
-  for (const p of partitions) {
-    for (const topic of [config.topics.counts, config.topics.changelog]) {
-      assignment.push({ topic, partition: p, offset: OFFSET_BEGINNING });
-      if ((targets.get(`${topic}:${p}`) ?? 0) > 0) pending.add(`${topic}:${p}`);
-    }
-  }
-
-  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('restore connect', err)) : resolve())));
+  const consumer = new Consumer({
+    brokers: config.kafka.brokers,
+    groupId: `tally-restore-${crypto.randomUUID()}`,
+    isolation: 'read_committed',
+    partitionEof: true,
+    extra: { 'fetch.max.bytes': 52_428_800, 'fetch.wait.max.ms': 10, 'max.partition.fetch.bytes': 10_485_760 },
+  });
+  await consumer.connect();
   try {
-    // Reaching the stable end counts only once it is at or past the high watermark taken above.
-    consumer.on('partition.eof', (eof) => {
-      const key = `${eof.topic}:${eof.partition}`;
-      if (eof.offset >= (targets.get(key) ?? 0)) pending.delete(key);
+    // Each partition is read until the stable end reaches the high watermark taken above (an EOF
+    // there, or a record at or past it: an end-of-partition may not follow at once).
+    const ranges = partitions.flatMap((p) => stateTopics.map((topic) => ({ topic, partition: p, from: OFFSET_BEGINNING, end: targets.get(`${topic}:${p}`) ?? 0 })));
+    const read = await readToEnd(consumer, ranges, (m) => {
+      const key = m.key ? m.key.toString() : '';
+      const target = m.topic === config.topics.counts ? rows.get(m.partition) : chunks.get(m.partition);
+      if (!target) return;
+      if (m.value === null || m.value === undefined || m.value.length === 0) target.delete(key);
+      else target.set(key, m.value);
+    }, {
+      what: 'the state to restore',
+      deadline: Date.now() + 10 * 60_000,
+      batch: 20_000,
+      // consume(n) waits this long for each record it still lacks; the 1 s default made an empty
+      // restore take a second after the last end-of-partition.
+      pollMs: 10,
     });
-    // consume(n) waits this long for each record it still lacks; the 1 s default made an empty
-    // restore take a second after the last end-of-partition.
-    consumer.setDefaultConsumeTimeout(10);
-    consumer.assign(assignment);
-    const deadline = Date.now() + 10 * 60_000;
-    while (pending.size > 0) {
-      if (Date.now() > deadline) throw new Error(`restore did not reach the end of ${[...pending].join(', ')}`);
-      const batch = await new Promise<Kafka.Message[]>((resolve, reject) =>
-        consumer.consume(20_000, (err, msgs) => (err ? reject(kafkaError('restore consume', err)) : resolve(msgs))));
-      for (const m of batch) {
-        stats.records++;
-        const key = m.key ? m.key.toString() : '';
-        const target = m.topic === config.topics.counts ? rows.get(m.partition) : chunks.get(m.partition);
-        if (!target) continue;
-        if (m.value === null || m.value === undefined || m.value.length === 0) target.delete(key);
-        else target.set(key, m.value);
-        // A record at or past the mark proves it too (an end-of-partition may not follow at once).
-        const tp = `${m.topic}:${m.partition}`;
-        if (m.offset + 1 >= (targets.get(tp) ?? 0)) pending.delete(tp);
-      }
-    }
+    stats.records = read.records;
   } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+    await consumer.disconnect();
   }
 
   const current = { windowMs: settings.windowMs, partitions: settings.partitions };
@@ -128,24 +104,15 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
  * read_committed would answer with the last stable offset, the very thing that may lag.
  */
 async function highWatermarks(config: TallyConfig, topics: string[], partitions: number[]): Promise<Map<string, number>> {
-  const client = new Kafka.KafkaConsumer({
-    'metadata.broker.list': config.kafka.brokers,
-    'group.id': `tally-restore-hw-${crypto.randomUUID()}`,
-    'isolation.level': 'read_uncommitted',
-    log_level: 3,
-  }, {});
-  await new Promise<void>((resolve, reject) => client.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('restore connect', err)) : resolve())));
+  const client = new Consumer({ brokers: config.kafka.brokers, groupId: `tally-restore-hw-${crypto.randomUUID()}`, isolation: 'read_uncommitted' });
+  await client.connect();
   try {
     const out = new Map<string, number>();
     for (const topic of topics) {
-      for (const p of partitions) {
-        const wm = await new Promise<Kafka.WatermarkOffsets>((resolve, reject) =>
-          client.queryWatermarkOffsets(topic, p, 30_000, (err, offsets) => (err ? reject(kafkaError(`high watermark of ${topic}:${p}`, err)) : resolve(offsets))));
-        out.set(`${topic}:${p}`, wm.highOffset);
-      }
+      for (const p of partitions) out.set(`${topic}:${p}`, (await client.queryWatermarkOffsets(topic, p, 30_000)).highOffset);
     }
     return out;
   } finally {
-    await new Promise<void>((resolve) => client.disconnect(() => resolve()));
+    await client.disconnect();
   }
 }

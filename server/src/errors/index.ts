@@ -34,6 +34,9 @@ export class TaskMigratedError extends TallyError {}
  */
 export class TaskCorruptedError extends TallyError {}
 
+/** A call made in a state that does not allow it (e.g. a second commit while one is in flight): a bug in the caller. */
+export class IllegalStateError extends TallyError {}
+
 /** Kafka did not take records (unreachable, or no acknowledgement in time). */
 export class KafkaUnavailableError extends TallyError {
   constructor(message: string, options: { cause?: unknown } = {}) {

@@ -1,5 +1,9 @@
 import Kafka from 'node-rdkafka';
 import { kafkaError } from '../errors/index.js';
+import { enqueue } from './enqueue.js';
+
+/** A full local queue is tried again this often (5 ms apart, ~2 s in all) while the poll loop drains it. */
+const QUEUE_FULL_ATTEMPTS = 401;
 
 export interface OutgoingRecord {
   topic: string;
@@ -47,7 +51,7 @@ export class DeliveringProducer {
   connect(timeoutMs = 10_000): Promise<void> {
     return new Promise((resolve, reject) => {
       this.producer.connect({ timeout: timeoutMs }, (err) => {
-        if (err) return reject(err);
+        if (err) return reject(kafkaError('connect', err));
         this.producer.setPollInterval(this.pollIntervalMs);
         resolve();
       });
@@ -63,21 +67,13 @@ export class DeliveringProducer {
     return Promise.all(acks).then(() => undefined);
   }
 
-  private produceOne(r: OutgoingRecord, attempt = 0): Promise<void> {
+  private produceOne(r: OutgoingRecord): Promise<void> {
     const id = this.nextId++;
     const ack = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    try {
-      const key = typeof r.key === 'string' ? Buffer.from(r.key) : r.key;
-      this.producer.produce(r.topic, r.partition, r.value, key, Date.now(), id, r.headers);
-    } catch (err) {
+    return enqueue(this.producer, r, { opaque: id, attempts: QUEUE_FULL_ATTEMPTS }).then(() => ack, (err: unknown) => {
       this.pending.delete(id);
-      // Local queue full: let the poll loop drain it, then try again.
-      if (isQueueFull(err) && attempt < 200) {
-        return new Promise<void>((res) => setTimeout(res, 10)).then(() => this.produceOne(r, attempt + 1));
-      }
-      return Promise.reject(err);
-    }
-    return ack;
+      throw err;
+    });
   }
 
   disconnect(): Promise<void> {
@@ -85,8 +81,4 @@ export class DeliveringProducer {
       this.producer.flush(10_000, () => this.producer.disconnect(() => resolve()));
     });
   }
-}
-
-function isQueueFull(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: number }).code === Kafka.CODES.ERRORS.ERR__QUEUE_FULL;
 }

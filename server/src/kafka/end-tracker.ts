@@ -56,6 +56,11 @@ export class EndTracker {
     return offset < end;
   }
 
+  /** Whether this partition has reached its end (true for one it does not read). */
+  reachedEnd(topic: string, partition: number): boolean {
+    return !this.pending.has(keyOf(topic, partition));
+  }
+
   /** Partitions not yet at their end, with where each got to ("topic:p at 12 of 40"), for a timeout error. */
   describePending(): string {
     return [...this.pending].map((key) => `${key} at ${this.reached.get(key) ?? 'start'} of ${this.ends.get(key)}`).join(', ');

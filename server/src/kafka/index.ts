@@ -7,5 +7,7 @@ export { DeliveringProducer, type OutgoingRecord } from './delivering-producer.j
 export { Consumer, OFFSET_BEGINNING, type ConsumerSettings } from './consumer.js';
 export { RebalanceQueue, type RebalanceEvent } from './rebalance-queue.js';
 export { EndTracker, type PartitionEnd } from './end-tracker.js';
-export { readToEnd, type ReadRange, type ReadToEndOptions } from './read-to-end.js';
+export { readToEnd, type ReadRange, type ReadToEndOptions, type ReadToEndResult } from './read-to-end.js';
 export { retry, sleep, type RetryOptions } from './retry.js';
+export { TransactionalProducer, type TransactionalClient, type TransactionalProducerSettings } from './transactional-producer.js';
+export { GROUP_MEMBER_TIMING } from './group-timing.js';

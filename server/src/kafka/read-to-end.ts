@@ -21,23 +21,33 @@ export interface ReadToEndOptions {
   pollMs?: number;
 }
 
+export interface ReadToEndResult {
+  /** Records delivered to onRecord. */
+  records: number;
+  /** Every range reached its end. */
+  complete: boolean;
+  /** The ranges that did not (only with atDeadline 'return'). */
+  unfinished: ReadRange[];
+}
+
 /**
  * The one "read these partitions to their end" routine (restore, dead-letter reads, the pipeline
  * probe): assigns the ranges on `consumer` (connected, not subscribed), calls `onRecord` for every
  * record before each range's end — a whole batch, also when an EOF in that batch already ended
  * the read — and unassigns. Resolves with whether every range reached its end.
  */
-export async function readToEnd(consumer: Consumer, ranges: ReadRange[], onRecord: (m: Kafka.Message) => void, opts: ReadToEndOptions): Promise<{ records: number; complete: boolean }> {
+export async function readToEnd(consumer: Consumer, ranges: ReadRange[], onRecord: (m: Kafka.Message) => void, opts: ReadToEndOptions): Promise<ReadToEndResult> {
   const tracker = new EndTracker(ranges.filter((r) => r.end > Math.max(0, r.from)));
   let records = 0;
-  if (tracker.done) return { records, complete: true };
+  const result = (): ReadToEndResult => ({ records, complete: tracker.done, unfinished: ranges.filter((r) => !tracker.reachedEnd(r.topic, r.partition)) });
+  if (tracker.done) return result();
   const onEof = (e: Kafka.EofEvent) => tracker.eof(e.topic, e.partition, e.offset);
   consumer.client.on('partition.eof', onEof);
   try {
     consumer.client.assign(ranges.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.from })));
     while (!tracker.done) {
       if (Date.now() > opts.deadline) {
-        if (opts.atDeadline === 'return') return { records, complete: false };
+        if (opts.atDeadline === 'return') return result();
         throw new TallyError(`reading ${opts.what}: ${tracker.describePending()} not reached by the deadline`, { retriable: true });
       }
       const batch = await consumer.consume(opts.batch ?? 5_000, opts.pollMs ?? 50);
@@ -47,7 +57,7 @@ export async function readToEnd(consumer: Consumer, ranges: ReadRange[], onRecor
         onRecord(m);
       }
     }
-    return { records, complete: true };
+    return result();
   } finally {
     consumer.client.removeListener('partition.eof', onEof);
     try {

@@ -1,9 +1,9 @@
 import Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { ConfigError } from '../errors/index.js';
+import { ConfigError, kafkaError } from '../errors/index.js';
 import { fetchMetadata } from './metadata.js';
 
-const ERR_TOPIC_ALREADY_EXISTS = 36;
+const { ERR_TOPIC_ALREADY_EXISTS } = Kafka.CODES.ERRORS;
 
 /** tally's topics with their configs. All are keyed like impressions: same partition count. */
 export function topicSpecs(config: TallyConfig): Kafka.NewTopic[] {
@@ -40,7 +40,7 @@ export async function ensureTopics(config: TallyConfig): Promise<string[]> {
   try {
     for (const spec of missing) {
       await new Promise<void>((resolve, reject) => {
-        admin.createTopic(spec, 15_000, (err) => (err && err.code !== ERR_TOPIC_ALREADY_EXISTS ? reject(err) : resolve()));
+        admin.createTopic(spec, 15_000, (err) => (err && err.code !== ERR_TOPIC_ALREADY_EXISTS ? reject(kafkaError(`create topic ${spec.topic}`, err)) : resolve()));
       });
     }
   } finally {
@@ -49,7 +49,7 @@ export async function ensureTopics(config: TallyConfig): Promise<string[]> {
   return missing.map((t) => t.topic);
 }
 
-/** Deletes the topics (tests clean up after themselves). */
+/** Deletes the topics, ignoring failures (tests clean up after themselves). */
 export async function deleteTopics(brokers: string, names: string[]): Promise<void> {
   const admin = Kafka.AdminClient.create({ 'metadata.broker.list': brokers, log_level: 0 });
   try {

@@ -6,16 +6,16 @@
  * dead letters are counted by their `reason` header.
  */
 import crypto from 'node:crypto';
-import Kafka from 'node-rdkafka';
+import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
-import { kafkaError } from '../errors/index.js';
+import { isKafkaError } from '../errors/index.js';
+import { Consumer, EndTracker, OFFSET_BEGINNING, retry, sleep, type PartitionEnd } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import { DLQ_HEADER, headerValue, NO_REASON } from '../contracts/dead-letter.js';
 import { decodeLiveRecord } from './live-record.js';
 import type { LiveMetrics } from './live-metrics.js';
 import type { LiveState } from './live-state.js';
 
-const OFFSET_BEGINNING = -2;
 const MAX_CONSUME = 5_000;
 /**
  * node-rdkafka's consume(n) waits up to this long for *each* next record and returns only after a
@@ -28,22 +28,20 @@ const ERROR_BACKOFF_MS = 100;
 const LAG_EVERY_MS = 1_000;
 const ERROR_LOG_EVERY_MS = 10_000;
 const METADATA_RETRY_MS = 1_000;
+/** While a topic is missing (or its metadata fails): one warning at first, then one every this many attempts. */
+const METADATA_WARN_EVERY = 30;
+const ASSIGN_RETRY_MS = 5_000;
 
 export interface FeedConsumerOptions {
   /** Called after every consumed batch that changed the state (the server flushes on its own tick). */
   onBatch?: () => void;
 }
 
-function promisify<T>(fn: (cb: (err: Kafka.LibrdKafkaError | null | undefined, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-}
-
 export class FeedConsumer {
-  private readonly consumer: Kafka.KafkaConsumer;
+  private readonly consumer: Consumer;
   private readonly deadLetterCounts: Record<string, number> = {};
-  /** End offsets as of the start, per `${topic}|${partition}`, still to be reached. */
-  private readonly pending = new Set<string>();
-  private readonly ends = new Map<string, number>();
+  /** Which partitions have reached their end offset as of the assignment (undefined before it). */
+  private ends: EndTracker | undefined;
   /** Next offset to read per partition of the counts topic (past the last delivered record or EOF). */
   private readonly next = new Map<number, number>();
   private countsPartitions: number[] = [];
@@ -64,20 +62,16 @@ export class FeedConsumer {
     private readonly opts: FeedConsumerOptions = {},
   ) {
     this.caughtUp = new Promise((resolve) => { this.caughtUpResolve = resolve; });
-    this.consumer = new Kafka.KafkaConsumer({
-      'metadata.broker.list': config.kafka.brokers,
-      'group.id': `tally-live-${crypto.randomBytes(6).toString('hex')}`,
-      'client.id': `tally-live-${config.instanceId}`,
-      'enable.auto.commit': false,
-      'enable.auto.offset.store': false,
-      'isolation.level': 'read_committed',
-      'enable.partition.eof': true,
-      'fetch.wait.max.ms': 50,
-      'queued.max.messages.kbytes': 65_536,
-      log_level: 3,
-    }, { 'auto.offset.reset': 'earliest' });
-    this.consumer.on('event.error', (err) => this.rateLimitedWarn('live.kafka_error', { err: err.message, code: err.code }));
-    this.consumer.on('partition.eof', (e) => this.onEof(e.topic, e.partition, e.offset));
+    this.consumer = new Consumer({
+      brokers: config.kafka.brokers,
+      groupId: `tally-live-${crypto.randomBytes(6).toString('hex')}`,
+      clientId: `tally-live-${config.instanceId}`,
+      isolation: 'read_committed',
+      partitionEof: true,
+      extra: { 'fetch.wait.max.ms': 50, 'queued.max.messages.kbytes': 65_536 },
+    });
+    this.consumer.client.on('event.error', (err) => this.rateLimitedWarn('live.kafka_error', { err: err.message, code: err.code }));
+    this.consumer.client.on('partition.eof', (e) => this.onEof(e.topic, e.partition, e.offset));
   }
 
   get isCaughtUp(): boolean {
@@ -105,80 +99,64 @@ export class FeedConsumer {
    * end offsets as of the assignment are reached.
    */
   async start(): Promise<void> {
-    await promisify<unknown>((cb) => this.consumer.connect({ timeout: 30_000 }, (err, md) => cb(err, md)));
+    await this.consumer.connect();
     this.loopDone = this.assignThenLoop();
   }
 
   private async assignThenLoop(): Promise<void> {
-    for (;;) {
-      try {
-        await this.assignFromBeginning();
-        break;
-      } catch (err) {
-        if (this.stopping) return;
-        this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'live.assign_failed_retrying');
-        await new Promise((r) => setTimeout(r, 5_000));
-      }
-    }
-    await this.runLoop();
+    const assigned = await retry(() => this.assignFromBeginning(), {
+      what: 'live feed assignment',
+      delayMs: ASSIGN_RETRY_MS,
+      bail: () => this.stopping,
+      onRetry: (err) => this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'live.assign_failed_retrying'),
+    }).then(() => true, () => false); // it only gives up once stopping
+    if (assigned) await this.runLoop();
   }
 
   private async assignFromBeginning(): Promise<void> {
     const { counts, dlq } = this.config.topics;
-    this.ends.clear();
-    this.pending.clear();
-    const assignment: Kafka.Assignment[] = [];
+    const ends: PartitionEnd[] = [];
+    const starts = new Map<string, number>();
     for (const topic of [counts, dlq]) {
       const partitions = await this.partitionsOf(topic);
       if (topic === counts) this.countsPartitions = partitions;
       for (const partition of partitions) {
-        const w = await this.watermarks(topic, partition);
-        const key = `${topic}|${partition}`;
-        this.ends.set(key, w.highOffset);
-        if (w.highOffset > w.lowOffset) this.pending.add(key);
+        const w = await retry(() => this.consumer.queryWatermarkOffsets(topic, partition, 10_000), {
+          what: `end offset of ${topic}[${partition}]`, attempts: 30, delayMs: 200, bail: () => this.stopping,
+        });
+        ends.push({ topic, partition, end: w.highOffset });
+        starts.set(`${topic}|${partition}`, w.lowOffset);
         if (topic === counts) this.next.set(partition, Math.max(0, w.lowOffset));
-        assignment.push({ topic, partition, offset: OFFSET_BEGINNING });
       }
     }
-    this.consumer.assign(assignment);
-    this.log.info({ counts, dlq, partitions: this.countsPartitions.length, toRead: Object.fromEntries(this.ends) }, 'live.consumer_started');
+    this.ends = new EndTracker(ends, (topic, partition) => starts.get(`${topic}|${partition}`) ?? 0);
+    this.consumer.client.assign(ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: OFFSET_BEGINNING })));
+    const toRead = Object.fromEntries(ends.map((e) => [`${e.topic}|${e.partition}`, e.end]));
+    this.log.info({ counts, dlq, partitions: this.countsPartitions.length, toRead }, 'live.consumer_started');
     this.checkCaughtUp();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     await this.loopDone?.catch(() => undefined);
-    await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
+    await this.consumer.disconnect();
   }
 
-  private async partitionsOf(topic: string): Promise<number[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const md = await promisify<Kafka.Metadata>((cb) => this.consumer.getMetadata({ topic, timeout: 10_000 }, (err, m) => cb(err, m)));
-        const t = md.topics.find((x) => x.name === topic);
-        if (t && t.partitions.length > 0) return t.partitions.map((p) => p.id).sort((a, b) => a - b);
-        if (attempt === 1 || attempt % 30 === 0) this.log.warn({ topic }, 'live.topic_missing_waiting');
-      } catch (err) {
-        if (attempt === 1 || attempt % 30 === 0) this.log.warn({ topic, err: String(err) }, 'live.metadata_failed_retrying');
-      }
-      if (this.stopping) throw new Error('live feed stopped');
-      await new Promise((r) => setTimeout(r, METADATA_RETRY_MS));
-    }
-  }
-
-  private async watermarks(topic: string, partition: number): Promise<Kafka.WatermarkOffsets> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await promisify<Kafka.WatermarkOffsets>((cb) => this.consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => cb(err, o)));
-      } catch (err) {
-        if (attempt >= 30 || this.stopping) throw kafkaError(`end offset of ${topic}[${partition}]`, err as Kafka.LibrdKafkaError);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+  /** The topic's partitions, waiting (and warning now and then) while it does not exist yet. */
+  private partitionsOf(topic: string): Promise<number[]> {
+    return retry(() => this.consumer.partitionsOf(topic, 10_000), {
+      what: `partitions of ${topic}`,
+      delayMs: METADATA_RETRY_MS,
+      bail: () => this.stopping,
+      onRetry: (err, attempt) => {
+        if (attempt !== 1 && attempt % METADATA_WARN_EVERY !== 0) return;
+        if (isKafkaError(err)) this.log.warn({ topic, err: String(err) }, 'live.metadata_failed_retrying');
+        else this.log.warn({ topic }, 'live.topic_missing_waiting');
+      },
+    });
   }
 
   private async runLoop(): Promise<void> {
-    this.consumer.setDefaultConsumeTimeout(POLL_MS);
     while (!this.stopping) {
       const msgs = await this.consume();
       if (msgs.length > 0) {
@@ -192,21 +170,19 @@ export class FeedConsumer {
     }
   }
 
+  /** A batch; after a failure, a short pause and none (the loop goes on). */
   private consume(): Promise<Kafka.Message[]> {
-    return new Promise((resolve) => {
-      this.consumer.consume(MAX_CONSUME, (err, msgs) => {
-        if (!err) return resolve(msgs);
-        this.rateLimitedWarn('live.consume_error', { err: err.message, code: err.code });
-        setTimeout(() => resolve([]), ERROR_BACKOFF_MS);
-      });
+    return this.consumer.consume(MAX_CONSUME, POLL_MS).catch(async (err: unknown) => {
+      this.rateLimitedWarn('live.consume_error', { err: err instanceof Error ? err.message : String(err), code: isKafkaError(err) ? err.code : undefined });
+      await sleep(ERROR_BACKOFF_MS);
+      return [];
     });
   }
 
   /** Applies one record; true if the state changed. */
   private handle(m: Kafka.Message): boolean {
-    const key = `${m.topic}|${m.partition}`;
-    const end = this.ends.get(key);
-    if (end !== undefined && m.offset + 1 >= end) this.pending.delete(key);
+    // Past the end too: the feed keeps everything it reads, the tracker only learns where it got to.
+    this.ends?.record(m.topic, m.partition, m.offset);
     if (m.topic === this.config.topics.dlq) {
       const reason = headerValue(m, DLQ_HEADER.reason) ?? NO_REASON;
       this.deadLetterCounts[reason] = (this.deadLetterCounts[reason] ?? 0) + 1;
@@ -235,14 +211,12 @@ export class FeedConsumer {
   }
 
   private onEof(topic: string, partition: number, offset: number): void {
-    const key = `${topic}|${partition}`;
-    const end = this.ends.get(key);
-    if (end !== undefined && offset >= end) this.pending.delete(key);
+    this.ends?.eof(topic, partition, offset);
     if (topic === this.config.topics.counts) this.next.set(partition, Math.max(this.next.get(partition) ?? 0, offset));
   }
 
   private checkCaughtUp(): void {
-    if (this.caughtUpFlag || this.pending.size > 0) return;
+    if (this.caughtUpFlag || this.ends?.done !== true) return;
     this.caughtUpFlag = true;
     this.metrics.caughtUp.set(1);
     this.log.info({ rows: this.state.stats.rows, watermark: this.state.publishedWatermark, deadLetters: this.deadLetterCounts }, 'live.caught_up');
@@ -254,13 +228,9 @@ export class FeedConsumer {
     if (now - this.lastLagAt < LAG_EVERY_MS) return;
     this.lastLagAt = now;
     for (const p of this.countsPartitions) {
-      try {
-        const w = this.consumer.getWatermarkOffsets(this.config.topics.counts, p);
-        const next = this.next.get(p) ?? 0;
-        if (w.highOffset >= 0) this.metrics.consumerLag.set({ partition: String(p) }, Math.max(0, w.highOffset - next));
-      } catch {
-        /* nothing fetched yet: unknown */
-      }
+      const high = this.consumer.cachedHighOffset(this.config.topics.counts, p);
+      // Nothing fetched yet: unknown.
+      if (high !== undefined) this.metrics.consumerLag.set({ partition: String(p) }, Math.max(0, high - (this.next.get(p) ?? 0)));
     }
   }
 

@@ -2,20 +2,20 @@
  * The pipeline's health for GET /api/v1/pipeline (PipelineStatus), computed from Kafka offsets,
  * the live state and ClickHouse, cached ~1 s.
  *
- * Committed offsets of the aggregator's and the sink's groups are read with one KafkaConsumer per
+ * Committed offsets of the aggregator's and the sink's groups are read with one consumer per
  * group configured with that group.id that never subscribes: it asks the group coordinator for
  * offsets (OffsetFetch) but never joins, so it can neither trigger a rebalance nor commit.
  *
  * Lag = end offset − committed offset. On a transactional topic the last offset is often a
  * transaction marker (or aborted records) that no reader ever receives, which would leave a lag
  * of 1 forever; when the gap is small, a read_committed probe reads from the committed offset
- * and counts only the records a reader would actually get.
+ * and counts only the records a reader would actually get (probeGaps).
  */
 import crypto from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
-import Kafka from 'node-rdkafka';
 import type { PipelineStatus } from '../contracts/api-types.js';
 import type { TallyConfig } from '../config/index.js';
+import { Consumer, readToEnd } from '../kafka/index.js';
 import { queryLastReconciliation } from '../ledger/index.js';
 import type { Logger } from '../observability/index.js';
 import type { FeedConsumer } from './feed-consumer.js';
@@ -44,15 +44,33 @@ interface OffsetSample {
   offsets: Map<number, number>;
 }
 
-interface Gap {
+/** A partition's offsets from a group's committed offset to the end: its lag if every one is a record. */
+export interface Gap {
   topic: string;
   partition: number;
   committed: number;
   end: number;
 }
 
-function promisify<T>(fn: (cb: (err: Kafka.LibrdKafkaError | null | undefined, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+export const gapKey = (topic: string, partition: number): string => `${topic}|${partition}`;
+
+/**
+ * The records a read_committed reader gets in each gap, by gapKey, read with `probe` (connected,
+ * partition EOF on). Only delivered records below the end count: the offsets of transaction
+ * markers and aborted records are no lag (a settled pipeline's last offset is a commit marker).
+ * A gap not known to be read through by the deadline — the read as a whole did not complete, and
+ * no record of the gap reached its end — is left out: the caller keeps its offset difference.
+ */
+export async function probeGaps(probe: Consumer, gaps: Gap[], timeoutMs: number): Promise<Map<string, number>> {
+  const records = new Map(gaps.map((g) => [gapKey(g.topic, g.partition), 0]));
+  const ranges = gaps.map((g) => ({ topic: g.topic, partition: g.partition, from: g.committed, end: g.end }));
+  const read = await readToEnd(probe, ranges, (m) => {
+    const key = gapKey(m.topic, m.partition);
+    records.set(key, (records.get(key) ?? 0) + 1);
+  }, { what: 'the lag probe', deadline: Date.now() + timeoutMs, atDeadline: 'return', batch: 500, pollMs: 50 });
+  // A gap not read to its end by the deadline (an open transaction) is not known: the caller keeps its offset difference.
+  for (const r of read.unfinished) records.delete(gapKey(r.topic, r.partition));
+  return records;
 }
 
 /**
@@ -78,15 +96,14 @@ export function throughputFromSamples(samples: ReadonlyArray<{ at: number; offse
 }
 
 export class PipelineMonitor {
-  private readonly aggGroup: Kafka.KafkaConsumer;
-  private readonly sinkGroup: Kafka.KafkaConsumer;
-  private readonly probe: Kafka.KafkaConsumer;
+  private readonly aggGroup: Consumer;
+  private readonly sinkGroup: Consumer;
+  private readonly probe: Consumer;
   private samples: OffsetSample[] = [];
   private cached: { at: number; status: PipelineStatus } | undefined;
   private inflight: Promise<PipelineStatus> | undefined;
   private sampler: NodeJS.Timeout | undefined;
   private probeBusy: Promise<unknown> = Promise.resolve();
-  private connected = false;
 
   constructor(
     private readonly config: TallyConfig,
@@ -95,31 +112,23 @@ export class PipelineMonitor {
     private readonly ch: ClickHouseClient,
     private readonly log: Logger,
   ) {
-    const base = {
-      'metadata.broker.list': config.kafka.brokers,
-      'enable.auto.commit': false,
-      'enable.auto.offset.store': false,
-      // Committed offsets as stored; no waiting on pending transactional commits.
-      'isolation.level': 'read_uncommitted' as const,
-      log_level: 3,
-    };
-    this.aggGroup = new Kafka.KafkaConsumer({ ...base, 'group.id': config.groups.aggregator, 'client.id': 'tally-live-status-aggregator' }, {});
-    this.sinkGroup = new Kafka.KafkaConsumer({ ...base, 'group.id': config.groups.sink, 'client.id': 'tally-live-status-sink' }, {});
-    this.probe = new Kafka.KafkaConsumer({
-      ...base,
-      'group.id': `tally-live-probe-${crypto.randomBytes(6).toString('hex')}`,
-      'client.id': 'tally-live-status-probe',
-      'isolation.level': 'read_committed',
-      'enable.partition.eof': true,
-      'fetch.wait.max.ms': 20,
-    }, { 'auto.offset.reset': 'earliest' });
-    for (const c of [this.aggGroup, this.sinkGroup, this.probe]) c.on('event.error', () => undefined);
+    const brokers = config.kafka.brokers;
+    // Committed offsets as stored; no waiting on pending transactional commits.
+    this.aggGroup = new Consumer({ brokers, groupId: config.groups.aggregator, clientId: 'tally-live-status-aggregator', isolation: 'read_uncommitted' });
+    this.sinkGroup = new Consumer({ brokers, groupId: config.groups.sink, clientId: 'tally-live-status-sink', isolation: 'read_uncommitted' });
+    this.probe = new Consumer({
+      brokers,
+      groupId: `tally-live-probe-${crypto.randomBytes(6).toString('hex')}`,
+      clientId: 'tally-live-status-probe',
+      isolation: 'read_committed',
+      partitionEof: true,
+      extra: { 'fetch.wait.max.ms': 20 },
+    });
+    for (const c of this.consumers()) c.client.on('event.error', () => undefined);
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.aggGroup, this.sinkGroup, this.probe].map((c) =>
-      promisify<unknown>((cb) => c.connect({ timeout: 30_000 }, (err, md) => cb(err, md)))));
-    this.connected = true;
+    await Promise.all(this.consumers().map((c) => c.connect()));
     this.sampler = setInterval(() => {
       this.committed(this.aggGroup, this.config.topics.impressions).then((offsets) => this.addSample(offsets), () => undefined);
     }, SAMPLE_EVERY_MS);
@@ -130,8 +139,11 @@ export class PipelineMonitor {
     if (this.sampler) clearInterval(this.sampler);
     await this.inflight?.catch(() => undefined);
     await this.probeBusy.catch(() => undefined);
-    if (!this.connected) return;
-    await Promise.all([this.aggGroup, this.sinkGroup, this.probe].map((c) => new Promise<void>((resolve) => c.disconnect(() => resolve()))));
+    await Promise.all(this.consumers().map((c) => c.disconnect()));
+  }
+
+  private consumers(): Consumer[] {
+    return [this.aggGroup, this.sinkGroup, this.probe];
   }
 
   /** The current status, at most ~1 s old; concurrent callers share one computation. */
@@ -174,8 +186,8 @@ export class PipelineMonitor {
       if (typeof sink !== 'number') gaps.push(sink);
       raw.push({ partition: p, agg, sink });
     }
-    const probed = await this.probeGaps(gaps);
-    const resolve = (v: number | Gap): number => (typeof v === 'number' ? v : probed.get(`${v.topic}|${v.partition}`) ?? v.end - v.committed);
+    const probed = await this.probeLag(gaps);
+    const resolve = (v: number | Gap): number => (typeof v === 'number' ? v : probed.get(gapKey(v.topic, v.partition)) ?? v.end - v.committed);
 
     const watermarks = this.state.partitionWatermarks();
     const lastEmittedAt = this.state.lastEmittedAt;
@@ -206,11 +218,11 @@ export class PipelineMonitor {
   }
 
   /** Committed offsets of the consumer's group for every partition of `topic` (absent: none committed). */
-  private async committed(c: Kafka.KafkaConsumer, topic: string): Promise<Map<number, number>> {
+  private async committed(c: Consumer, topic: string): Promise<Map<number, number>> {
     const toppars = Array.from({ length: this.config.partitions }, (_, partition) => ({ topic, partition }));
     const out = new Map<number, number>();
     try {
-      const tps = await promisify<Kafka.TopicPartitionOffset[]>((cb) => c.committed(toppars, REQUEST_TIMEOUT_MS, (err, r) => cb(err, r)));
+      const tps = await c.committed(toppars, REQUEST_TIMEOUT_MS);
       for (const tp of tps) if (tp.offset >= 0) out.set(tp.partition, tp.offset);
     } catch (err) {
       this.log.debug({ topic, err: String(err) }, 'live.committed_offsets_failed');
@@ -222,7 +234,7 @@ export class PipelineMonitor {
     const out = new Map<number, { low: number; high: number }>();
     await Promise.all(Array.from({ length: partitions }, async (_, p) => {
       try {
-        const w = await promisify<Kafka.WatermarkOffsets>((cb) => this.aggGroup.queryWatermarkOffsets(topic, p, REQUEST_TIMEOUT_MS, (err, o) => cb(err, o)));
+        const w = await this.aggGroup.queryWatermarkOffsets(topic, p, REQUEST_TIMEOUT_MS);
         out.set(p, { low: Math.max(0, w.lowOffset), high: Math.max(0, w.highOffset) });
       } catch (err) {
         this.log.debug({ topic, partition: p, err: String(err) }, 'live.end_offset_failed');
@@ -231,49 +243,9 @@ export class PipelineMonitor {
     return out;
   }
 
-  /**
-   * Records (not markers) a read_committed reader would get from each gap's committed offset to
-   * its end; a gap not settled within the timeout keeps its offset difference.
-   */
-  private probeGaps(gaps: Gap[]): Promise<Map<string, number>> {
-    const run = async (): Promise<Map<string, number>> => {
-      const result = new Map<string, number>();
-      if (gaps.length === 0) return result;
-      const open = new Map<string, Gap & { records: number }>();
-      for (const g of gaps) open.set(`${g.topic}|${g.partition}`, { ...g, records: 0 });
-      const onEof = (e: { topic: string; partition: number; offset: number }) => {
-        const key = `${e.topic}|${e.partition}`;
-        const g = open.get(key);
-        if (g === undefined) return;
-        // At EOF: every record up to here was delivered; anything beyond is an open transaction, still to read.
-        result.set(key, g.records + Math.max(0, g.end - e.offset));
-        open.delete(key);
-      };
-      this.probe.on('partition.eof', onEof);
-      try {
-        this.probe.assign(gaps.map((g) => ({ topic: g.topic, partition: g.partition, offset: g.committed })));
-        this.probe.setDefaultConsumeTimeout(50);
-        const deadline = Date.now() + PROBE_TIMEOUT_MS;
-        while (open.size > 0 && Date.now() < deadline) {
-          const msgs = await promisify<Kafka.Message[]>((cb) => this.probe.consume(500, (err, m) => cb(err, m))).catch(() => [] as Kafka.Message[]);
-          for (const m of msgs) {
-            const g = open.get(`${m.topic}|${m.partition}`);
-            if (g === undefined) continue;
-            if (m.offset < g.end) g.records++;
-            if (m.offset + 1 >= g.end) {
-              result.set(`${m.topic}|${m.partition}`, g.records);
-              open.delete(`${m.topic}|${m.partition}`);
-            }
-          }
-        }
-      } finally {
-        this.probe.removeListener('partition.eof', onEof);
-        try {
-          this.probe.unassign();
-        } catch { /* not assigned */ }
-      }
-      return result;
-    };
+  /** probeGaps, one probe at a time (the probe consumer is shared); a failed probe leaves every gap's offset difference. */
+  private probeLag(gaps: Gap[]): Promise<Map<string, number>> {
+    const run = () => (gaps.length === 0 ? Promise.resolve(new Map<string, number>()) : probeGaps(this.probe, gaps, PROBE_TIMEOUT_MS));
     const p = this.probeBusy.then(run, run);
     this.probeBusy = p.catch(() => undefined);
     return p.catch((err: unknown) => {

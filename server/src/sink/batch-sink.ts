@@ -15,7 +15,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { isKafkaError, kafkaErrorAction } from '../errors/index.js';
-import { Consumer, RebalanceQueue, sleep, type RebalanceEvent } from '../kafka/index.js';
+import { Consumer, GROUP_MEMBER_TIMING, RebalanceQueue, sleep, type RebalanceEvent } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import type { BatchSinkOptions, BatchTarget, SinkBatch } from './batch-target.js';
 import { BatchWriter } from './batch-writer.js';
@@ -72,11 +72,7 @@ export class BatchSink {
       extra: {
         // Eager: every rebalance revokes everything, which is what voiding the whole batch assumes.
         'partition.assignment.strategy': 'range',
-        'session.timeout.ms': 10_000,
-        'heartbeat.interval.ms': 1_000,
-        'max.poll.interval.ms': 300_000,
-        'fetch.wait.max.ms': 50,
-        'queued.max.messages.kbytes': 65_536,
+        ...GROUP_MEMBER_TIMING,
       },
     });
     this.consumer.client.on('event.error', (err) => {

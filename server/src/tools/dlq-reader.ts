@@ -4,10 +4,11 @@
  * and tests, and the tests' view of what was produced.
  */
 import crypto from 'node:crypto';
-import Kafka from 'node-rdkafka';
+import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { DLQ_HEADER, headerValue, NO_REASON } from '../contracts/dead-letter.js';
 import { TallyError } from '../errors/index.js';
+import { Consumer, OFFSET_BEGINNING, readToEnd, retry, type ReadRange } from '../kafka/index.js';
 
 export interface ReadToEndOptions {
   /** Give up (reject) after this long (default 30 s). */
@@ -25,19 +26,10 @@ export interface ReadToEndResult {
   ends: number[];
 }
 
-const OFFSET_BEGINNING = -2;
-
-function promisify<T>(fn: (cb: (err: Kafka.LibrdKafkaError | null | undefined, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-}
-
 /**
  * Calls onMessage for every record of every partition of `topic`, from the beginning up to the
  * partition's end offset as queried at the start (or `until`; later records are not delivered).
- * With read_committed, transaction markers and aborted records occupy offsets but are never
- * delivered, so a partition is done when a delivered record reaches or passes the end offset, or
- * when librdkafka reports partition EOF at or beyond it. (A partition written by a transaction
- * every 100 ms may never report EOF: a record past the end is the only sign.)
+ * (When a partition whose last offsets are transaction markers counts as read: kafka/ EndTracker.)
  */
 export async function readTopicToEnd(
   brokers: string,
@@ -47,76 +39,31 @@ export async function readTopicToEnd(
 ): Promise<ReadToEndResult> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
-  const consumer = new Kafka.KafkaConsumer({
-    'metadata.broker.list': brokers,
-    'group.id': `tally-reader-${crypto.randomBytes(6).toString('hex')}`,
-    'enable.auto.commit': false,
-    'enable.partition.eof': true,
-    'isolation.level': opts.isolation ?? 'read_committed',
-    log_level: 3,
-  }, { 'auto.offset.reset': 'earliest' });
+  const consumer = new Consumer({
+    brokers,
+    groupId: `tally-reader-${crypto.randomBytes(6).toString('hex')}`,
+    isolation: opts.isolation ?? 'read_committed',
+    partitionEof: true,
+  });
   const requestTimeout = Math.max(1000, Math.min(10_000, timeoutMs));
-  await promisify<unknown>((cb) => consumer.connect({ timeout: requestTimeout }, (err, md) => cb(err, md)));
+  await consumer.connect(requestTimeout);
   try {
     // Right after a topic is created its metadata and offsets may not be ready yet: retry until the deadline.
-    const settle = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-      for (;;) {
-        try {
-          return await fn();
-        } catch (err) {
-          if (Date.now() > deadline) throw new TallyError(`reading ${topic}: ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retriable: true });
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-    };
-    const partitions = await settle('metadata', async () => {
-      const md = await promisify<Kafka.Metadata>((cb) => consumer.getMetadata({ topic, timeout: requestTimeout }, (err, m) => cb(err, m)));
-      const t = md.topics.find((x) => x.name === topic);
-      if (!t || t.partitions.length === 0) throw new TallyError(`topic ${topic} does not exist`);
-      return t.partitions.map((p) => p.id).sort((a, b) => a - b);
+    const settle = <T>(what: string, attempt: () => Promise<T>): Promise<T> => retry(attempt, { what, deadline, delayMs: 200 }).catch((err: unknown) => {
+      throw new TallyError(`reading ${topic}: ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retriable: true });
     });
+    const partitions = await settle('metadata', () => consumer.partitionsOf(topic, requestTimeout));
     const ends: number[] = [];
-    const pending = new Set<number>();
+    const ranges: ReadRange[] = [];
     for (const p of partitions) {
-      const w = await settle(`end offset of partition ${p}`, () =>
-        promisify<Kafka.WatermarkOffsets>((cb) => consumer.queryWatermarkOffsets(topic, p, requestTimeout, (err, o) => cb(err, o))));
+      const w = await settle(`end offset of partition ${p}`, () => consumer.queryWatermarkOffsets(topic, p, requestTimeout));
       ends[p] = Math.min(w.highOffset, opts.until?.get(p) ?? Infinity);
-      if (ends[p] > w.lowOffset) pending.add(p);
+      if (ends[p] > w.lowOffset) ranges.push({ topic, partition: p, from: OFFSET_BEGINNING, end: ends[p] });
     }
-    let messages = 0;
-    if (pending.size > 0) {
-      // Where each partition got to (EOF offset or last record + 1): the timeout error names it.
-      const reached = new Map<number, number>();
-      consumer.on('partition.eof', (e) => {
-        if (e.topic !== topic) return;
-        reached.set(e.partition, e.offset);
-        if (e.offset >= ends[e.partition]) pending.delete(e.partition);
-      });
-      consumer.setDefaultConsumeTimeout(200);
-      consumer.assign([...pending].map((partition) => ({ topic, partition, offset: OFFSET_BEGINNING })));
-      while (pending.size > 0) {
-        if (Date.now() > deadline) {
-          const where = [...pending].map((p) => `${p} (at ${reached.get(p) ?? 'start'} of ${ends[p]})`).join(', ');
-          throw new TallyError(`reading ${topic}: partitions ${where} did not reach their end within ${timeoutMs} ms`, { retriable: true });
-        }
-        const batch = await promisify<Kafka.Message[]>((cb) => consumer.consume(1000, (err, m) => cb(err, m)));
-        for (const m of batch) {
-          if (m.offset >= ends[m.partition]) {
-            // Past the end (the end itself was a transaction marker): done, even if no EOF ever comes
-            // because a producer keeps appending.
-            pending.delete(m.partition);
-            continue;
-          }
-          messages++;
-          onMessage(m);
-          reached.set(m.partition, m.offset + 1);
-          if (m.offset + 1 >= ends[m.partition]) pending.delete(m.partition);
-        }
-      }
-    }
-    return { partitions: partitions.length, messages, ends };
+    const read = await readToEnd(consumer, ranges, onMessage, { what: `${topic} within ${timeoutMs} ms`, deadline, batch: 1000, pollMs: 200 });
+    return { partitions: partitions.length, messages: read.records, ends };
   } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+    await consumer.disconnect();
   }
 }
 

@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import type { TallyConfig } from '../config/index.js';
 import { TallyError } from '../errors/index.js';
-import { DeliveringProducer, fetchMetadata, type OutgoingRecord } from '../kafka/index.js';
+import { DeliveringProducer, fetchMetadata, sleep, type OutgoingRecord } from '../kafka/index.js';
 import { buildEventPlan, planContext, type EventPlan, type GeneratorOptions, type PlannedRecord } from './event-generator.js';
 import type { GroundTruth } from './ground-truth.js';
 import { awaitWatermark } from './watermark-gate.js';
@@ -55,7 +55,6 @@ export async function generate(config: TallyConfig, options: GenerateOptions = {
 }
 
 const MAX_IN_FLIGHT_BATCHES = 8;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Produces every record of the plan, in order: the main part (paced at the records' dueMs in rate

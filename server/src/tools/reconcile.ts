@@ -20,15 +20,14 @@
  * cannot be recomputed (it shows as missing).
  */
 import crypto from 'node:crypto';
-import Kafka from 'node-rdkafka';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { dateTimeLiteral, identifier, queryRows, stringLiteral, uintLiteral } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { DLQ_HEADER, headerValue } from '../contracts/dead-letter.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 import { FORWARDED_FROM_HEADER } from '../contracts/repartition-record.js';
-import { kafkaError } from '../errors/index.js';
 import { homePartition } from '../impression/index.js';
+import { Consumer } from '../kafka/index.js';
 import { HOUR_MS, periodRowsSql, queryFrontier } from '../ledger/index.js';
 import { readTopicToEnd } from './dlq-reader.js';
 
@@ -178,19 +177,17 @@ export function formatDifference(d: ReconcileDifference): string {
 
 /** The aggregator group's committed offsets (read without joining the group). */
 async function committedOffsets(config: TallyConfig, topics: string[]): Promise<Map<string, Map<number, number>>> {
-  const c = new Kafka.KafkaConsumer({
-    'metadata.broker.list': config.kafka.brokers, 'group.id': config.groups.aggregator, 'enable.auto.commit': false,
-    'client.id': `tally-reconcile-${crypto.randomBytes(3).toString('hex')}`, 'isolation.level': 'read_committed', log_level: 3,
-  }, {});
-  await new Promise<void>((resolve, reject) => c.connect({ timeout: 30_000 }, (err) => (err ? reject(kafkaError('reconcile connect', err)) : resolve())));
+  const c = new Consumer({
+    brokers: config.kafka.brokers, groupId: config.groups.aggregator, clientId: `tally-reconcile-${crypto.randomBytes(3).toString('hex')}`, isolation: 'read_committed',
+  });
+  await c.connect();
   try {
     const request = topics.flatMap((topic) => Array.from({ length: config.partitions }, (_, partition) => ({ topic, partition })));
-    const tps = await new Promise<Kafka.TopicPartitionOffset[]>((resolve, reject) =>
-      c.committed(request, 30_000, (err, r) => (err ? reject(kafkaError('committed offsets', err)) : resolve(r))));
+    const tps = await c.committed(request, 30_000);
     const out = new Map<string, Map<number, number>>(topics.map((t) => [t, new Map()]));
     for (const tp of tps) out.get(tp.topic)?.set(tp.partition, Math.max(0, tp.offset));
     return out;
   } finally {
-    await new Promise<void>((resolve) => c.disconnect(() => resolve()));
+    await c.disconnect();
   }
 }

@@ -5,6 +5,7 @@
 import type { TallyConfig } from '../config/index.js';
 import { TallyError } from '../errors/index.js';
 import { checkCountRecord, type WatermarkRecord } from '../contracts/count-record.js';
+import { sleep } from '../kafka/index.js';
 import { readTopicToEnd } from './dlq-reader.js';
 
 export interface WatermarkGateOptions {
@@ -55,6 +56,6 @@ export async function awaitWatermark(config: TallyConfig, atLeast: number, opts:
       told = Date.now();
       opts.onWait?.(lowest);
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
