@@ -44,8 +44,10 @@ export function sendError(res: Response, err: ApiError): void {
 }
 
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED',
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET',
 ]);
+/** @clickhouse/client's request timeout is the one failure it raises without a code: its exact message is all there is. */
+const CLIENT_TIMEOUT_MESSAGE = 'Timeout error.';
 /**
  * ClickHouse server error codes that mean "busy or unavailable", not "bad query":
  * TIMEOUT_EXCEEDED, SOCKET_TIMEOUT, NETWORK_ERROR, TOO_MANY_SIMULTANEOUS_QUERIES,
@@ -58,7 +60,7 @@ export function isClickHouseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (NETWORK_CODES.has(code) || CLICKHOUSE_UNAVAILABLE_CODES.has(code))) return true;
-  if (/Timeout error|socket hang up|ECONNREFUSED|ECONNRESET|other side closed/i.test(err.message)) return true;
+  if (err.message === CLIENT_TIMEOUT_MESSAGE) return true;
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err && isClickHouseUnavailable(cause);
 }
