@@ -16,7 +16,7 @@ import { loadConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
 import { deleteTopics, fetchMetadata } from '../../server/src/kafka/index.js';
 import { commandExists } from '../../server/src/stack/index.js';
-import { stopChild } from '../../server/src/stack/role-process.js';
+import { stopChild } from '../../server/src/stack/index.js';
 import { readTopicToEnd } from '../../server/src/tools/index.js';
 import { sleep } from '../../test/kit/waiting.js';
 import { type ContenderResult } from '../lib/contender-result.js';

@@ -8,4 +8,4 @@ export { freePort } from './free-port.js';
 export { artifactsDir, RoleProcess } from './role-process.js';
 export { createSandbox, type Sandbox } from './sandbox.js';
 export { stopStartedStack, useStack } from './stack.js';
-export { eventually, sleep } from './waiting.js';
+export { eventually, sleep, waitUntil } from './waiting.js';

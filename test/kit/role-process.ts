@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../server/src/config/index.js';
-import { exitOf, isRunning, spawnTally, stopChild } from '../../server/src/stack/role-process.js';
+import { exitOf, isRunning, spawnTally, stopChild } from '../../server/src/stack/index.js';
 
 /** Where the roles' logs (and the tests' screenshots and files) go. */
 export const artifactsDir = path.join(repoRoot, 'test-artifacts');

@@ -9,6 +9,7 @@ export { LocalKafkaBroker } from './kafka-broker.js';
 export { ensureKafkaJars } from './kafka-dist.js';
 export { LocalClickHouse } from './clickhouse-server.js';
 export { ensureStackPassword } from './clickhouse-password.js';
+export { spawnTally, stopChild, exitOf, isRunning } from './role-process.js';
 
 type Log = (msg: string) => void;
 
