@@ -156,6 +156,22 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
   const expectedB = new Expected(advB);
   const delays: number[] = [];
 
+  /**
+   * The generated run for A and B (duplicates, late, too-late and malformed events included),
+   * produced once: by the first test once its page shows the empty state, or by whichever test
+   * needs the data when it runs alone.
+   */
+  let generatedRun: Promise<GroundTruth> | undefined;
+  function produceGeneratedRun(): Promise<GroundTruth> {
+    generatedRun ??= generate(sb.config, { count: 3_000, advertisers: 2, campaigns: 3, idPrefix: prefix, duplicates: 0.1, bad: 6, tooLate: 2, lateWithinHorizon: 12 })
+      .then((truth) => {
+        expectedA.addTruth(truth);
+        expectedB.addTruth(truth);
+        return truth;
+      });
+    return generatedRun;
+  }
+
   const startApi = async () => {
     api = new RoleProcess('api', apiEnv, ['--no-web-build']);
     const started = Date.now();
@@ -234,10 +250,8 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-empty.png') });
 
       // 1. A generated run for A and B: duplicates, late, too-late and malformed events included.
-      const truth = await generate(sb.config, { count: 3_000, advertisers: 2, campaigns: 3, idPrefix: prefix, duplicates: 0.1, bad: 6, tooLate: 2, lateWithinHorizon: 12 });
+      const truth = await produceGeneratedRun();
       const ackedAt = Date.now();
-      expectedA.addTruth(truth);
-      expectedB.addTruth(truth);
       assert.ok(expectedA.today().impressions > 0 && expectedB.today().impressions > 0, 'the run has impressions of both advertisers today');
       const shownAt = await whenCountShows(page, 'total-impressions-today', () => expectedA.today().impressions, 60_000);
       say(`generated run (${truth.counts.sent} records, ${truth.counts.duplicatesSent} duplicates): A's total on the page ${shownAt - ackedAt} ms after the last ack`);
@@ -262,7 +276,7 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
         const acked = await produceLive(advA, campaignA, 7 + round, 2, expectedA);
         const shown = await whenCountShows(page, 'total-impressions-today', () => expectedA.today().impressions, 30_000);
         delays.push(shown - acked);
-        await sleep(300);
+        await sleep(300); // pacing between the rounds
       }
       say(`produce ack → number on the page: ${delays.map((d) => `${d}`).join(', ')} ms (median ${median(delays)} ms, max ${Math.max(...delays)} ms)`);
       assert.equal(parseCount(await textOf(page, `campaign-impressions-${campaignA}`)), expectedA.today(Date.now(), campaignA).impressions);
@@ -277,12 +291,17 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
       await page.locator('[data-testid=connection-banner]').waitFor({ state: 'detached', timeout: 60_000 });
       await produceLive(advA, campaignA, 3, 1, expectedA);
       await whenCountShows(page, 'total-impressions-today', () => expectedA.today().impressions, 30_000);
-      await sleep(1_000); // any late double-add would show up here
+      await sleep(1_000); // a negative check needs time: any late double-add would show up here
       assert.equal(parseCount(await textOf(page, 'total-impressions-today')), expectedA.today().impressions, 'after the reconnect');
       assert.equal(parseMicros(await textOf(page, 'total-spend-today')), expectedA.today().spendMicros, 'spend after the reconnect');
 
       await page.setViewportSize({ width: 390, height: 844 });
-      await sleep(500);
+      // Before the screenshot: the chart redrawn at the phone width (its ResizeObserver resizes the canvas).
+      await page.waitForFunction(() => {
+        const chart = document.querySelector('[data-testid=window-chart]');
+        const canvas = chart?.querySelector('canvas');
+        return chart === null || (canvas !== null && canvas !== undefined && Math.abs(canvas.clientWidth - chart.clientWidth) < 2);
+      }, undefined, { timeout: 5_000 });
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-advertiser-phone.png'), fullPage: true });
 
       // B never reached A: not in the DOM at any time, not on the wire, no B row.
@@ -306,6 +325,7 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
     try {
+      await produceGeneratedRun();
       await signIn(page, baseUrl, tokens.admin);
       const switcher = page.locator('[data-testid=advertiser-switcher]');
       await eventually('the advertiser list', async () => (await switcher.locator(`option[value="${advB}"]`).count()) === 1, 20_000, 200);
@@ -322,12 +342,8 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
       const badge = page.locator('[data-testid=exact-badge]');
       await badge.waitFor({ timeout: 20_000 });
       // Closed windows need the watermark to pass (the generated run's oldest are minutes old); the sink may lag a moment.
-      let state = await badge.getAttribute('data-exact');
-      const deadline = Date.now() + 90_000;
-      while (state !== 'true' && Date.now() < deadline) {
-        await sleep(1_000);
-        state = await badge.getAttribute('data-exact');
-      }
+      let state: string | null = null;
+      await eventually('the exact badge', async () => (state = await badge.getAttribute('data-exact')) === 'true', 90_000, 1_000).catch(() => undefined);
       say(`pipeline page: exact badge ${state}: ${await badge.textContent()}`);
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-pipeline.png'), fullPage: true });
       assert.equal(state, 'true', `the pipeline page is not exact: ${await badge.textContent()}`);
@@ -347,6 +363,7 @@ describe('dashboard e2e (headless Chromium, real pipeline, `tally api`)', functi
     const context = await browser!.newContext({ viewport: { width: 1366, height: 900 } });
     const page = await context.newPage();
     try {
+      await produceGeneratedRun();
       await signIn(page, baseUrl, tokens.revoked.token);
       await whenCountShows(page, 'total-impressions-today', () => expectedA.today().impressions, 20_000);
       const ch = createClickHouse(sb.config);

@@ -8,9 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { homePartition } from '../../server/src/impression/index.js';
 import { ensureDebianPackage, LocalClickHouse, LocalKafkaBroker } from '../../server/src/stack/index.js';
-import { buildEventPlan, generate, mergeTruth, planContext, producePlan } from '../../server/src/tools/index.js';
-import { createSandbox, eventually, sleep, type Sandbox } from '../kit/harness.js';
+import { buildEventPlan, generate, mergeTruth, planContext, producePlan, verify } from '../../server/src/tools/index.js';
+import { createSandbox, eventually, sleep, type RoleProcess, type Sandbox } from '../kit/harness.js';
 import { assertExact, Pipeline, randomBetween } from '../kit/pipeline.js';
+import { latestPartitions, metricOf } from '../kit/role-logs.js';
 
 describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', function () {
   this.timeout(600_000);
@@ -33,11 +34,11 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
     pipeline.startAggregator();
     const ctx = planContext(sb.config, Date.now());
     const plan = buildEventPlan({ seed: 11, count: 20_000, idPrefix: 'dup-', duplicates: 0.25, lateWithinHorizon: 50, tooLate: 10, bad: 18 }, ctx);
+    const truth = plan.truth;
     await producePlan(sb.config, plan);
-    await sleep(5_000);
+    await eventually('the first pass counted in ClickHouse', async () => (await verify(sb.config, truth, { timeoutMs: 0 })).ok, 120_000, 1_000);
     // The same stream again, seconds to minutes of event time behind the watermark: every copy is a duplicate.
     await producePlan(sb.config, plan);
-    const truth = plan.truth;
     const countedCopies = truth.counts.valid - truth.deadLetters.too_late;
     const deadLetters = Object.fromEntries(Object.entries(truth.deadLetters).map(([k, n]) => [k, n * 2])) as typeof truth.deadLetters;
     await assertExact(pipeline, { ...truth, deadLetters }, { duplicates: 2 * countedCopies - truth.counts.unique });
@@ -49,8 +50,9 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
     let agg = pipeline.startAggregator('alo-1');
     const producing = generate(sb.config, { seed: 12, count: 30_000, idPrefix: 'alo-', duplicates: 0.1, bad: 9, tooLate: 4, lateWithinHorizon: 20, rate: 10_000, durationS: 3 });
     const first = agg;
-    await eventually('the first aggregator counting', async () => /aggregator\.restored/.test(first.log()), 60_000, 100);
-    await sleep(1_000);
+    await eventually('the first aggregator to count and commit', async () =>
+      (await metricOf(first, 'tally_aggregator_events_counted_total')) > 0
+      && (await metricOf(first, 'tally_aggregator_transactions_total{outcome="committed"}')) > 0, 60_000, 100);
     assert.equal(await agg.stop(), 0, 'SIGTERM: last commit, then exit 0');
     assert.match(agg.log(), /"guarantee":"at_least_once"/);
     agg = pipeline.startAggregator('alo-1');
@@ -66,7 +68,7 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
     let done = false;
     void producing.finally(() => { done = true; });
     while (kills < 6 && (!done || kills < 5)) {
-      await sleep(randomBetween(1_500, 5_000));
+      await sleep(randomBetween(1_500, 5_000)); // fault injection at a random moment
       await agg.kill();
       kills++;
       // Same instance id: the restarted producer's initTransactions aborts what the killed one left open.
@@ -85,17 +87,21 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
     let sink = pipeline.startSink();
     const producing = generate(sb.config, { seed: 33, count: 40_000, idPrefix: 'sink-', duplicates: 0.1, rate: 8_000, durationS: 5 });
     try {
-      await sleep(2_000);
+      const first = sink;
+      await eventually('the sink to insert a batch', async () => (await metricOf(first, 'tally_sink_batches_total{outcome="inserted"}')) > 0, 60_000, 100);
       await sink.kill();
       sink = pipeline.startSink();
-      await sleep(2_000);
+      const second = sink;
+      await eventually('the new sink to own partitions', async () => latestPartitions(second, 'sink.partitions_assigned').length > 0, 60_000, 100);
       await ch.stop();
+      // The outage itself: ClickHouse stays down 5 s (a fault of a chosen length, not a wait).
       await sleep(5_000);
       assert.ok(sink.alive, 'the sink waits for ClickHouse instead of crashing');
     } finally {
       await ch.start(() => undefined);
     }
-    await sleep(2_000);
+    const resumed = sink;
+    await eventually('the sink to work against ClickHouse again', async () => (await metricOf(resumed, 'tally_sink_waiting_for_clickhouse')) === 0, 60_000, 200);
     await sink.kill();
     pipeline.startSink();
     await assertExact(pipeline, await producing);
@@ -105,11 +111,13 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
     await setUp('rebalance');
     pipeline.startSink();
     const a = pipeline.startAggregator('agg-a');
-    pipeline.startAggregator('agg-b');
+    const b = pipeline.startAggregator('agg-b');
     const producing = generate(sb.config, { seed: 44, count: 60_000, idPrefix: 'reb-', duplicates: 0.15, rate: 10_000, durationS: 6 });
-    await sleep(4_000);
+    const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.restored').length;
+    await eventually('both aggregators to own partitions, all between them', async () => owned(a) > 0 && owned(b) > 0 && owned(a) + owned(b) === sb.config.partitions, 60_000, 100);
+    await eventually('the first to count', async () => (await metricOf(a, 'tally_aggregator_transactions_total{outcome="committed"}')) > 0, 30_000, 100);
     await a.kill();
-    await sleep(3_000);
+    await eventually('the survivor to take over every partition', async () => owned(b) === sb.config.partitions, 60_000, 100);
     pipeline.startAggregator('agg-c');
     await assertExact(pipeline, await producing, { timeoutMs: 180_000 });
   });
@@ -117,12 +125,14 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
   it('stays exact when the Kafka broker restarts mid-stream', async () => {
     await setUp('broker');
     assert.ok(!sb.config.kafka.external, 'this test restarts the local broker; run it without KAFKA_BROKERS');
-    pipeline.startSink();
+    const sink = pipeline.startSink();
     pipeline.startAggregator();
     const broker = new LocalKafkaBroker(sb.config);
     const producing = generate(sb.config, { seed: 55, count: 40_000, idPrefix: 'brk-', duplicates: 0.1, rate: 5_000, durationS: 8 });
-    await sleep(3_000);
+    // Mid-stream: counted, committed and written to ClickHouse once already.
+    await eventually('the sink to insert a batch', async () => (await metricOf(sink, 'tally_sink_batches_total{outcome="inserted"}')) > 0, 60_000, 100);
     await broker.stop();
+    // The outage itself: the broker stays down 2 s (a fault of a chosen length, not a wait).
     await sleep(2_000);
     await broker.start(() => undefined);
     await assertExact(pipeline, await producing, { timeoutMs: 240_000 });

@@ -33,7 +33,10 @@ function pastHours(prefix: string, H: number, hours: number, n: number): { event
   return { events, produced, copies: produced.length - events.length };
 }
 
-/** The start of the current hour, once far enough into it that the past hours can close. */
+/**
+ * The start of the current hour, once far enough into it that the past hours can close (a
+ * time-of-hour guard: it waits for the clock, not for anything the pipeline does).
+ */
 async function currentHour(): Promise<number> {
   if (Date.now() % HOUR < 20_000) await sleep(20_000 - (Date.now() % HOUR));
   return Math.floor(Date.now() / HOUR) * HOUR;
@@ -164,6 +167,7 @@ describe('billing ledger (real Kafka + ClickHouse, real processes)', function ()
         for (let i = 0; i < 12; i++) {
           const tick = { impression_id: `tick-${i}`, ts: Date.now(), advertiser_id: 'clock', campaign_id: 'clock', cost_micros: 0 };
           await producer.send([{ topic: sb.config.topics.impressions, partition: i % sb.config.partitions, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
+          // Pacing, and the time a wrong close would need to show: nothing observable marks "would have closed".
           await sleep(400);
         }
         await producer.disconnect();
@@ -198,13 +202,13 @@ describe('billing ledger (real Kafka + ClickHouse, real processes)', function ()
       for (let i = 0; ticking; i++) {
         const tick = { impression_id: `tick-${i}`, ts: Date.now(), advertiser_id: 'clock', campaign_id: 'clock', cost_micros: 0 };
         await producer.send([{ topic: sb.config.topics.impressions, partition: null, key: tick.impression_id, value: Buffer.from(JSON.stringify(tick)) }]);
-        await sleep(300);
+        await sleep(300); // pacing: a tick every 300 ms
       }
       await producer.disconnect();
     })();
     try {
       for (let round = 0; round < 6; round++) {
-        await sleep(randomBetween(300, 1_500));
+        await sleep(randomBetween(300, 1_500)); // fault injection at a random moment
         await agg.kill();
         agg = pipeline.startAggregator('cc-1');
         if (round % 2 === 1) {

@@ -160,7 +160,9 @@ describe('ground-truth tools (real Kafka and ClickHouse)', function () {
       await call((cb) => tx.commitTransaction(10_000, cb));
       await call((cb) => tx.beginTransaction(cb));
       for (let i = 0; i < 5; i++) tx.produce(topic, 1, Buffer.from('{}'), 'c', null, undefined, [{ reason: 'bad_cost' }]);
-      await call((cb) => new Promise<void>((r) => setTimeout(r, 500)).then(() => tx.abortTransaction(10_000, cb)));
+      // Delivered to the broker before the abort, so the log holds the aborted records and their marker.
+      await call((cb) => tx.flush(10_000, cb));
+      await call((cb) => tx.abortTransaction(10_000, cb));
     } finally {
       await new Promise<void>((resolve) => tx.disconnect(() => resolve()));
     }

@@ -9,3 +9,5 @@ export { artifactsDir, RoleProcess } from './role-process.js';
 export { createSandbox, type Sandbox } from './sandbox.js';
 export { stopStartedStack, useStack } from './stack.js';
 export { eventually, sleep, waitUntil } from './waiting.js';
+export { latestPartitions, logLines, metricOf, scrapeMetrics, waitForLog, type LogLine } from './role-logs.js';
+export { fetchMetrics, metricValue } from './metrics.js';

@@ -1,10 +1,15 @@
 /** Reading a role's Prometheus /metrics page. */
 
-/** The value of metric `name` in Prometheus text: its sample, or the sum of its labelled samples; NaN when absent. */
+/**
+ * The value of metric `name` in Prometheus text: its sample, or the sum of its labelled samples,
+ * or one label set's when `name` spells it (`x{outcome="committed"}`); NaN when absent (a
+ * labelled counter before its first increment), so `> 0` is false and `=== 0` needs it shown.
+ */
 export function metricValue(text: string, name: string): number {
   let sum = NaN;
+  const labelled = name.includes('{');
   for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum = (Number.isNaN(sum) ? 0 : sum) + Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${name} `) || (!labelled && line.startsWith(`${name}{`))) sum = (Number.isNaN(sum) ? 0 : sum) + Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
 }

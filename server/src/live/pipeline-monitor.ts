@@ -104,6 +104,8 @@ export class PipelineMonitor {
   private inflight: Promise<PipelineStatus> | undefined;
   private sampler: NodeJS.Timeout | undefined;
   private probeBusy: Promise<unknown> = Promise.resolve();
+  /** The last gap read to its end, per topic and partition (see probeLag). */
+  private readonly probedGaps = new Map<string, { committed: number; end: number; records: number }>();
 
   constructor(
     private readonly config: TallyConfig,
@@ -243,14 +245,34 @@ export class PipelineMonitor {
     return out;
   }
 
-  /** probeGaps, one probe at a time (the probe consumer is shared); a failed probe leaves every gap's offset difference. */
+  /**
+   * probeGaps, one probe at a time (the probe consumer is shared); a failed probe leaves every
+   * gap's offset difference. A gap read to its end is remembered: the same committed offset and
+   * end always hold the same records, so a settled pipeline (lag 1: a commit marker) is probed once,
+   * not at every status, and a slow probe under load cannot bring an answered gap back.
+   */
   private probeLag(gaps: Gap[]): Promise<Map<string, number>> {
-    const run = () => (gaps.length === 0 ? Promise.resolve(new Map<string, number>()) : probeGaps(this.probe, gaps, PROBE_TIMEOUT_MS));
+    const known = new Map<string, number>();
+    const unknown: Gap[] = [];
+    for (const g of gaps) {
+      const key = gapKey(g.topic, g.partition);
+      const m = this.probedGaps.get(key);
+      if (m !== undefined && m.committed === g.committed && m.end === g.end) known.set(key, m.records);
+      else unknown.push(g);
+    }
+    const run = () => (unknown.length === 0 ? Promise.resolve(new Map<string, number>()) : probeGaps(this.probe, unknown, PROBE_TIMEOUT_MS));
     const p = this.probeBusy.then(run, run);
     this.probeBusy = p.catch(() => undefined);
-    return p.catch((err: unknown) => {
+    return p.then((probed) => {
+      for (const g of unknown) {
+        const records = probed.get(gapKey(g.topic, g.partition));
+        if (records !== undefined) this.probedGaps.set(gapKey(g.topic, g.partition), { committed: g.committed, end: g.end, records });
+      }
+      for (const [key, records] of known) probed.set(key, records);
+      return probed;
+    }, (err: unknown) => {
       this.log.debug({ err: String(err) }, 'live.probe_failed');
-      return new Map<string, number>();
+      return known;
     });
   }
 
