@@ -122,6 +122,20 @@ export class AccessControlWorld {
     this.addBNumbers(B_IMPS);
   }
 
+  /** A world for the enclosing describe: started in its before(), stopped in its after(). */
+  static forSuite(opts: { seeded: boolean }): AccessControlWorld {
+    const w = new AccessControlWorld();
+    before(async function () {
+      this.timeout(150_000);
+      await w.start(opts);
+    });
+    after(async function () {
+      this.timeout(60_000);
+      await w.stop();
+    });
+    return w;
+  }
+
   async start(opts: { seeded: boolean }): Promise<void> {
     const sb = await createSandbox('acl');
     this.sb = sb;

@@ -164,18 +164,8 @@ function malformedProbes(w: AccessControlWorld, allMarkers: string[]): Probe[] {
 
 describe('injection resistance (real Kafka + ClickHouse, tally api as a process)', function () {
   this.timeout(180_000);
-  const w = new AccessControlWorld();
+  const w = AccessControlWorld.forSuite({ seeded: false });
   const { A, tok } = w;
-
-  before(async function () {
-    this.timeout(150_000);
-    await w.start({ seeded: false });
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await w.stop();
-  });
 
   it('injection-shaped and malformed values in every parameter: 400 naming it, and none reaches ClickHouse', async () => {
     const allMarkers: string[] = [];

@@ -10,20 +10,9 @@ import { A_COST, AccessControlWorld, B_COST, B_IMPS, EXTRA_B, Spy } from './acce
 
 describe('access control over socket.io (real Kafka + ClickHouse, tally api as a process)', function () {
   this.timeout(180_000);
-  const w = new AccessControlWorld();
+  const w = AccessControlWorld.forSuite({ seeded: true });
   const { A, B, A_CMP, B_CMPS, tok } = w;
   const leaks = (text: string) => w.leaks(text);
-
-  before(async function () {
-    this.timeout(150_000);
-    await w.start({ seeded: true });
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await w.stop();
-  });
-
 
   it('socket.io: A joining B (any spelling) is denied and never receives B; asking for B in the handshake gives A', async () => {
     const spies: Spy[] = [];

@@ -8,18 +8,8 @@ import { AccessControlWorld, get, json, Spy } from './access-control-fixtures.js
 
 describe('token revocation (real Kafka + ClickHouse, tally api as a process)', function () {
   this.timeout(180_000);
-  const w = new AccessControlWorld();
+  const w = AccessControlWorld.forSuite({ seeded: false });
   const { A, tok, billingFrom, billingTo } = w;
-
-  before(async function () {
-    this.timeout(150_000);
-    await w.start({ seeded: false });
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await w.stop();
-  });
 
   it('a revoked token: REST refused within about a second, its open socket disconnected', async () => {
     const victim = await w.tokenStore.create('acl victim', [`advertiser:${A}`]);

@@ -11,19 +11,9 @@ import { A_COST, A_IMPS, AccessControlWorld, get, json } from './access-control-
 
 describe('access control over REST (real Kafka + ClickHouse, tally api as a process)', function () {
   this.timeout(180_000);
-  const w = new AccessControlWorld();
+  const w = AccessControlWorld.forSuite({ seeded: true });
   const { A, B, tok, dayStart, billingFrom, billingTo } = w;
   const leaks = (text: string) => w.leaks(text);
-
-  before(async function () {
-    this.timeout(150_000);
-    await w.start({ seeded: true });
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await w.stop();
-  });
 
   it('the leak detector sees B when B is legitimately read (control)', async () => {
     const q = `advertiser_id=${B}&from=${billingFrom}&to=${billingTo}`;

@@ -5,32 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import type { ClickHouseClient } from '@clickhouse/client';
-import Kafka from 'node-rdkafka';
 import { encodeWatermark, encodeWindowRow, watermarkKey, type WindowRow } from '../../server/src/contracts/count-record.js';
 import { createClickHouse, identifier, queryRows } from '../../server/src/clickhouse/index.js';
 import type { TallyConfig } from '../../server/src/config/index.js';
-import { kafkaError } from '../../server/src/errors/index.js';
-import { DeliveringProducer, type OutgoingRecord } from '../../server/src/kafka/index.js';
+import { Consumer, DeliveringProducer, type OutgoingRecord } from '../../server/src/kafka/index.js';
+import { createRng } from '../../server/src/tools/index.js';
 import { createSandbox, eventually, RoleProcess, type Sandbox } from '../kit/harness.js';
 
 const BASE_MS = Date.UTC(2026, 0, 1, 0, 0, 0);
-
-/** A node-rdkafka callback call as a promise, failing with tally's Kafka error. */
-export function kafkaCall<T = void>(fn: (done: (err: Kafka.LibrdKafkaError | null | undefined, v?: T) => void) => void, what: string): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(kafkaError(what, err)) : resolve(v as T))));
-}
-
-/** Deterministic PRNG (mulberry32), so a failing data set can be reproduced. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ExpectedRow {
   ws: number; we: number; advertiser_id: string; campaign_id: string; source_partition: number;
@@ -53,7 +35,7 @@ export class CountsModel {
   /** `sequential`: keys in turn instead of at random, and no tombstones or watermarks (one version per key per round). */
   constructor(readonly topic: string, readonly partitions: number, keysPerPartition: number, seed: number,
     readonly opts = { tombstones: 0.08, watermarks: 0.04, sequential: false }) {
-    this.random = rng(seed);
+    this.random = createRng(seed);
     for (let p = 0; p < partitions; p++) {
       for (let i = 0; i < keysPerPartition; i++) {
         const ws = BASE_MS + (i % 30) * 60_000;
@@ -192,23 +174,21 @@ export async function rawCount(ch: ClickHouseClient, db: string): Promise<number
 
 /** Per partition of impression-counts: the sink group's committed offset (-1001: none) and the end of the log. */
 export async function committedAndEnd(config: TallyConfig): Promise<Array<{ partition: number; committed: number; end: number }>> {
-  const c = new Kafka.KafkaConsumer({
-    'metadata.broker.list': config.kafka.brokers, 'group.id': config.groups.sink, 'enable.auto.commit': false, 'isolation.level': 'read_committed', log_level: 3,
-  }, {});
-  await kafkaCall((d) => c.connect({ timeout: 10_000 }, (e) => d(e)), 'connect');
+  const c = new Consumer({ brokers: config.kafka.brokers, groupId: config.groups.sink, isolation: 'read_committed' });
+  await c.connect(10_000);
   try {
     const topic = config.topics.counts;
     const tps = Array.from({ length: config.partitions }, (_, partition) => ({ topic, partition }));
-    const committed = await kafkaCall<Kafka.TopicPartitionOffset[]>((d) => c.committed(tps, 10_000, d), 'committed');
+    const committed = await c.committed(tps, 10_000);
     const out = [];
     for (const tp of committed) {
-      const wm = await kafkaCall<Kafka.WatermarkOffsets>((d) => c.queryWatermarkOffsets(topic, tp.partition, 10_000, d), 'watermarks');
+      const wm = await c.queryWatermarkOffsets(topic, tp.partition, 10_000);
       // No committed offset: node-rdkafka leaves `offset` out (librdkafka's -1001).
       out.push({ partition: tp.partition, committed: (tp.offset as number | undefined) ?? -1001, end: wm.highOffset });
     }
     return out.sort((a, b) => a.partition - b.partition);
   } finally {
-    await new Promise<void>((r) => c.disconnect(() => r()));
+    await c.disconnect();
   }
 }
 

@@ -5,28 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import Kafka from 'node-rdkafka';
 import { identifier, queryRows } from '../../server/src/clickhouse/index.js';
-import type { OutgoingRecord } from '../../server/src/kafka/index.js';
+import { TransactionalProducer, type OutgoingRecord } from '../../server/src/kafka/index.js';
 import { eventually } from '../kit/harness.js';
-import { assertExact, committedAndEnd, CountsModel, kafkaCall, rawCount, SinkTestBed } from './sink-fixtures.js';
+import { assertExact, committedAndEnd, CountsModel, rawCount, SinkTestBed } from './sink-fixtures.js';
 import { metricValue } from '../kit/metrics.js';
 import { logLines, scrapeMetrics } from '../kit/role-logs.js';
 
-async function transactionalProducer(brokers: string): Promise<Kafka.Producer> {
-  const p = new Kafka.Producer({ 'metadata.broker.list': brokers, 'transactional.id': `sink-test-${crypto.randomUUID()}`, 'enable.idempotence': true, log_level: 3 });
-  await kafkaCall((d) => p.connect({ timeout: 10_000 }, (e) => d(e)), 'connect');
-  p.setPollInterval(20);
-  await kafkaCall((d) => p.initTransactions(30_000, d), 'initTransactions');
+async function transactionalProducer(brokers: string): Promise<TransactionalProducer> {
+  const p = new TransactionalProducer({ brokers, transactionalId: `sink-test-${crypto.randomUUID()}`, transactionTimeoutMs: 60_000 });
+  await p.connect();
+  await p.initTransactions();
   return p;
 }
 
-async function inTransaction(p: Kafka.Producer, records: OutgoingRecord[], outcome: 'commit' | 'abort'): Promise<void> {
-  await kafkaCall((d) => p.beginTransaction(d), 'begin');
-  for (const r of records) p.produce(r.topic, r.partition, r.value, typeof r.key === 'string' ? Buffer.from(r.key) : r.key);
-  await kafkaCall((d) => p.flush(10_000, d), 'flush');
-  if (outcome === 'commit') await kafkaCall((d) => p.commitTransaction(10_000, d), 'commit');
-  else await kafkaCall((d) => p.abortTransaction(10_000, d), 'abort');
+async function inTransaction(p: TransactionalProducer, records: OutgoingRecord[], outcome: 'commit' | 'abort'): Promise<void> {
+  await p.beginTransaction();
+  for (const r of records) await p.produce(r);
+  if (outcome === 'commit') await p.commitTransaction();
+  else await p.abortTransaction();
 }
 
 describe('tally sink (real Kafka + ClickHouse)', function () {
@@ -50,7 +47,7 @@ describe('tally sink (real Kafka + ClickHouse)', function () {
       await inTransaction(txp, model.next(300), 'commit');
       await inTransaction(txp, [model.bogus(1_000_000_000)], 'abort');
     } finally {
-      await new Promise<void>((r) => txp.disconnect(() => r()));
+      await txp.disconnect();
     }
     await producer.send([
       { topic: sb.config.topics.counts, partition: 1, key: 'junk', value: Buffer.from('garbage{') },

@@ -1,5 +1,5 @@
 import Kafka from 'node-rdkafka';
-import { kafkaError } from '../errors/index.js';
+import { IllegalStateError, kafkaError } from '../errors/index.js';
 import type { OutgoingRecord } from './delivering-producer.js';
 import { enqueue } from './enqueue.js';
 
@@ -27,8 +27,8 @@ export interface TransactionalProducerSettings {
   brokers: string;
   transactionalId: string;
   transactionTimeoutMs: number;
-  /** The consumer whose group the offsets go to (sendOffsetsToTransaction sends its group metadata). */
-  consumer: Kafka.KafkaConsumer;
+  /** The consumer whose group the offsets go to (sendOffsetsToTransaction sends its group metadata); none: the transactions carry no offsets. */
+  consumer?: Kafka.KafkaConsumer;
   /** Anything else librdkafka takes (batching, queue sizes, message size). */
   extra?: Kafka.ProducerGlobalConfig;
 }
@@ -74,7 +74,9 @@ export class TransactionalProducer implements TransactionalClient {
   }
 
   sendOffsetsToTransaction(offsets: Kafka.TopicPartitionOffset[]): Promise<void> {
-    return this.call('sendOffsetsToTransaction', (cb) => this.producer.sendOffsetsToTransaction(offsets, this.settings.consumer, CALL_TIMEOUT_MS, cb));
+    const consumer = this.settings.consumer;
+    if (consumer === undefined) return Promise.reject(new IllegalStateError('sendOffsetsToTransaction on a producer made without a consumer'));
+    return this.call('sendOffsetsToTransaction', (cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, CALL_TIMEOUT_MS, cb));
   }
 
   commitTransaction(): Promise<void> {
