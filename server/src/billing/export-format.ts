@@ -77,7 +77,8 @@ export const CSV_COLUMNS: ReadonlyArray<keyof ExportRow> = [
  */
 export function rowLineSql(format: BillingFormat, maturity: string, grouped: boolean): string {
   const [i, s, d] = grouped ? ['sum(i)', 'sum(s)', 'sum(d)'] : ['i', 's', 'd'];
-  const iso = "formatDateTime(toDateTime(period_s), '%Y-%m-%dT%H:%M:%SZ', 'UTC')";
+  // %T (HH:MM:SS) on 18.16 and current releases alike: since 23.4 %M is the month's name, not minutes.
+  const iso = "formatDateTime(toDateTime(period_s), '%Y-%m-%dT%TZ', 'UTC')";
   const spend = `concat(toString(intDiv(${s}, 1000000)), '.', substring(toString(1000000 + ${s} % 1000000), 2))`;
   if (format === 'csv') {
     return `concat(${iso}, ',', ${csvFieldSql('advertiser_id')}, ',', ${csvFieldSql('campaign_id')}, ',', toString(${i}), ',', toString(${s}), ',', ${spend}, ',', toString(${d}), ',', ${maturity})`;

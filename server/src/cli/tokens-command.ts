@@ -1,8 +1,11 @@
 import { Command } from 'commander';
 import { TokenStore } from '../auth/index.js';
-import { createClickHouse } from '../clickhouse/index.js';
+import { clickHouseErrorCode, createClickHouse } from '../clickhouse/index.js';
 import { loadConfig } from '../config/index.js';
 import { TallyError } from '../errors/index.js';
+
+/** ClickHouse's UNKNOWN_TABLE and UNKNOWN_DATABASE (the same codes on 18.16 and current releases; their messages differ). */
+const NOT_MIGRATED_CODES = new Set(['60', '81']);
 
 /** Runs fn with a TokenStore on the configured ClickHouse; connection failures become one clear line. */
 async function withStore<T>(fn: (store: TokenStore) => Promise<T>): Promise<T> {
@@ -12,8 +15,8 @@ async function withStore<T>(fn: (store: TokenStore) => Promise<T>): Promise<T> {
     return await fn(TokenStore.forClickHouse(ch, config.clickhouse.database));
   } catch (err) {
     if (err instanceof TallyError) throw err;
-    const msg = err instanceof Error ? err.message : String(err);
-    const hint = /api_tokens.*(doesn't|does not) exist|UNKNOWN_TABLE/i.test(msg) ? ' (run `tally migrate` first)' : '';
+    const msg = (err instanceof Error ? err.message : String(err)).trim();
+    const hint = NOT_MIGRATED_CODES.has(clickHouseErrorCode(err) ?? '') ? ' (run `tally migrate` first)' : '';
     throw new TallyError(`token store at ${config.clickhouse.url} (database ${config.clickhouse.database}): ${msg}${hint}`, { cause: err });
   } finally {
     await ch.close();

@@ -22,8 +22,10 @@ export function createClickHouse(config: TallyConfig, opts: ClickHouseClientOpti
     password: config.clickhouse.password,
     request_timeout: opts.requestTimeoutMs ?? 30_000,
     application: opts.application ?? 'tally',
-    // 18.16 rejects settings it does not know; send none by default.
-    clickhouse_settings: {},
+    // 64-bit integers as JSON strings, as 18.16 sends them by default: since 25.8 ClickHouse sends
+    // numbers, which JSON.parse rounds above 2^53 (spend sums). The only setting sent: 18.16
+    // rejects those it does not know.
+    clickhouse_settings: { output_format_json_quote_64bit_integers: 1 },
     compression: { request: false, response: false },
     ...(opts.log === 'off' ? { log: { level: ClickHouseLogLevel.OFF } } : {}),
     ...(opts.log && opts.log !== 'off' ? { log: { LoggerClass: pinoBridge(opts.log), level: ClickHouseLogLevel.WARN } } : {}),

@@ -6,6 +6,7 @@
  * becomes a 500.
  */
 import type { Response } from 'express';
+import { clickHouseErrorCode } from '../clickhouse/index.js';
 import type { ApiErrorBody } from '../contracts/api-types.js';
 import { TallyError } from '../errors/index.js';
 
@@ -59,7 +60,8 @@ const CLICKHOUSE_UNAVAILABLE_CODES = new Set(['159', '209', '210', '202', '241',
 export function isClickHouseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (NETWORK_CODES.has(code) || CLICKHOUSE_UNAVAILABLE_CODES.has(code))) return true;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  if (CLICKHOUSE_UNAVAILABLE_CODES.has(clickHouseErrorCode(err) ?? '')) return true;
   if (err.message === CLIENT_TIMEOUT_MESSAGE) return true;
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err && isClickHouseUnavailable(cause);

@@ -7,6 +7,7 @@ import { tail } from './processes.js';
 export { ensureDebianPackage, commandExists, runningPid } from './processes.js';
 export { LocalKafkaBroker } from './kafka-broker.js';
 export { ensureKafkaJars } from './kafka-dist.js';
+export { ensureCurrentClickHouse, CurrentClickHouse, CHDB_CORE_VERSION, type CurrentClickHouseOptions } from './current-clickhouse.js';
 export { LocalClickHouse } from './clickhouse-server.js';
 export { ensureStackPassword } from './clickhouse-password.js';
 export { spawnTally, stopChild, exitOf, isRunning } from './role-process.js';
