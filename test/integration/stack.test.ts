@@ -9,11 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import Kafka from 'node-rdkafka';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
-import { loadConfig } from '../../server/src/config/index.js';
+import { loadConfig, type TallyConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';
 import { DeliveringProducer, ensureTopics } from '../../server/src/kafka/index.js';
 import { stackDown, stackStatus, stackUp } from '../../server/src/stack/index.js';
-import { createSandbox, type Sandbox } from '../kit/harness.js';
+import { createSandbox, freePort, type Sandbox } from '../kit/harness.js';
 
 function cb<T = void>(fn: (done: (err: Kafka.LibrdKafkaError | null | undefined, v?: T) => void) => void, what: string): Promise<T> {
   return new Promise((resolve, reject) => fn((err, v) => (err ? reject(kafkaError(what, err)) : resolve(v as T))));
@@ -144,13 +144,19 @@ describe('local stack: ClickHouse ReplacingMergeTree (real server)', function ()
 describe('local stack: down and up keep the data', function () {
   // A second, private stack on other ports, so the shared one keeps serving the other tests.
   const dir = path.join(os.tmpdir(), `tally-stack-${crypto.randomBytes(4).toString('hex')}`);
-  const env = {
-    ...process.env, KAFKA_BROKERS: undefined, CLICKHOUSE_URL: undefined, TALLY_STACK_DIR: dir,
-    TALLY_KAFKA_PORT: '29092', TALLY_KAFKA_CONTROLLER_PORT: '29093', TALLY_CLICKHOUSE_HTTP_PORT: '28123', TALLY_CLICKHOUSE_TCP_PORT: '29000',
-    TALLY_PARTITIONS: '2',
-  };
-  const config = loadConfig(env);
+  let config: TallyConfig;
   const log = () => undefined;
+  before(async () => {
+    // Ports free now, none of them a default or another stack's.
+    const ports = new Set<number>();
+    while (ports.size < 4) ports.add(await freePort());
+    const [kafka, controller, http, tcp] = [...ports].map(String);
+    config = loadConfig({
+      ...process.env, KAFKA_BROKERS: undefined, CLICKHOUSE_URL: undefined, TALLY_STACK_DIR: dir,
+      TALLY_KAFKA_PORT: kafka, TALLY_KAFKA_CONTROLLER_PORT: controller, TALLY_CLICKHOUSE_HTTP_PORT: http, TALLY_CLICKHOUSE_TCP_PORT: tcp,
+      TALLY_PARTITIONS: '2',
+    });
+  });
   after(async function () {
     this.timeout(120_000);
     await stackDown(config, log);
