@@ -11,7 +11,8 @@ import { createLogger } from '../../server/src/observability/index.js';
 import { BatchWriter } from '../../server/src/sink/batch-writer.js';
 import { DeadLetterBatch } from '../../server/src/sink/dead-letter-rows.js';
 import { RowBatch } from '../../server/src/sink/index.js';
-import { Backoff, Outage, Throttle } from '../../server/src/sink/pacing.js';
+import { Throttle } from '../../server/src/observability/index.js';
+import { Backoff, Outage } from '../../server/src/sink/pacing.js';
 import { PartitionOffsets } from '../../server/src/sink/partition-offsets.js';
 import { SinkMetrics } from '../../server/src/sink/sink-metrics.js';
 

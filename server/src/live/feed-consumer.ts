@@ -10,7 +10,7 @@ import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { isKafkaError } from '../errors/index.js';
 import { Consumer, EndTracker, OFFSET_BEGINNING, retry, sleep, type PartitionEnd } from '../kafka/index.js';
-import type { Logger } from '../observability/index.js';
+import { Throttle, type Logger } from '../observability/index.js';
 import { DLQ_HEADER, headerValue, NO_REASON } from '../contracts/dead-letter.js';
 import { decodeLiveRecord } from './live-record.js';
 import type { LiveMetrics } from './live-metrics.js';
@@ -51,7 +51,7 @@ export class FeedConsumer {
   private caughtUpFlag = false;
   readonly caughtUp: Promise<void>;
   private lastLagAt = 0;
-  private lastErrorLogAt = 0;
+  private readonly errorLog = new Throttle(ERROR_LOG_EVERY_MS);
   private poison = 0;
 
   constructor(
@@ -234,10 +234,8 @@ export class FeedConsumer {
     }
   }
 
+  /** One warning per ERROR_LOG_EVERY_MS, whichever kind: a broker outage repeats them on every poll. */
   private rateLimitedWarn(msg: string, fields: Record<string, unknown>): void {
-    const now = Date.now();
-    if (now - this.lastErrorLogAt < ERROR_LOG_EVERY_MS) return;
-    this.lastErrorLogAt = now;
-    this.log.warn(fields, msg);
+    if (this.errorLog.ready(Date.now())) this.log.warn(fields, msg);
   }
 }

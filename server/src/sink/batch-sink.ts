@@ -16,10 +16,10 @@ import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { isKafkaError, kafkaErrorAction } from '../errors/index.js';
 import { Consumer, GROUP_MEMBER_TIMING, RebalanceQueue, sleep, type RebalanceEvent } from '../kafka/index.js';
-import type { Logger } from '../observability/index.js';
+import { Throttle, type Logger } from '../observability/index.js';
 import type { BatchSinkOptions, BatchTarget, SinkBatch } from './batch-target.js';
 import { BatchWriter } from './batch-writer.js';
-import { Backoff, Throttle } from './pacing.js';
+import { Backoff } from './pacing.js';
 import { PartitionOffsets, type PartitionOffset } from './partition-offsets.js';
 
 /** Most records one consume call returns. */

@@ -4,7 +4,7 @@
  */
 import type { Gauge } from 'prom-client';
 import type { Consumer } from '../kafka/index.js';
-import { Throttle } from './pacing.js';
+import { Throttle } from '../observability/index.js';
 import type { PartitionOffset } from './partition-offsets.js';
 
 const LAG_EVERY_MS = 1_000;

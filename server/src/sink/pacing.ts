@@ -1,5 +1,6 @@
 /**
- * When the sink loop tries again and when it speaks again, pure (the caller passes the clock).
+ * When the sink loop tries again and how it reports an outage, pure (the caller passes the clock).
+ * How often it speaks again is observability's Throttle.
  */
 
 /** Exponential backoff: `firstMs`, doubling up to `maxMs`. */
@@ -15,25 +16,6 @@ export class Backoff {
     const ms = this.nextMs;
     this.nextMs = Math.min(this.maxMs, ms * 2);
     return ms;
-  }
-}
-
-/** Passes at most once per `everyMs`: for log lines and gauges that would otherwise repeat on every poll. */
-export class Throttle {
-  private lastAt = Number.NEGATIVE_INFINITY;
-
-  constructor(private readonly everyMs: number) {}
-
-  /** True (and counted as the last pass) if `everyMs` has passed since the last pass. */
-  ready(now: number): boolean {
-    if (now - this.lastAt < this.everyMs) return false;
-    this.lastAt = now;
-    return true;
-  }
-
-  /** Counts `now` as a pass made outside `ready` (a forced update). */
-  mark(now: number): void {
-    this.lastAt = now;
   }
 }
 
