@@ -8,10 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { repoRoot } from '../server/src/config/index.js';
+import { loadConfig, repoRoot } from '../server/src/config/index.js';
 import { ensureDebianPackage } from '../server/src/stack/index.js';
 import { stopStartedStack } from '../test/kit/stack.js';
 import { measureHeldIds, type HeldIdsResult } from './contenders/held-ids.js';
+import { measureDimensionLayouts, type LayoutResult } from './dimension-layouts.js';
 import { runKcat, runNodeConsume } from './contenders/raw-consumers.js';
 import { runTally, type TallyResult } from './contenders/tally.js';
 import { preloadInput, type BenchInput } from './lib/bench-input.js';
@@ -31,6 +32,8 @@ Measures on the local stack (started if needed), each figure the median of --run
   memory      bytes per dedup id, aggregator RSS after the run and holding --held-ids ids
   billing     a closed month (1,000 campaigns, 8 partitions): the hourly statement and
               30 days of daily counts, from the billing ledger and from the window rows
+  dimensions  the aggregator's core with no breakdowns, with one row per dimension value
+              (tally's layout) and with one per combination of values (a cube), in-process
 and writes docs/benchmarks.md.
 
 options:
@@ -41,7 +44,7 @@ options:
   --held-ids N         ids for the large memory figure                      default 10000000
   --billing-runs N     repetitions of each billing read (p50 and p99)       default 20
   --only LIST          comma-separated subset of
-                       throughput,latency,memory,billing                    default all
+                       throughput,latency,memory,billing,dimensions         default all
   --help
 `;
 
@@ -53,7 +56,7 @@ const { values: opts } = parseArgs({
     'latency-seconds': { type: 'string', default: '15' },
     'held-ids': { type: 'string', default: '10000000' },
     'billing-runs': { type: 'string', default: '20' },
-    only: { type: 'string', default: 'throughput,latency,memory,billing' },
+    only: { type: 'string', default: 'throughput,latency,memory,billing,dimensions' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -77,7 +80,7 @@ const HELD_IDS = positive('held-ids', opts['held-ids']);
 const BILLING_RUNS = positive('billing-runs', opts['billing-runs']);
 const ONLY = new Set(opts.only.split(','));
 for (const part of ONLY) {
-  if (!['throughput', 'latency', 'memory', 'billing'].includes(part)) {
+  if (!['throughput', 'latency', 'memory', 'billing', 'dimensions'].includes(part)) {
     process.stderr.write(`bench: unknown part in --only: ${part}\n${USAGE}`);
     process.exit(2);
   }
@@ -86,11 +89,12 @@ for (const part of ONLY) {
 const started = Date.now();
 const log = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
 
-type Contender = 'kcat' | 'node' | 'eos' | 'eos2' | 'alo' | 'chengine' | 'kstreams';
+type Contender = 'kcat' | 'node' | 'eos' | 'eosnodims' | 'eos2' | 'alo' | 'chengine' | 'kstreams';
 const CONTENDERS: Array<{ id: Contender; label: string }> = [
   { id: 'kcat', label: 'kcat, consume to the end (ceiling: C, no processing)' },
   { id: 'node', label: 'node-rdkafka, consume only (ceiling for Node)' },
-  { id: 'eos', label: '**tally, exactly-once** (100 ms transactions)' },
+  { id: 'eos', label: '**tally, exactly-once** (100 ms transactions; breakdowns by 4 dimensions)' },
+  { id: 'eosnodims', label: 'tally, exactly-once, no breakdowns (TALLY_DIMENSIONS empty)' },
   { id: 'eos2', label: 'tally, exactly-once, 2 processes (partitions split)' },
   { id: 'alo', label: 'tally, at-least-once (same code, no transactions)' },
   { id: 'chengine', label: 'ClickHouse Kafka engine + materialized view (at-least-once, no dedup)' },
@@ -105,6 +109,8 @@ async function runContender(id: Contender, input: BenchInput, round: number): Pr
       return runNodeConsume(input);
     case 'eos':
       return runTally(input, 'exactly_once', { measureRestore: true });
+    case 'eosnodims':
+      return runTally(input, 'exactly_once', { measureRestore: false, env: { TALLY_DIMENSIONS: '' } });
     case 'eos2':
       return runTally(input, 'exactly_once', { measureRestore: false, processes: 2 });
     case 'alo':
@@ -130,6 +136,7 @@ interface Measured {
   latency: LatencyResult[];
   heldIds: HeldIdsResult[];
   ledgerReads?: LedgerReadsResult;
+  layouts?: LayoutResult[];
   input?: { records: number; unique: number; duplicates: number; partitions: number };
 }
 
@@ -172,6 +179,10 @@ async function measure(): Promise<Measured> {
       out.heldIds.push(r);
     }
   }
+  if (ONLY.has('dimensions')) {
+    log(`dimension layouts: ${fmt(EVENTS)} events through the core, ${RUNS} rounds…`);
+    out.layouts = measureDimensionLayouts(loadConfig(), EVENTS, RUNS, log);
+  }
   if (ONLY.has('billing')) out.ledgerReads = await measureLedgerReads(BILLING_RUNS, log);
   return out;
 }
@@ -205,6 +216,9 @@ function report(m: Measured): { tables: string; goals: string } {
       `tally's own work (byte-scan parse, dedup, windows, transactions) costs the other ${fmt(100 - (100 * eos) / rate('node'))} % of the Node ceiling; exactly-once costs ${fmt(100 - (100 * eos) / rate('alo'))} % more than at-least-once because the transaction runs while the loop keeps processing.`,
       `Scale-out is the way past it: two aggregator processes (partitions split) make ${fmt(rate('eos2'))} records/s, ${fmt(rate('eos2') / eos, 2)}× one process, on two cores that also run the broker.`,
     ].join(' '));
+    if (m.throughput.has('eosnodims')) {
+      lines.push('', `**What breakdowns cost.** With its 4 dimensions counted (the default) tally makes ${fmt(eos)} records/s, ${pct(eos, rate('eosnodims'))} of the ${fmt(rate('eosnodims'))} it makes without them (TALLY_DIMENSIONS empty), same topic, same rounds.`);
+    }
     const notes = CONTENDERS.filter(({ id }) => id === 'chengine' || id === 'kstreams').map(({ id }) => m.throughput.get(id)?.[0]?.note).filter((n): n is string => !!n);
     if (notes.length > 0) lines.push('', 'Peer settings (from their runners):', '', ...notes.map((n) => `- ${n}`));
     goal('exactly-once vs kcat', '≥ 50 %', `${pct(eos, kcat)} (2 processes: ${pct(rate('eos2'), kcat)})`, eos >= 0.5 * kcat);
@@ -242,6 +256,16 @@ function report(m: Measured): { tables: string; goals: string } {
     lines.push('', `Last run's note: ${L[L.length - 1].note.replace(/\n/g, ' ')}`);
     const p99 = median(L.map((r) => r.committed.p99));
     goal(`p99 produce → committed count at ${fmt(RATE)}/s`, '≤ 300 ms', `${fmt(p99)} ms`, p99 <= 300);
+  }
+
+  if (m.layouts !== undefined) {
+    const none = m.layouts.find((l) => l.layout === 'none');
+    lines.push('', '### Breakdown layouts in the aggregator\'s core', '');
+    lines.push(`The bench's own ${fmt(EVENTS)} events (+5 % duplicates; 80 % carry each of creative_id, publisher_id, country, device) counted in-process by the core alone (no Kafka), with a drain every 2,000 events (bench/dimension-layouts.ts). Rows: what ClickHouse holds at the end.`, '');
+    lines.push(row(['layout', 'events/s (median)', 'vs none', 'window rows', 'breakdown rows', 'rows per window row']), row(['---', '---:', '---:', '---:', '---:', '---:']));
+    for (const l of m.layouts) {
+      lines.push(row([l.layout, fmt(l.eventsPerSec), none === undefined ? '–' : pct(l.eventsPerSec, none.eventsPerSec), fmt(l.windowRows), fmt(l.breakdownRows), fmt(l.breakdownRows / l.windowRows, 1)]));
+    }
   }
 
   if (m.heldIds.length > 0) {
@@ -306,7 +330,7 @@ if (measured.ledgerReads) {
   }
 }
 
-if (ONLY.has('throughput') || ONLY.has('latency') || ONLY.has('memory')) {
+if (ONLY.has('throughput') || ONLY.has('latency') || ONLY.has('memory') || ONLY.has('dimensions')) {
   const { tables, goals } = report(measured);
   process.stdout.write(`\n${goals}\n\n${tables}\n`);
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;

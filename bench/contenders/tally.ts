@@ -50,7 +50,9 @@ function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe: () =
  * `processes` > 1 runs that many aggregators in one group (tally's scale-out: partitions split
  * between them); memory figures are then the first process's, and no restore is measured.
  */
-export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { measureRestore: boolean; processes?: number }): Promise<TallyResult> {
+export async function runTally(
+  input: BenchInput, guarantee: Guarantee, opts: { measureRestore: boolean; processes?: number; env?: Record<string, string> },
+): Promise<TallyResult> {
   const processes = opts.processes ?? 1;
   const sb = await createSandbox(`bench-${guarantee === 'exactly_once' ? 'eos' : 'alo'}`, {
     TALLY_IMPRESSIONS_TOPIC: input.topic,
@@ -58,6 +60,7 @@ export async function runTally(input: BenchInput, guarantee: Guarantee, opts: { 
     TALLY_PROCESSING_GUARANTEE: guarantee,
     TALLY_INSTANCE_ID: 'bench-1',
     LOG_LEVEL: 'info',
+    ...opts.env,
   });
   const progress = await watchGroup(input.brokers, sb.config.groups.aggregator, input.topic, input.partitions);
   let agg: RoleProcess | undefined;

@@ -47,9 +47,10 @@ export async function startSinks(s: Side, groupPrefix: string): Promise<Sink[]> 
 const TABLES: Record<string, { columns: string; from?: string }> = {
   schema_migrations: { columns: 'version, name' },
   impression_counts: { columns: 'window_start, window_end, advertiser_id, campaign_id, source_partition, impressions, spend_micros, duplicates, version, final, revised', from: 'FINAL' },
+  impression_breakdowns: { columns: 'window_start, window_end, advertiser_id, campaign_id, source_partition, dimension, value, impressions, spend_micros, version', from: 'FINAL' },
   partition_watermarks: { columns: 'source_partition, watermark_ms, max_event_time_ms, updated_at, version', from: 'FINAL' },
   // event_ts as a number: DateTime 0 (no valid ts) is rendered 0000-00-00 00:00:00 by 18.16, 1970-01-01 00:00:00 since; tally reads it with toUInt32.
-  dead_letters: { columns: 'reason, detail, source_topic, source_partition, source_offset, dlq_partition, dlq_offset, advertiser_id, toUInt32(event_ts)', from: 'FINAL' },
+  dead_letters: { columns: 'reason, detail, source_topic, source_partition, source_offset, dlq_partition, dlq_offset, advertiser_id, toUInt32(event_ts), toUInt32(arrival_period)', from: 'FINAL' },
   billing_ledger: { columns: 'DISTINCT period_start, advertiser_id, campaign_id, source_partition, impressions, spend_micros, duplicates, closed_at' },
   period_closes: { columns: 'DISTINCT period_start, source_partition, closed_at, watermark_ms, ledger_rows, source_topic, source_first_offset, source_close_offset, repartition_topic, repartition_first_offset, repartition_close_offset' },
   billing_late: { columns: 'DISTINCT arrival_period, advertiser_id, original_period, source_partition, events' },

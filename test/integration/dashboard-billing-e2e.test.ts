@@ -16,15 +16,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { ensureWebBuild } from '../../server/src/api/web-assets.js';
-import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';
 import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { queryFrontier } from '../../server/src/ledger/index.js';
 import { buildEventPlan, formatVerifyReport, planContext, producePlan, randomSeed, verify, type GroundTruth } from '../../server/src/tools/index.js';
 import { launchChromium, parseMicros, textOf } from '../kit/browser.js';
-import { freePort, artifactsDir, createSandbox, eventually, RoleProcess, type Sandbox } from '../kit/harness.js';
+import { artifactsDir, eventually, RoleProcess, type Sandbox } from '../kit/harness.js';
+import { startDashboardStack } from '../kit/dashboard.js';
 import { awaitFinal, Pipeline } from '../kit/pipeline.js';
 
 const DAY_MS = 86_400_000;
@@ -79,24 +78,9 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
   }
 
   before(async function () {
-    const built = ensureWebBuild(say);
-    sb = await createSandbox('billing-ui');
-    pipeline = new Pipeline(sb);
-    pipeline.startAggregator();
-    pipeline.startSink();
-
-    const ch = createClickHouse(sb.config);
-    try {
-      tokenA = (await TokenStore.forClickHouse(ch, sb.config.clickhouse.database).create('billing e2e advertiser A', [`advertiser:${advA}`])).token;
-    } finally {
-      await ch.close();
-    }
-
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    await built;
-    api = new RoleProcess('api', { ...sb.env, TALLY_HTTP_PORT: String(port), TALLY_HTTP_HOST: '127.0.0.1' }, ['--no-web-build']);
-    await eventually('tally api to answer /healthz', async () => (await fetch(`${baseUrl}/healthz`)).ok, 60_000, 200);
+    let tokens: Record<string, string>;
+    ({ sb, pipeline, api, baseUrl, tokens } = await startDashboardStack('billing-ui', { 'billing e2e advertiser A': [`advertiser:${advA}`] }, say));
+    tokenA = tokens['billing e2e advertiser A'];
 
     // A backfill first: one impression of another advertiser (outside the truth) stamped in the hour
     // before last, on each partition ahead of everything else. Each partition's ledger then starts at

@@ -1,19 +1,21 @@
 /**
  * The billing ledger on the real stack: periods close as committed facts, every billed number
  * traces back to Kafka offsets, `tally reconcile` recomputes them independently, no period is
- * final while a partition could still change it, and crashes around a close leave each period in
- * the ledger once. Hours close once the watermark passes their end + 2 s lateness + 10 s horizon.
+ * final while a partition could still change it, crashes around a close leave each period in the
+ * ledger once, and late events are reported once, in the period they arrived in. Hours close once
+ * the watermark passes their end + 2 s lateness + 10 s horizon.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { runExport, type JsonExportHeader } from '../../server/src/billing/index.js';
+import { isoUtc, runExport, type JsonExportHeader } from '../../server/src/billing/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { repoRoot } from '../../server/src/config/index.js';
 import { queryFrontier, queryLastReconciliation } from '../../server/src/ledger/index.js';
 import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { ensureDebianPackage } from '../../server/src/stack/index.js';
+import { awaitWatermark } from '../../server/src/tools/index.js';
 import { createSandbox, eventually, sleep, type Sandbox } from '../kit/harness.js';
 import { produceEvents, spreadEvents, truthOf, type HandEvent } from '../kit/hand-events.js';
 import { assertExact, awaitFinal, Pipeline, randomBetween } from '../kit/pipeline.js';
@@ -240,6 +242,56 @@ describe('billing ledger (real Kafka + ClickHouse, real processes)', function ()
       const everyPartition = await queryRows<{ n: string }>(ch,
         `SELECT uniqExact(source_partition) AS n FROM ${db}.period_closes WHERE period_start = toDateTime(${(H - HOUR) / 1000})`);
       assert.equal(Number(everyPartition[0].n), sb.config.partitions);
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it('late events are reported once, in the period their partition\'s watermark was in, on both sides of the finality frontier', async () => {
+    sb = await createSandbox('arrival', SHORT);
+    pipeline = new Pipeline(sb);
+    pipeline.startSink();
+    pipeline.startAggregator();
+    const H = await currentHour();
+    const db = sb.config.clickhouse.database;
+    const adv = 'arr-adv-1';
+    /** `n` too-late events of `adv` stamped in [from, from + 4 s]. */
+    const produceLate = (prefix: string, n: number, from: number) => produceEvents(sb.config,
+      spreadEvents(prefix, n, from, from + 4_000).map((e) => ({ ...e, advertiser_id: adv, campaign_id: `${adv}-cmp-1` })), (i) => ROUTES[i % 3]);
+    /**
+     * Event time moves into `hour` on every partition (traffic stamped in its first half), then stays
+     * there: nothing moves it by the wall clock. Every partition gets records past its first 1 000 s.
+     */
+    const moveTimeInto = async (prefix: string, hour: number) => {
+      await produceEvents(sb.config, spreadEvents(prefix, 200, hour + 1_000, hour + 1_800_000), (i) => ROUTES[i % 3]);
+      await awaitWatermark(sb.config, hour + 1_000_000);
+    };
+    const ch = createClickHouse(sb.config);
+    try {
+      // Refused while the watermark is in H−3 (arrival H−3, final below): 6 events of H−4.
+      await moveTimeInto('arr-a-', H - 3 * HOUR);
+      await produceLate('arr-late4-', 6, H - 4 * HOUR + 5_000);
+      // Time moves into H−1: H−3 and H−2 close everywhere (final); H−1 stays open. Then 4 events of H−3 arrive there.
+      await moveTimeInto('arr-b-', H - HOUR);
+      await produceLate('arr-late3-', 4, H - 3 * HOUR + 5_000);
+      const lateByArrival = async () => (await queryRows<{ a: string; n: string }>(ch, `SELECT toUInt32(arrival_period) AS a, count() AS n FROM ${db}.dead_letters FINAL `
+        + `WHERE reason = 'too_late' AND advertiser_id = '${adv}' GROUP BY a ORDER BY a`)).map((r) => [Number(r.a) * 1000, Number(r.n)]);
+      await eventually('the late events dead-lettered', async () => (await lateByArrival()).reduce((s, [, n]) => s + n, 0) === 10, 60_000);
+      assert.deepEqual(await lateByArrival(), [[H - 3 * HOUR, 6], [H - HOUR, 4]], 'each dead letter carries the period its watermark was in');
+      const frontierAt = async () => (await queryFrontier(ch, db, sb!.config.partitions)).finalBefore;
+      await eventually('H−3 and H−2 final, H−1 not', async () => (await frontierAt()) === H - HOUR, 60_000);
+      const late = async (from: number, to: number) => {
+        let text = '';
+        const r = await runExport(ch, sb!.config, { advertiserId: adv, from, to, granularity: 'hour', format: 'json' }, async (c) => { text += c; });
+        const doc = JSON.parse(text) as JsonExportHeader;
+        return { status: r.status, events: Number(doc.late_unbillable.events), periods: doc.late_unbillable.periods.map((p) => [p.period_start, Number(p.events)]) };
+      };
+      // Across the frontier: the 6 from billing_late (final arrival period), the 4 from the dead letters (open one), none twice.
+      assert.deepEqual(await late(H - 3 * HOUR, H + HOUR), { status: 'provisional', events: 10, periods: [[isoUtc(H - 4 * HOUR), 6], [isoUtc(H - 3 * HOUR), 4]] });
+      assert.deepEqual(await late(H - 3 * HOUR, H - HOUR), { status: 'final', events: 6, periods: [[isoUtc(H - 4 * HOUR), 6]] });
+      assert.deepEqual(await late(H - HOUR, H + HOUR), { status: 'provisional', events: 4, periods: [[isoUtc(H - 3 * HOUR), 4]] });
+      assert.deepEqual(await late(H, H + HOUR), { status: 'provisional', events: 0, periods: [] }, 'nothing arrived in the hour the dead letters were written in');
+      assert.equal(await frontierAt(), H - HOUR, 'the frontier did not move while the statements were read');
     } finally {
       await ch.close();
     }

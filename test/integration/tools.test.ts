@@ -2,14 +2,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import Kafka from 'node-rdkafka';
-import { createClickHouse, identifier, stringLiteral, uintLiteral } from '../../server/src/clickhouse/index.js';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { createClickHouse, identifier, queryRows, stringLiteral, uintLiteral } from '../../server/src/clickhouse/index.js';
+import { DIMENSIONS, OTHER_VALUE } from '../../server/src/contracts/dimensions.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { homePartition } from '../../server/src/impression/index.js';
 import {
   buildEventPlan, formatVerifyReport, generate, planContext, readDeadLetters, readTopicToEnd, readTruth, verify,
-  type GenerateProgress, type GroundTruth,
+  type GenerateProgress, type GroundTruth, type VerifyResult,
 } from '../../server/src/tools/index.js';
 import { artifactsDir, createSandbox, RoleProcess, type Sandbox } from '../kit/harness.js';
+import { Pipeline } from '../kit/pipeline.js';
 
 function waitExit(p: RoleProcess, timeoutMs: number): Promise<number | null> {
   if (p.child.exitCode !== null) return Promise.resolve(p.child.exitCode);
@@ -20,6 +23,38 @@ function waitExit(p: RoleProcess, timeoutMs: number): Promise<number | null> {
       resolve(code);
     });
   });
+}
+
+/** A row of impression_breakdowns as the sink inserts it (JSONEachRow, times in seconds). */
+interface BreakdownInsert {
+  window_start: number;
+  window_end: number;
+  advertiser_id: string;
+  campaign_id: string;
+  source_partition: number;
+  dimension: string;
+  value: string;
+  impressions: number;
+  spend_micros: string;
+  version: number;
+}
+
+function insertBreakdowns(ch: ClickHouseClient, database: string, values: BreakdownInsert[]): Promise<unknown> {
+  return ch.insert({ table: `${identifier(database)}.impression_breakdowns`, values, format: 'JSONEachRow' });
+}
+
+/**
+ * The truth's breakdowns as impression_breakdowns rows of one source partition: `share` says which
+ * part of each value's impressions and spend this partition holds.
+ */
+function breakdownRowsOf(truth: GroundTruth, part: number, version: number, share: (n: number, spend: bigint) => [number, bigint]): BreakdownInsert[] {
+  return truth.rows.flatMap((r) => DIMENSIONS.flatMap((dimension) => Object.entries(r.breakdowns?.[dimension] ?? {}).map(([value, [n, spend]]) => {
+    const [imps, micros] = share(n, BigInt(spend));
+    return {
+      window_start: r.windowStart / 1000, window_end: (r.windowStart + truth.windowMs) / 1000, advertiser_id: r.advertiserId, campaign_id: r.campaignId,
+      source_partition: part, dimension, value, impressions: imps, spend_micros: String(micros), version,
+    };
+  })));
 }
 
 /** Multiset of (partition, key, value) as text keys. */
@@ -105,11 +140,24 @@ describe('ground-truth tools (real Kafka and ClickHouse)', function () {
       await insert(split);
       // Another run's rows in the same table: outside the prefix (itv_ must not match itvX: '_' is escaped in LIKE).
       await insert([{ ws: truth.rows[0].windowStart, adv: 'itvXadv-1', cmp: 'itvXadv-1-cmp-1', part: 1, imps: 3, spend: 300, version: 1 }]);
+      // The breakdowns alike: a stale version, then each value split over partitions 0 and 5, and another run's value.
+      const database = config.clickhouse.database;
+      await insertBreakdowns(ch, database, breakdownRowsOf(truth, 0, 1, (n, spend) => [n + 7, spend + 7n]));
+      await insertBreakdowns(ch, database, [
+        ...breakdownRowsOf(truth, 0, 2, (n, spend) => [Math.floor(n / 2), spend / 3n]),
+        ...breakdownRowsOf(truth, 5, 1, (n, spend) => [n - Math.floor(n / 2), spend - spend / 3n]),
+      ]);
+      await insertBreakdowns(ch, database, [{
+        window_start: truth.rows[0].windowStart / 1000, window_end: (truth.rows[0].windowStart + truth.windowMs) / 1000,
+        advertiser_id: 'itvXadv-1', campaign_id: 'itvXadv-1-cmp-1', source_partition: 1, dimension: 'country', value: 'DE', impressions: 3, spend_micros: '300', version: 1,
+      }]);
 
       const ok = await verify(config, truth, { timeoutMs: 10_000, intervalMs: 200 });
       assert.equal(ok.ok, true, formatVerifyReport(ok));
       assert.equal(ok.actual.impressions, String(truth.counts.unique));
       assert.equal(ok.differences.length, 0);
+      assert.deepEqual(ok.breakdowns.dimensions, [...DIMENSIONS], 'the default TALLY_DIMENSIONS, every one compared');
+      assert.deepEqual([ok.breakdowns.exact, ok.breakdowns.folded], [truth.rows.length * DIMENSIONS.length, 0]);
 
       // One impression too many in one key (a newer version of one partition's row).
       const target = truth.rows[Math.floor(truth.rows.length / 2)];
@@ -123,12 +171,66 @@ describe('ground-truth tools (real Kafka and ClickHouse)', function () {
         expectedImpressions: String(target.impressions), actualImpressions: String(target.impressions + 1),
         expectedSpendMicros: String(target.spendMicros), actualSpendMicros: String(target.spendMicros),
       }]);
+      assert.deepEqual(bad.breakdowns.differences, [], 'the breakdowns are still right');
       assert.equal(BigInt(bad.actual.impressions) - BigInt(bad.expected.impressions), 1n);
       const report = formatVerifyReport(bad);
       assert.match(report, new RegExp(target.campaignId));
       assert.match(report, /MISMATCH/);
     } finally {
       await ch.close();
+    }
+  });
+
+  it('tally generate, the pipeline and tally verify agree on breakdowns (named and folded into `other`); a wrong breakdown row fails naming its dimension and value', async function () {
+    this.timeout(360_000);
+    const sb = await sandbox('toolsbreak');
+    const pipeline = new Pipeline(sb);
+    fs.mkdirSync(artifactsDir, { recursive: true });
+    const truthFile = path.join(artifactsDir, `${sb.env.TALLY_TOPIC_PREFIX}truth.json`);
+    const ch = createClickHouse(sb.config);
+    const db = identifier(sb.config.clickhouse.database);
+    try {
+      pipeline.startSink();
+      // 10 values per (window, campaign, partition): creatives (20) and publishers (50) fold into `other`, countries (8) and devices (4) do not.
+      pipeline.startAggregator('agg-1', { TALLY_DIMENSION_LIMIT: '10' });
+      const gen = new RoleProcess('generate', sb.env, [
+        '--count', '4000', '--advertisers', '1', '--campaigns', '2', '--id-prefix', 'bd-', '--seed', '15', '--duplicates', '0.3',
+        '--late-within-horizon', '20', '--too-late', '2', '--bad', '9', '--truth', truthFile, '--quiet',
+      ]);
+      assert.equal(await waitExit(gen, 180_000), 0, gen.log());
+      const truth = readTruth(truthFile);
+      assert.ok(truth.rows.every((r) => r.breakdowns !== undefined), 'the truth file carries breakdowns');
+
+      const ver = new RoleProcess('verify', sb.env, ['--truth', truthFile, '--timeout', '120', '--stable', '2', '--json', '--quiet']);
+      assert.equal(await waitExit(ver, 180_000), 0, `${ver.log()}\n${pipeline.logs()}`);
+      const passed = JSON.parse(ver.log()) as VerifyResult;
+      assert.deepEqual(passed.breakdowns.dimensions, [...DIMENSIONS]);
+      assert.deepEqual(passed.breakdowns.differences, []);
+      assert.ok(passed.breakdowns.folded > 0 && passed.breakdowns.exact > 0, `folded ${passed.breakdowns.folded}, value by value ${passed.breakdowns.exact}`);
+      const others = await queryRows<{ dimension: string; n: string }>(ch,
+        `SELECT dimension, count() AS n FROM ${db}.impression_breakdowns FINAL WHERE value = ${stringLiteral(OTHER_VALUE)} GROUP BY dimension ORDER BY dimension`);
+      assert.deepEqual(others.map((r) => r.dimension), ['creative_id', 'publisher_id'], 'the limit folds only the dimensions with more values');
+
+      // One country of one row counted once too often: a newer version of that partition's value row.
+      const [victim] = await queryRows<{ ws: string; we: string; adv: string; cmp: string; part: string; value: string; imps: string; spend: string; version: string }>(ch,
+        `SELECT toUnixTimestamp(window_start) AS ws, toUnixTimestamp(window_end) AS we, advertiser_id AS adv, campaign_id AS cmp, source_partition AS part, `
+        + `value, impressions AS imps, spend_micros AS spend, version FROM ${db}.impression_breakdowns FINAL `
+        + `WHERE dimension = 'country' AND value != 'unknown' ORDER BY window_start, campaign_id, value LIMIT 1`);
+      await insertBreakdowns(ch, sb.config.clickhouse.database, [{
+        window_start: Number(victim.ws), window_end: Number(victim.we), advertiser_id: victim.adv, campaign_id: victim.cmp, source_partition: Number(victim.part),
+        dimension: 'country', value: victim.value, impressions: Number(victim.imps) + 1, spend_micros: victim.spend, version: Number(victim.version) + 1_000_000,
+      }]);
+      const bad = new RoleProcess('verify', sb.env, ['--truth', truthFile, '--timeout', '1', '--quiet']);
+      assert.equal(await waitExit(bad, 60_000), 1, bad.log());
+      const report = bad.log();
+      assert.match(report, new RegExp(`${victim.cmp}\\s+country\\s+${victim.value}\\s+different`), report);
+      assert.match(report, /1 differing breakdown values: 0 missing, 0 extra, 1 different/);
+      assert.doesNotMatch(report, /differing keys/, 'the counts themselves are right');
+      assert.match(report, /MISMATCH/);
+    } finally {
+      await ch.close();
+      await pipeline.stopAll();
+      fs.rmSync(truthFile, { force: true });
     }
   });
 

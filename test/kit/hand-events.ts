@@ -9,7 +9,7 @@ import type { TallyConfig } from '../../server/src/config/index.js';
 import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { ensureDebianPackage } from '../../server/src/stack/index.js';
-import { compareTruthRows, emptyDeadLetters, truthRowKey, type GroundTruth, type TruthRow } from '../../server/src/tools/index.js';
+import { dimensionValuesOf, emptyDeadLetters, truthRowsOf, type GroundTruth } from '../../server/src/tools/index.js';
 
 export interface HandEvent {
   impression_id: string;
@@ -17,9 +17,15 @@ export interface HandEvent {
   advertiser_id: string;
   campaign_id: string;
   cost_micros: number;
+  /** Breakdown values: any JSON value (absent or not a usable string: `unknown`). */
+  country?: unknown;
+  device?: unknown;
 }
 
-/** `n` distinct impressions with timestamps evenly spread over [from, to], 2 advertisers × 2 campaigns. */
+/**
+ * `n` distinct impressions with timestamps evenly spread over [from, to], 2 advertisers × 2
+ * campaigns, three countries and two devices (every fifth without one: `unknown`).
+ */
 export function spreadEvents(prefix: string, n: number, from: number, to: number): HandEvent[] {
   return Array.from({ length: n }, (_, i) => {
     const adv = `${prefix}adv-${1 + (i % 2)}`;
@@ -29,20 +35,17 @@ export function spreadEvents(prefix: string, n: number, from: number, to: number
       advertiser_id: adv,
       campaign_id: `${adv}-cmp-${1 + (Math.floor(i / 2) % 2)}`,
       cost_micros: 100 + ((i * 7919) % 4900),
+      country: ['DE', 'FR', 'US'][i % 3],
+      ...(i % 5 === 0 ? {} : { device: i % 2 === 0 ? 'mobile' : 'desktop' }),
     };
   });
 }
 
 /** What the pipeline must show for `events` (distinct ids counted once) plus `copies` duplicates of them. */
 export function truthOf(config: TallyConfig, prefix: string, events: HandEvent[], copies = 0, tooLate = 0): GroundTruth {
-  const rows = new Map<string, TruthRow>();
-  for (const e of events) {
-    const row: TruthRow = { windowStart: e.ts - (e.ts % config.windowMs), advertiserId: e.advertiser_id, campaignId: e.campaign_id, impressions: 0, spendMicros: 0 };
-    const held = rows.get(truthRowKey(row)) ?? row;
-    held.impressions++;
-    held.spendMicros += e.cost_micros;
-    rows.set(truthRowKey(row), held);
-  }
+  const counted = events.map((e) => ({
+    ts: e.ts, advertiserId: e.advertiser_id, campaignId: e.campaign_id, costMicros: e.cost_micros, dimensionValues: dimensionValuesOf(e),
+  }));
   const deadLetters = emptyDeadLetters();
   deadLetters.too_late = tooLate;
   const generatedAt = new Date().toISOString();
@@ -52,7 +55,7 @@ export function truthOf(config: TallyConfig, prefix: string, events: HandEvent[]
     generatedAt,
     counts: { sent: events.length + copies + tooLate, valid: events.length + copies + tooLate, unique: events.length, duplicatesSent: copies, lateWithinHorizon: 0 },
     deadLetters,
-    rows: [...rows.values()].sort(compareTruthRows),
+    rows: truthRowsOf(counted, config.windowMs),
     phases: [{ idPrefix: prefix, seed: 0, generatedAt }],
   };
 }

@@ -88,7 +88,7 @@ describe('batch sink: DeadLetterBatch', () => {
     assert.deepEqual(insert.values.map((r) => Object.keys(r)), Array(3).fill(insert.columns));
     assert.deepEqual(insert.values[0], {
       reason: 'bad_json', detail: '', source_topic: 'impressions', source_partition: 3, source_offset: 77,
-      dlq_partition: 2, dlq_offset: 9, advertiser_id: '', event_ts: 0,
+      dlq_partition: 2, dlq_offset: 9, advertiser_id: '', event_ts: 0, arrival_period: 0,
     });
     b.clear();
     assert.equal(b.isEmpty, true);

@@ -307,7 +307,7 @@ describe('dead-letter rows', () => {
     const value = Buffer.from(JSON.stringify({ impression_id: 'i-1', ts: 1_764_150_000_123, advertiser_id: 'adv-9', campaign_id: 'c', cost_micros: 5 }));
     assert.deepEqual(toDeadLetterRow({ topic: 'dlq', partition: 1, offset: 7, value, headers }), {
       reason: 'too_late', detail: 'too old', source_topic: 'impressions', source_partition: 3, source_offset: 1234,
-      dlq_partition: 1, dlq_offset: 7, advertiser_id: 'adv-9', event_ts: 1_764_150_000,
+      dlq_partition: 1, dlq_offset: 7, advertiser_id: 'adv-9', event_ts: 1_764_150_000, arrival_period: 0,
     });
   });
   it('falls back to empty advertiser, zero time and the DLQ coordinates', () => {

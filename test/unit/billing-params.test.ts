@@ -68,7 +68,10 @@ describe('billing: export parameters', () => {
     assert.match(sql, /impression_counts FINAL WHERE .*window_start >= toDateTime\(1735711200\) AND window_start < toDateTime\(1735776000\)/);
     assert.doesNotMatch(sql, /LIMIT/);
     assert.match(lateUnbillableSql('tally', 'adv-1', q.from, q.to, finalBefore), /billing_late WHERE advertiser_id = 'adv-1' AND arrival_period >= toDateTime\(1735689600\) AND arrival_period < toDateTime\(1735711200\)/);
-    assert.match(lateUnbillableSql('tally', 'adv-1', q.from, q.to, finalBefore), /dead_letters FINAL WHERE reason = 'too_late' AND advertiser_id = 'adv-1' AND inserted_at >= toDateTime\(1735711200\)/);
+    const arrived = 'if\\(toUInt32\\(arrival_period\\) = 0, inserted_at, arrival_period\\)';
+    assert.match(lateUnbillableSql('tally', 'adv-1', q.from, q.to, finalBefore),
+      new RegExp(`dead_letters FINAL WHERE reason = 'too_late' AND advertiser_id = 'adv-1' AND ${arrived} >= toDateTime\\(1735711200\\) AND ${arrived} < toDateTime\\(1735776000\\) GROUP BY`),
+      'open arrival periods from the dead letters by the same arrival period as billing_late (inserted_at only for rows without one)');
     assert.match(lineageSql('tally', q.from, finalBefore), /period_closes WHERE period_start >= toDateTime\(1735689600\) AND period_start < toDateTime\(1735711200\)/);
     assert.throws(() => periodRowsSql('tally', { advertiserId: "x' OR 1=1", campaignId: null, from: q.from, to: q.to, periodMs: 3_600_000 }, { finalBefore: null, rolledBefore: null }, null), /not a valid id/);
     assert.throws(() => lateUnbillableSql('tally', "x'", q.from, q.to, null), /not a valid id/);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { homePartition, parseImpression } from '../../server/src/impression/index.js';
+import { DIMENSIONS, UNKNOWN_VALUE } from '../../server/src/contracts/dimensions.js';
+import { dimensionFields, homePartition, parseImpression } from '../../server/src/impression/index.js';
 import {
-  BAD_KINDS, buildEventPlan, compareWithTruth, mergeTruth, parseTruth,
-  type EventPlan, type GeneratorOptions, type PlanContext, type PlannedRecord,
+  BAD_KINDS, buildEventPlan, compareWithTruth, dimensionValuesOf, mergeTruth, parseTruth, truthRowsOf,
+  type EventPlan, type GeneratorOptions, type PlanContext, type PlannedRecord, type TruthRow, type TruthValueCounts,
 } from '../../server/src/tools/index.js';
 
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -47,6 +48,40 @@ function recount(p: EventPlan): Map<string, { impressions: number; spendMicros: 
     rows.set(k, row);
   }
   return rows;
+}
+
+/** Breakdowns recomputed independently: the first copy of each id, its values as the aggregator's parser reads them. */
+function recountBreakdowns(p: EventPlan): Map<string, Map<string, [number, bigint]>> {
+  const fields = dimensionFields(DIMENSIONS);
+  const seen = new Set<string>();
+  const cells = new Map<string, Map<string, [number, bigint]>>();
+  for (const r of p.records.filter(counted)) {
+    const parsed = parseImpression(Buffer.from(r.value), fields);
+    assert.ok(parsed.ok);
+    const imp = parsed.impression;
+    if (seen.has(imp.impressionId)) continue;
+    seen.add(imp.impressionId);
+    DIMENSIONS.forEach((d, i) => {
+      const k = `${Math.floor(imp.ts / ctx.windowMs) * ctx.windowMs}|${imp.advertiserId}|${imp.campaignId}|${d}`;
+      const values = cells.get(k) ?? new Map<string, [number, bigint]>();
+      const [n, spend] = values.get(imp.dimensionValues[i]) ?? [0, 0n];
+      values.set(imp.dimensionValues[i], [n + 1, spend + BigInt(imp.costMicros)]);
+      cells.set(k, values);
+    });
+  }
+  return cells;
+}
+
+/** Each dimension of a row sums to the row, to the impression and the micro. */
+function assertSumsToRows(rows: TruthRow[]): void {
+  for (const r of rows) {
+    assert.ok(r.breakdowns, `${r.campaignId} has breakdowns`);
+    for (const d of DIMENSIONS) {
+      const values: TruthValueCounts[] = Object.values(r.breakdowns?.[d] ?? {});
+      assert.equal(values.reduce((s, [n]) => s + n, 0), r.impressions, d);
+      assert.equal(values.reduce((s, [, spend]) => s + BigInt(spend), 0n), BigInt(r.spendMicros), d);
+    }
+  }
 }
 
 describe('event generator (plan builder)', () => {
@@ -106,6 +141,52 @@ describe('event generator (plan builder)', () => {
       assert.equal(r.windowStart % ctx.windowMs, 0);
       assert.ok(r.spendMicros >= 100 * r.impressions && r.spendMicros <= 5000 * r.impressions);
     }
+  });
+
+  it('breaks the truth down by every dimension value the aggregator counts: first copies only, unknown for missing values', () => {
+    const p = plan({ duplicates: 0.5, lateWithinHorizon: 25, tooLate: 7, bad: 18 });
+    const cells = recountBreakdowns(p);
+    let truthCells = 0;
+    for (const r of p.truth.rows) {
+      for (const d of DIMENSIONS) {
+        truthCells++;
+        const expected = cells.get(`${r.windowStart}|${r.advertiserId}|${r.campaignId}|${d}`);
+        assert.deepEqual(
+          Object.entries(r.breakdowns?.[d] ?? {}).map(([v, [n, spend]]) => [v, n, spend]),
+          [...(expected ?? [])].sort(([a], [b]) => (a < b ? -1 : 1)).map(([v, [n, spend]]) => [v, n, String(spend)]),
+          `${r.campaignId} ${d}`,
+        );
+      }
+    }
+    assert.equal(truthCells, cells.size);
+    assertSumsToRows(p.truth.rows);
+    // ~20 % of the events lack each field, and the generator's cardinalities stay below the default limit.
+    const values = (d: (typeof DIMENSIONS)[number]) => new Set(p.truth.rows.flatMap((r) => Object.keys(r.breakdowns?.[d] ?? {})));
+    for (const d of DIMENSIONS) assert.ok(values(d).has(UNKNOWN_VALUE), `${d} has unknown`);
+    assert.equal(values('creative_id').size, 20 + 1);
+    assert.equal(values('device').size, 4 + 1);
+    const unknownShare = p.truth.rows.reduce((s, r) => s + (r.breakdowns?.country?.[UNKNOWN_VALUE]?.[0] ?? 0), 0) / p.truth.counts.unique;
+    assert.ok(unknownShare > 0.15 && unknownShare < 0.25, `unknown country share ${unknownShare}`);
+  });
+
+  it('takes a dimension value exactly as dimensionValueOf does', () => {
+    assert.deepEqual(dimensionValuesOf({ creative_id: 'cr-1', publisher_id: 'x'.repeat(129), country: 42, device: '' }),
+      { creative_id: 'cr-1', publisher_id: UNKNOWN_VALUE, country: UNKNOWN_VALUE, device: UNKNOWN_VALUE });
+    assert.deepEqual(dimensionValuesOf({ creative_id: 'a\u0001', publisher_id: 'x'.repeat(128), country: 'other', device: null }),
+      { creative_id: UNKNOWN_VALUE, publisher_id: 'x'.repeat(128), country: 'other', device: UNKNOWN_VALUE });
+    // Values that are Object.prototype's names are values like any other, through a truth file too.
+    const body = JSON.parse('{"__proto__": "x", "creative_id": "__proto__", "publisher_id": "constructor", "country": "toString"}') as Record<string, unknown>;
+    const values = dimensionValuesOf(body);
+    assert.deepEqual(Object.entries(values), [['creative_id', '__proto__'], ['publisher_id', 'constructor'], ['country', 'toString'], ['device', UNKNOWN_VALUE]]);
+    const rows = truthRowsOf([
+      { ts: NOW, advertiserId: 'a', campaignId: 'a-1', costMicros: 7, dimensionValues: values },
+      { ts: NOW + 1, advertiserId: 'a', campaignId: 'a-1', costMicros: 5, dimensionValues: dimensionValuesOf({}) },
+    ], ctx.windowMs);
+    assert.equal(rows.length, 1);
+    assert.deepEqual(Object.entries(rows[0].breakdowns?.creative_id ?? {}), [['__proto__', [1, '7']], [UNKNOWN_VALUE, [1, '5']]]);
+    assert.deepEqual(Object.entries(rows[0].breakdowns?.device ?? {}), [[UNKNOWN_VALUE, [2, '12']]]);
+    const truth = { ...plan({ count: 0, lateWithinHorizon: 0, tooLate: 0, bad: 0 }).truth, rows };
+    assert.deepEqual(parseTruth(JSON.parse(JSON.stringify(truth))), truth);
   });
 
   it('builds events valid per the contract, spread over several windows', () => {
@@ -171,7 +252,7 @@ describe('event generator (plan builder)', () => {
         assert.ok(res.ok, `${r.kind} ${r.reason}: ${res.ok ? '' : res.detail}`);
         const b = body(r);
         assert.deepEqual(res.impression, {
-          impressionId: b.impression_id, ts: b.ts, advertiserId: b.advertiser_id, campaignId: b.campaign_id, costMicros: b.cost_micros,
+          impressionId: b.impression_id, ts: b.ts, advertiserId: b.advertiser_id, campaignId: b.campaign_id, costMicros: b.cost_micros, dimensionValues: [],
         });
       } else {
         assert.ok(!res.ok && res.reason === r.reason, `${r.reason}: parsed as ${res.ok ? 'ok' : res.reason}`);
@@ -268,6 +349,59 @@ describe('event generator (plan builder)', () => {
     const c = buildEventPlan({ count: 10, idPrefix: 'ut-x', seed: 1 }, ctx).truth;
     assert.equal(mergeTruth(a, c).idPrefix, 'ut-');
     assert.deepEqual(parseTruth(JSON.parse(JSON.stringify(m))), m);
+  });
+
+  it('merges breakdowns with the rows; a row whose breakdowns one side does not know has none', () => {
+    const a = plan({ count: 500, seed: 1 }).truth;
+    const b = plan({ count: 700, seed: 2 }).truth;
+    const m = mergeTruth(a, b);
+    assertSumsToRows(m.rows);
+    const shared = m.rows.filter((r) => a.rows.some((x) => x.windowStart === r.windowStart && x.campaignId === r.campaignId)
+      && b.rows.some((x) => x.windowStart === r.windowStart && x.campaignId === r.campaignId));
+    assert.ok(shared.length > 5, `${shared.length} rows in both`);
+    // Per value: the sum of both sides, spend exact.
+    const byValue = (rows: TruthRow[]) => {
+      const out = new Map<string, { n: number; spend: bigint }>();
+      for (const r of rows) {
+        for (const d of DIMENSIONS) {
+          for (const [v, [n, spend]] of Object.entries(r.breakdowns?.[d] ?? {})) {
+            const k = `${r.windowStart}|${r.campaignId}|${d}|${v}`;
+            const held = out.get(k) ?? { n: 0, spend: 0n };
+            out.set(k, { n: held.n + n, spend: held.spend + BigInt(spend) });
+          }
+        }
+      }
+      return out;
+    };
+    assert.deepEqual(byValue(m.rows), byValue([...a.rows, ...b.rows]));
+    // A hand-made truth (no breakdowns) merged in: the rows both have lose theirs, the others keep them.
+    const hand = { ...b, rows: b.rows.map(({ breakdowns: _, ...r }) => r), phases: [{ idPrefix: 'ut-', seed: 99, generatedAt: '' }] };
+    const mixed = mergeTruth(a, hand);
+    for (const r of mixed.rows) {
+      const inA = a.rows.some((x) => x.windowStart === r.windowStart && x.campaignId === r.campaignId);
+      const inHand = hand.rows.some((x) => x.windowStart === r.windowStart && x.campaignId === r.campaignId);
+      assert.equal(r.breakdowns !== undefined, inA && !inHand, `${r.windowStart} ${r.campaignId}`);
+      assert.ok(!('breakdowns' in r) || r.breakdowns !== undefined, 'no breakdowns: undefined');
+    }
+    assert.deepEqual(parseTruth(JSON.parse(JSON.stringify(mixed))), mixed);
+  });
+
+  it('reads truth files without breakdowns and refuses breakdowns that are not the truth\'s', () => {
+    const t = plan({ count: 100 }).truth;
+    const json = JSON.parse(JSON.stringify(t)) as { rows: Array<Record<string, unknown>> };
+    const old = { ...json, rows: json.rows.map(({ breakdowns: _, ...r }) => r) };
+    assert.deepEqual(parseTruth(old).rows, t.rows.map(({ breakdowns: _, ...r }) => r));
+    const withRow0 = (breakdowns: unknown) => ({ ...json, rows: [{ ...json.rows[0], breakdowns }, ...json.rows.slice(1)] });
+    const b0 = t.rows[0].breakdowns ?? {};
+    assert.throws(() => parseTruth(withRow0({ ...b0, colour: {} })), /rows\[0\]\.breakdowns: "colour" is not a dimension/);
+    const firstValue = Object.keys(b0.device ?? {})[0];
+    const off = (counts: unknown) => withRow0({ ...b0, device: { ...b0.device, [firstValue]: counts } });
+    const [n, spend] = (b0.device ?? {})[firstValue];
+    assert.throws(() => parseTruth(off([n, String(BigInt(spend) + 1n)])), /device: its values do not sum to the row/);
+    assert.throws(() => parseTruth(off([n, Number(spend)])), /not \[impressions, "spend micros"\]/);
+    assert.throws(() => parseTruth(off([0, '0'])), /not \[impressions/);
+    assert.throws(() => parseTruth(withRow0([])), /breakdowns: not an object/);
+    assert.deepEqual(parseTruth(withRow0({ device: b0.device })).rows[0].breakdowns, { device: b0.device });
   });
 
   it('compares ClickHouse rows with the truth exactly', () => {

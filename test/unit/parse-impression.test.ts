@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type { DeadLetterReason } from '../../server/src/contracts/dead-letter-reasons.js';
-import { MAX_COST_MICROS, MAX_EVENT_BYTES, parseImpression, type ParseResult } from '../../server/src/impression/index.js';
+import {
+  dimensionFields, MAX_COST_MICROS, MAX_EVENT_BYTES, parseImpression, type ParseResult,
+} from '../../server/src/impression/index.js';
 
 const VALID = {
   impression_id: '5f0c2b9e-1a2b-4c3d-9e8f-0123456789ab',
@@ -40,9 +42,21 @@ describe('parseImpression', () => {
     assert.deepEqual(parse(VALID), {
       ok: true,
       impression: {
-        impressionId: VALID.impression_id, ts: VALID.ts, advertiserId: 'adv-42', campaignId: 'cmp-7', costMicros: 1250,
+        impressionId: VALID.impression_id, ts: VALID.ts, advertiserId: 'adv-42', campaignId: 'cmp-7', costMicros: 1250, dimensionValues: [],
       },
     });
+  });
+
+  it('reads the dimensions asked for; a value it cannot use is `unknown`, never a refusal', () => {
+    const fields = dimensionFields(['creative_id', 'publisher_id', 'country', 'device']);
+    const read = (doc: Record<string, unknown>) => {
+      const r = parseImpression(Buffer.from(JSON.stringify(doc)), fields);
+      assert.ok(r.ok, JSON.stringify(r));
+      return r.impression.dimensionValues;
+    };
+    assert.deepEqual(read(VALID), ['cr-1', 'pub-3', 'DE', 'mobile']);
+    assert.deepEqual(read({ ...VALID, creative_id: 42, publisher_id: null, country: '', device: 'x'.repeat(129) }), ['unknown', 'unknown', 'unknown', 'unknown']);
+    assert.deepEqual(read({ ...VALID, creative_id: 'a\nb', device: 'Gerät 📱', country: 'x'.repeat(128) }), ['unknown', 'pub-3', 'x'.repeat(128), 'Gerät 📱']);
   });
 
   it('ignores unknown fields and defaults cost_micros to 0', () => {

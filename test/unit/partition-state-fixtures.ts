@@ -16,6 +16,8 @@ export const SETTINGS: WindowSettings = {
   maxClockSkewMs: 300_000,
   partitions: 1,
   idleTimeoutMs: 10_000,
+  dimensions: [],
+  dimensionValueLimit: 100,
 };
 /** A window start (multiple of 60 s). */
 export const T0 = 1_764_150_000_000;
@@ -24,7 +26,7 @@ export const P = 0;
 export const LATER = T0 + 86_400_000;
 
 export function imp(impressionId: string, ts: number, advertiserId = 'adv-1', campaignId = 'cmp-1', costMicros = 100): Impression {
-  return { impressionId, ts, advertiserId, campaignId, costMicros };
+  return { impressionId, ts, advertiserId, campaignId, costMicros, dimensionValues: [] };
 }
 
 export function newState(settings: Partial<WindowSettings> = {}, partition = P, now = T0): PartitionState {

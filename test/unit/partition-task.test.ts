@@ -10,7 +10,7 @@ const topics = { impressions: 'impressions', counts: 'impression-counts', change
 const PARTITIONS = 4;
 const settings: WindowSettings = {
   windowMs: 60_000, outOfOrdernessMs: 5_000, allowedLatenessMs: 30_000, dedupHorizonMs: 3_600_000, maxClockSkewMs: 300_000,
-  partitions: PARTITIONS, idleTimeoutMs: 10_000,
+  partitions: PARTITIONS, idleTimeoutMs: 10_000, dimensions: [], dimensionValueLimit: 100,
 };
 const NOW = 1_764_150_000_000;
 const ENDS: ReadonlyMap<number, number> = new Map();
@@ -53,6 +53,7 @@ describe('PartitionTask', () => {
     assert.deepEqual(forwards.map((r) => [r.partition, r.key, r.headers]), [[3, away, [{ 'tally-forwarded-from': '1:102' }]]], 'to its home partition, keyed by id');
     const dlq = out.filter((r) => r.topic === 'dlq');
     assert.deepEqual(dlq.map((r) => r.headers?.[0]), [{ reason: 'bad_json' }, { reason: 'future_timestamp' }]);
+    assert.deepEqual(dlq.map((r) => r.headers?.length), [5, 5], 'no arrival period but for too_late');
     assert.ok(dlq.every((r) => r.partition === 1));
     const rows = out.filter((r) => r.topic === 'impression-counts' && !String(r.key).startsWith('watermark|')).map((r) => decodeCountRecord(r.value));
     assert.deepEqual(rows.map((r) => r?.type === 'window' && [r.impressions, r.duplicates, r.spend_micros, r.version]), [[1, 1, 1500, 1]]);
@@ -93,8 +94,10 @@ describe('PartitionTask', () => {
     assert.ok(commit);
     assert.equal(commit.channelOffset, 11);
     const dlq = commit.records.find((r) => r.topic === 'dlq');
-    assert.deepEqual(dlq?.headers?.slice(2), [{ 'source-topic': 'impressions' }, { 'source-partition': '3' }, { 'source-offset': '555' }],
+    assert.deepEqual(dlq?.headers?.slice(2, 5), [{ 'source-topic': 'impressions' }, { 'source-partition': '3' }, { 'source-offset': '555' }],
       'a dead letter names the original input record');
+    assert.equal(t.state.watermark, NOW - 5_000);
+    assert.deepEqual(dlq?.headers?.slice(5), [{ 'arrival-period': String(Date.UTC(2025, 10, 26, 9)) }], 'billed in the hour its watermark (NOW − 5 s) was in');
   });
 
   it('has nothing to commit once everything it prepared was committed', () => {

@@ -33,6 +33,20 @@ const wm = (p: number, watermark: number, emittedAt = T0 + 90_000) =>
   encodeWatermark({ source_partition: p, watermark, max_event_time: watermark + 5_000, emitted_at: emittedAt });
 
 describe('sink RowBatch', () => {
+  it('expands the kept version\'s breakdowns into impression_breakdowns rows, inserted right after the window rows', () => {
+    const b = new RowBatch();
+    const byCountry = (de: number, fr: number) => [{ dimension: 'country' as const, values: [
+      { value: 'DE', impressions: de, spendMicros: BigInt(de * 100) }, { value: 'FR', impressions: fr, spendMicros: BigInt(fr * 100) },
+    ] }];
+    b.add(0, 10, encodeWindowRow(row({ version: 2, impressions: 3, spendMicros: 300n, breakdowns: byCountry(2, 1) })));
+    b.add(0, 11, encodeWindowRow(row({ version: 1, impressions: 1, spendMicros: 100n, breakdowns: byCountry(1, 0) })));
+    b.add(0, 12, encodeWindowRow(row({ campaignId: 'cmp-2' }))); // no breakdowns: none configured when it was written
+    assert.deepEqual(b.breakdownRows().map((r) => [r.campaign_id, r.dimension, r.value, r.impressions, r.spend_micros, r.version]), [
+      ['cmp-1', 'country', 'DE', 2, 200, 2], ['cmp-1', 'country', 'FR', 1, 100, 2],
+    ]);
+    assert.deepEqual(b.inserts().map((t) => t.table), ['impression_counts', 'impression_breakdowns']);
+  });
+
   it('keeps only the highest version per window key, whatever the order', () => {
     const b = new RowBatch();
     b.add(0, 10, encodeWindowRow(row({ version: 1, impressions: 1 })));

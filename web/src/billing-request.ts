@@ -4,6 +4,9 @@
  * on the wire; the presets, the export URL, the file name and the check before it goes out.
  */
 import type { BillingFormat, BillingGranularity } from './contracts.js';
+import { dayStartMs, nextDay, presetDays, type DayRange } from './date-range.js';
+
+export { dayStartMs, nextDay, utcDay } from './date-range.js';
 
 /** What the user picked: whole UTC days, `toDay` inclusive. */
 export interface BillingRequest {
@@ -26,43 +29,9 @@ export const PERIOD_PRESETS: ReadonlyArray<{ id: PeriodPreset; label: string }> 
   { id: 'custom', label: 'Custom' },
 ];
 
-const DAY_MS = 86_400_000;
-const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
-
-/** Epoch ms → its UTC day, YYYY-MM-DD. */
-export function utcDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
-
-/** YYYY-MM-DD → epoch ms of its midnight UTC; undefined when not a real date. */
-export function dayStartMs(day: string): number | undefined {
-  if (!DAY_RE.test(day)) return undefined;
-  const ms = Date.parse(`${day}T00:00:00Z`);
-  return Number.isNaN(ms) || utcDay(ms) !== day ? undefined : ms;
-}
-
-/** The day after `day` (YYYY-MM-DD). */
-export function nextDay(day: string): string {
-  const ms = dayStartMs(day);
-  if (ms === undefined) throw new RangeError(`not a date: ${day}`);
-  return utcDay(ms + DAY_MS);
-}
-
-/** A preset's days (inclusive) as of `now` (epoch ms, the server's clock). */
-export function presetRange(preset: Exclude<PeriodPreset, 'custom'>, now: number): { fromDay: string; toDay: string } {
-  const today = Math.floor(now / DAY_MS) * DAY_MS;
-  const d = new Date(today);
-  const monthStart = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
-  switch (preset) {
-    case 'yesterday':
-      return { fromDay: utcDay(today - DAY_MS), toDay: utcDay(today - DAY_MS) };
-    case 'last7': // the last 7 complete days
-      return { fromDay: utcDay(today - 7 * DAY_MS), toDay: utcDay(today - DAY_MS) };
-    case 'month':
-      return { fromDay: utcDay(monthStart), toDay: utcDay(today) };
-    case 'lastMonth':
-      return { fromDay: utcDay(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1)), toDay: utcDay(monthStart - DAY_MS) };
-  }
+/** A preset's days (inclusive) as of `now` (epoch ms, the server's clock): the dashboard's own presets (date-range.ts). */
+export function presetRange(preset: Exclude<PeriodPreset, 'custom'>, now: number): DayRange {
+  return presetDays(preset, now);
 }
 
 /** The export URL: `to` is exclusive on the wire (the day after the last day). */
@@ -70,7 +39,7 @@ export function exportPath(req: Pick<BillingRequest, 'advertiserId' | 'fromDay' 
   const q = new URLSearchParams({
     advertiser_id: req.advertiserId,
     from: req.fromDay,
-    to: DAY_RE.test(req.toDay) && dayStartMs(req.toDay) !== undefined ? nextDay(req.toDay) : req.toDay,
+    to: dayStartMs(req.toDay) !== undefined ? nextDay(req.toDay) : req.toDay,
     granularity: req.granularity,
     format,
   });

@@ -1,13 +1,14 @@
 /**
  * Pure aggregations over the live feed's rows (no Vue, no I/O): totals for a time range, the
  * per-campaign table, the per-window chart series. Impressions are summed as numbers (exact
- * below 2^53), spend as bigint micros so no sum can leave the exact range.
+ * below 2^53), spend as bigint micros so no sum can leave the exact range. The REST API's hour
+ * and day rows go through the same functions (range-report.ts turns them into PeriodRows).
  */
 import type { LiveWindowRow, Maturity } from './contracts.js';
+import { DAY_MS, HOUR_MS } from './date-range.js';
 import { leastMature } from './maturity.js';
 
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 86_400_000;
+export { DAY_MS, HOUR_MS };
 
 export interface Totals {
   impressions: number;
@@ -37,6 +38,9 @@ export interface WindowBucket {
   bySeries: Map<string, number>;
 }
 
+/** What the aggregations read of a row: a live window, or an hour or day of /counts (range-report.ts). */
+export type PeriodRow = Pick<LiveWindowRow, 'windowStart' | 'advertiserId' | 'campaignId' | 'impressions' | 'spendMicros' | 'duplicates' | 'final' | 'maturity'>;
+
 export const emptyTotals = (): Totals => ({ impressions: 0, spendMicros: 0n, duplicates: 0 });
 
 /** Start of the UTC day containing `now`. */
@@ -58,7 +62,7 @@ export function lastHourStart(now: number, windowMs: number): number {
 }
 
 /** Sum of the rows whose window starts in [from, to). */
-export function totalsBetween(rows: Iterable<LiveWindowRow>, from: number, to = Number.POSITIVE_INFINITY): Totals {
+export function totalsBetween(rows: Iterable<PeriodRow>, from: number, to = Number.POSITIVE_INFINITY): Totals {
   const t = emptyTotals();
   for (const r of rows) {
     if (r.windowStart < from || r.windowStart >= to) continue;
@@ -70,7 +74,7 @@ export function totalsBetween(rows: Iterable<LiveWindowRow>, from: number, to = 
 }
 
 /** Per (advertiser, campaign) totals of the windows starting at or after `from`, most impressions first. */
-export function campaignTotals(rows: Iterable<LiveWindowRow>, from: number): CampaignTotals[] {
+export function campaignTotals(rows: Iterable<PeriodRow>, from: number): CampaignTotals[] {
   const by = new Map<string, CampaignTotals>();
   for (const r of rows) {
     if (r.windowStart < from) continue;
@@ -96,17 +100,17 @@ export function seriesKey(r: { advertiserId: string; campaignId: string }, allAd
 }
 
 /**
- * Buckets of `bucketMs` (a multiple of the window size) covering [from, now], every bucket present
- * even when empty, so the chart's time axis has no gaps.
+ * Buckets of `bucketMs` (a multiple of the window size) covering [from, now] (and before `to`,
+ * when given), every bucket present even when empty, so the chart's time axis has no gaps.
  */
 export function windowBuckets(
-  rows: Iterable<LiveWindowRow>, opts: { from: number; now: number; windowMs: number; bucketMs: number; allAdvertisers: boolean },
+  rows: Iterable<PeriodRow>, opts: { from: number; to?: number; now: number; windowMs: number; bucketMs: number; allAdvertisers: boolean },
 ): WindowBucket[] {
-  const { from, now, windowMs, bucketMs } = opts;
+  const { from, to = Number.POSITIVE_INFINITY, now, windowMs, bucketMs } = opts;
   const first = Math.floor(from / bucketMs) * bucketMs;
   const openWindow = windowStartOf(now, windowMs);
   const buckets: WindowBucket[] = [];
-  for (let s = first; s <= now; s += bucketMs) {
+  for (let s = first; s <= now && s < to; s += bucketMs) {
     buckets.push({
       start: s, end: s + bucketMs, open: openWindow >= s && openWindow < s + bucketMs,
       final: true, impressions: 0, spendMicros: 0n, bySeries: new Map(),

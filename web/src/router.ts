@@ -19,6 +19,10 @@ export const router = createRouter({
     { path: '/', name: 'overview', component: OverviewView, meta: { title: 'Overview' } },
     { path: '/signin', name: 'signin', component: SignInView, meta: { public: true, title: 'Sign in' } },
     { path: '/pipeline', name: 'pipeline', component: () => import('./views/PipelineView.vue'), meta: { admin: true, title: 'Pipeline health' } },
+    {
+      path: '/campaigns/:advertiserId/:campaignId', name: 'campaign', component: () => import('./views/CampaignView.vue'),
+      meta: { title: 'Campaign' },
+    },
     { path: '/billing', name: 'billing', component: () => import('./views/BillingView.vue'), meta: { title: 'Billing' } },
     { path: '/:rest(.*)*', redirect: '/' },
   ],

@@ -3,6 +3,7 @@ import type { TallyConfig } from '../config/index.js';
 import { TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
 import { Consumer, ensureTopics, OFFSET_BEGINNING, RebalanceQueue, retry, type OutgoingRecord } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
+import { dimensionFields, type DimensionFields } from '../impression/index.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';
 import { committedOffsets } from './committed-offsets.js';
 import { ConsumeBatchSize } from './consume-batch-size.js';
@@ -37,6 +38,7 @@ export class Aggregator {
   private readonly transactions: TransactionOwner;
   private readonly guarantee: string;
   private readonly settings: WindowSettings;
+  private readonly dimensionFields: DimensionFields;
   private readonly inputs: string[];
   private readonly tasks = new Map<number, PartitionTask>();
   private readonly batchSize = new ConsumeBatchSize();
@@ -62,7 +64,10 @@ export class Aggregator {
       maxClockSkewMs: config.maxClockSkewMs,
       partitions: config.partitions,
       idleTimeoutMs: config.idleTimeoutMs,
+      dimensions: config.dimensions,
+      dimensionValueLimit: config.dimensionValueLimit,
     };
+    this.dimensionFields = dimensionFields(config.dimensions);
     this.inputs = [impressions, repartition];
     this.rebalances = new RebalanceQueue((err) => log.error({ err: err.message }, 'aggregator.rebalance_error'));
     this.consumer = new Consumer(aggregatorConsumerSettings(config, this.rebalances));
@@ -294,7 +299,7 @@ export class Aggregator {
     const now = Date.now();
     for (const p of partitions) {
       const offsets = committed.get(p) ?? { source: 0, channel: 0 };
-      this.tasks.set(p, new PartitionTask(p, states.get(p)!, offsets, this.config.topics, this.config.partitions, now));
+      this.tasks.set(p, new PartitionTask(p, states.get(p)!, offsets, this.config.topics, this.config.partitions, now, this.dimensionFields));
     }
     // An offset never committed means the beginning; the task's own count starts at 0 all the same.
     const positions = partitions.flatMap((p) => [

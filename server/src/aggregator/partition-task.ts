@@ -8,10 +8,12 @@ import { encodePeriodClose, periodCloseKey } from '../contracts/period-close-rec
 import {
   decodeMarker, encodeMarker, FORWARDED_FROM_HEADER, forwardedFrom, isMarkerKey, markerKey,
 } from '../contracts/repartition-record.js';
-import { homePartition, parseImpression, type Impression } from '../impression/index.js';
+import {
+  homePartition, NO_DIMENSIONS, parseImpression, type DimensionFields, type Impression,
+} from '../impression/index.js';
 import type { OutgoingRecord } from '../kafka/index.js';
 import { chunkKey } from './changelog.js';
-import { hashImpressionId, PERIOD_MS, type PartitionState, type PeriodClose, type TaskInput } from './core/index.js';
+import { hashImpressionId, PERIOD_MS, periodOf, type PartitionState, type PeriodClose, type TaskInput } from './core/index.js';
 import { encodeProgress } from './progress-record.js';
 
 export type RecordOutcome = 'counted' | 'duplicate' | 'forwarded' | 'marker' | DeadLetterReason;
@@ -48,6 +50,8 @@ export class PartitionTask {
     private readonly topics: Topics,
     private readonly partitions: number,
     now: number,
+    /** The breakdown fields the state counts (TALLY_DIMENSIONS), read from each record. */
+    private readonly dimensions: DimensionFields = NO_DIMENSIONS,
   ) {
     this.nextSourceOffset = offsets.source;
     this.nextChannelOffset = offsets.channel;
@@ -59,7 +63,7 @@ export class PartitionTask {
   /** A record of the source partition: counted here if this is its home, else forwarded there. */
   processSource(msg: Kafka.Message, now: number): RecordOutcome {
     this.nextSourceOffset = msg.offset + 1;
-    const parsed = parseImpression(msg.value);
+    const parsed = parseImpression(msg.value, this.dimensions);
     if (!parsed.ok) return this.deadLetter(msg, parsed.reason, parsed.detail);
     const imp = parsed.impression;
     if (this.state.observeSourceEvent(imp.ts, now)) this.lastSourceEventAt = now;
@@ -83,7 +87,7 @@ export class PartitionTask {
       this.state.observeMarker(source, mark, now);
       return 'marker';
     }
-    const parsed = parseImpression(msg.value);
+    const parsed = parseImpression(msg.value, this.dimensions);
     if (!parsed.ok) return this.deadLetter(msg, parsed.reason, parsed.detail);
     return this.count(msg, parsed.impression, now, 'channel');
   }
@@ -163,7 +167,9 @@ export class PartitionTask {
 
   /**
    * Dead letters name the input record they came from: for a forwarded copy, the original one on
-   * `impressions` (its forwarded-from header), so a replay finds the same key.
+   * `impressions` (its forwarded-from header), so a replay finds the same key. A too_late one also
+   * names the period its refusal is billed in: the watermark's, as PartitionState.process noted it
+   * (called just before, so the watermark has not moved since).
    */
   private deadLetter(msg: Kafka.Message, reason: DeadLetterReason, detail: string): DeadLetterReason {
     const origin = msg.topic === this.topics.repartition ? forwardedFrom(msg.headers as Array<Record<string, unknown>> | undefined) : null;
@@ -178,6 +184,7 @@ export class PartitionTask {
         sourceTopic: origin ? this.topics.impressions : msg.topic,
         sourcePartition: origin ? origin.partition : msg.partition,
         sourceOffset: origin ? origin.offset : msg.offset,
+        arrivalPeriod: reason === 'too_late' ? periodOf(this.state.watermark) : undefined,
       }),
     });
     return reason;

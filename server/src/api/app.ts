@@ -8,7 +8,8 @@
  *   /api/v1/*                     bearer token on every route (401 / 403), JSON errors
  *     POST /impressions           ingest (scope ingest, ingest:<advertiser id> or admin), per-token ingest rate limit;
  *                                 body bounded while inflating (server/src/ingest/read-body.ts), never parsed whole
- *     GET  /me, /counts, /campaigns, /advertisers, /billing/export, /pipeline (admin)   per-token API rate limit
+ *     GET  /me, /counts, /breakdown, /dimensions, /campaigns, /advertisers, /billing/export, /pipeline (admin)
+ *                                 per-token API rate limit
  *   everything else               the dashboard (web assets router, mounted last)
  */
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -20,7 +21,7 @@ import { AuthFailureLimiter } from '../auth/auth-failure-limiter.js';
 import { canIngest, canReadAdvertiser, isAdmin, readableAdvertisers, type TokenVerifier } from '../auth/principal.js';
 import { billingRouter } from '../billing/index.js';
 import type { TallyConfig } from '../config/index.js';
-import type { MeResponse, PipelineStatus } from '../contracts/api-types.js';
+import { OTHER_VALUE, UNKNOWN_VALUE, type DimensionsResponse, type MeResponse, type PipelineStatus } from '../contracts/api-types.js';
 import {
   ApiError, badRequest, errorBody, forbidden, isClickHouseUnavailable, notFound, principalOf, reply, sendError, unavailable,
   withClickHouse,
@@ -30,7 +31,8 @@ import type { Logger } from '../observability/index.js';
 import { ApiMetrics } from './api-metrics.js';
 import { authenticate, requireAdmin, requireAuthenticated, requireIngest, requireReader } from './auth-middleware.js';
 import type { Readiness } from './health.js';
-import { parseAdvertiserFilter, parseCountsQuery } from './query-params.js';
+import { queryBreakdown } from './breakdown-queries.js';
+import { parseAdvertiserFilter, parseBreakdownQuery, parseCountsQuery } from './query-params.js';
 import { queryAdvertisers, queryCampaigns, queryCounts } from './read-queries.js';
 
 export interface ApiDeps {
@@ -160,6 +162,21 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     if (q.advertiserId === null && !isAdmin(p)) throw badRequest('advertiser_id is required (only an admin token may ask for every advertiser)', 'advertiser_id');
     if (q.advertiserId !== null && !canReadAdvertiser(p, q.advertiserId)) throw forbidden('this token may not read that advertiser');
     reply(res, 200, await withClickHouse(() => queryCounts(ch, database, q, config)));
+  });
+
+  v1.get('/breakdown', apiLimiter, requireReader, async (req, res) => {
+    const p = principalOf(req);
+    const q = parseBreakdownQuery(req.query, now(), config.dimensions);
+    if (q.advertiserId === null && !isAdmin(p)) throw badRequest('advertiser_id is required (only an admin token may ask for every advertiser)', 'advertiser_id');
+    if (q.advertiserId !== null && !canReadAdvertiser(p, q.advertiserId)) throw forbidden('this token may not read that advertiser');
+    reply(res, 200, await withClickHouse(() => queryBreakdown(ch, database, q, config)));
+  });
+
+  v1.get('/dimensions', apiLimiter, requireReader, (_req, res) => {
+    const body: DimensionsResponse = {
+      dimensions: config.dimensions, valueLimit: config.dimensionValueLimit, unknownValue: UNKNOWN_VALUE, otherValue: OTHER_VALUE,
+    };
+    reply(res, 200, body);
   });
 
   v1.get('/campaigns', apiLimiter, requireReader, async (req, res) => {

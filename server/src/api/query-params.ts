@@ -6,7 +6,8 @@
  */
 import { z } from 'zod';
 import { ID_PATTERN } from '../contracts/ids.js';
-import type { Granularity } from '../contracts/api-types.js';
+import type { BreakdownGranularity, Granularity } from '../contracts/api-types.js';
+import { DIMENSIONS, isDimension, type Dimension } from '../contracts/dimensions.js';
 import { ApiError, badRequest, MAX_TIME_MS, parseTimeParam } from '../http/index.js';
 
 export const DAY_MS = 86_400_000;
@@ -40,6 +41,11 @@ const countsSchema = z.object({
   from: timeParam.optional(),
   to: timeParam.optional(),
   granularity: granularityParam.optional(),
+});
+
+const breakdownSchema = countsSchema.extend({
+  dimension: text.optional(),
+  granularity: z.enum(['window', 'hour', 'day', 'total'], { error: 'must be one of window, hour, day, total' }).optional(),
 });
 
 const advertiserFilterSchema = z.object({ advertiser_id: idParam.optional() });
@@ -95,6 +101,28 @@ export function parseCountsQuery(query: unknown, now: number): CountsQuery {
     to,
     granularity: q.granularity ?? DEFAULT_GRANULARITY,
   };
+}
+
+export interface BreakdownQuery extends Omit<CountsQuery, 'granularity'> {
+  dimension: Dimension;
+  granularity: BreakdownGranularity;
+}
+
+/**
+ * GET /api/v1/breakdown parameters: /counts' (same defaults and limits), plus `dimension`, one of
+ * the configured ones, and `granularity` also `total` (the default); throws a 400 naming the parameter.
+ */
+export function parseBreakdownQuery(query: unknown, now: number, configured: readonly Dimension[]): BreakdownQuery {
+  const r = breakdownSchema.safeParse(asObject(query));
+  if (!r.success) throw firstIssue(r.error);
+  const { dimension, granularity } = r.data;
+  if (dimension === undefined) throw badRequest(`dimension is required: one of ${configured.join(', ')}`, 'dimension');
+  if (!isDimension(dimension)) throw badRequest(`dimension must be one of ${DIMENSIONS.join(', ')}`, 'dimension');
+  if (!configured.includes(dimension)) {
+    throw badRequest(`dimension ${dimension} is not counted here (TALLY_DIMENSIONS=${configured.join(',')})`, 'dimension');
+  }
+  const range = parseCountsQuery({ ...asObject(query), granularity: undefined }, now);
+  return { ...range, dimension, granularity: granularity ?? 'total' };
 }
 
 /** `?advertiser_id=` of /campaigns (optional); throws a 400 ApiError. */

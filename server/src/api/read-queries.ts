@@ -11,12 +11,10 @@
  * toStartOfInterval does not exist on 18.16.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { dateTimeLiteral, identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
+import { dateTimeLiteral, identifier, idLiteral, queryRows } from '../clickhouse/index.js';
 import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Micros } from '../contracts/api-types.js';
-import { ID_PATTERN } from '../contracts/ids.js';
 import { leastMature, type Maturity } from '../contracts/maturity.js';
 import { microsJson, parseUInt64 } from '../contracts/micros.js';
-import { InvalidArgumentError } from '../errors/index.js';
 import { badRequest } from '../http/index.js';
 import { maturityOf, periodRowsSql, queryFrontier, type Frontier } from '../ledger/index.js';
 import type { CountsQuery } from './query-params.js';
@@ -27,12 +25,6 @@ export const MAX_COUNT_ROWS = 50_000;
 export const MAX_CAMPAIGN_ROWS = 50_000;
 
 const PERIOD_SECONDS: Record<Exclude<Granularity, 'window'>, number> = { hour: 3600, day: 86_400 };
-
-/** An id as a literal, checked against the contract pattern first (defence in depth: routes validated it already). */
-function idLiteral(id: string): string {
-  if (!ID_PATTERN.test(id)) throw new InvalidArgumentError(`not a valid id: ${JSON.stringify(id)}`);
-  return stringLiteral(id);
-}
 
 function table(database: string): string {
   return `${identifier(database)}.impression_counts`;

@@ -6,7 +6,8 @@
  * `v1.use(apiLimiter, billingRouter({ config, log, clickhouse: ch, now }))`: the export reads the
  * principal with principalOf(req) and answers 403 unless it may read the advertiser (periods are
  * the same for every advertiser); bad parameters are 400 naming the parameter (ApiError, rendered
- * by the API's error handler).
+ * by the API's error handler). A breakdown may name only the dimensions counted here
+ * (config.dimensions, TALLY_DIMENSIONS).
  *
  * Response headers: Content-Type, Content-Disposition (attachment), X-Tally-Export-Status
  * (final | provisional), and X-Tally-Export-SHA256 as an HTTP trailer (the digest is known only
@@ -39,7 +40,8 @@ export interface BillingRouterDeps {
 
 export function exportFileName(q: ExportQuery): string {
   const stamp = (ms: number) => isoUtc(ms).replace(/:/g, '');
-  return `tally-billing-${q.advertiserId}-${stamp(q.from)}-${stamp(q.to)}-${q.granularity}.${q.format}`;
+  const by = q.breakdown === undefined ? '' : `-by-${q.breakdown.join('-')}`;
+  return `tally-billing-${q.advertiserId}-${stamp(q.from)}-${stamp(q.to)}-${q.granularity}${by}.${q.format}`;
 }
 
 /** Resolves on 'drain', rejects if the client went away first. */
@@ -85,7 +87,7 @@ export function billingRouter(deps: BillingRouterDeps): express.Router {
   }
 
   router.get(`${prefix}/export`, async (req: Request, res: Response) => {
-    const q = params(() => parseExportParams(req.query));
+    const q = params(() => parseExportParams(req.query, config.dimensions));
     if (!canReadAdvertiser(principalOf(req), q.advertiserId)) throw forbidden('this token may not read that advertiser');
     const t0 = Date.now();
     try {
@@ -102,8 +104,8 @@ export function billingRouter(deps: BillingRouterDeps): express.Router {
       });
       res.addTrailers({ [EXPORT_SHA256_HEADER]: result.sha256 });
       res.end();
-      log.info({ advertiserId: q.advertiserId, from: q.from, to: q.to, granularity: q.granularity, format: q.format,
-        status: result.status, rows: result.rows, ms: Date.now() - t0 }, 'billing.export');
+      log.info({ advertiserId: q.advertiserId, from: q.from, to: q.to, granularity: q.granularity, format: q.format, breakdown: q.breakdown,
+        status: result.status, rows: result.rows, breakdownRows: result.breakdownRows, ms: Date.now() - t0 }, 'billing.export');
     } catch (err) {
       if (res.headersSent) {
         // Mid-stream: cut the connection (no final chunk), so the client sees an incomplete response.

@@ -1,8 +1,8 @@
 /**
  * The bytes of a billing export, CSV or JSON, with the SHA-256 digest accumulated on the way.
- * Rows are rendered by ClickHouse (rowLineSql: one line a row, exactly the bytes below) and streamed
- * through this encoder, which adds the header, the separators, the totals and the trailer; so a
- * month of 720k rows costs Node no per-row work. Pure: no I/O.
+ * Rows are rendered by ClickHouse (export-lines.ts: one line a row, exactly the bytes below) and
+ * streamed through this encoder, which adds the header, the separators, the totals and the trailer;
+ * so a month of 720k rows costs Node no per-row work. Pure: no I/O.
  *
  * Deterministic: a final export carries no generation time, rows come in (period, campaign) order,
  * numbers are exact integer strings and spend is formatted from integer micros — so the same final
@@ -10,41 +10,42 @@
  *
  * CSV (RFC 4180, LF line ends):
  *   # tally billing export                                 comment block (see begin()): status,
- *   # status: final                                        advertiser, period, granularity, final_at,
- *   # …                                                    late_unbillable, lineage (+ generated_at,
+ *   # status: final                                        advertiser, period, granularity,
+ *   # …                                                    [breakdown], final_at, late_unbillable,
  *   period_start,advertiser_id,campaign_id,impressions,spend_micros,spend,duplicates_removed,maturity
  *   2025-11-26T10:00:00Z,adv-1,cmp-1,1200,1500000,1.500000,3,final
- *   total,adv-1,,1200,1500000,1.500000,3,final             provisional only)
+ *   total,adv-1,,1200,1500000,1.500000,3,final             lineage (+ generated_at, provisional only)
+ *   # section: breakdowns                                  only when a breakdown was asked for: per
+ *   period_start,advertiser_id,campaign_id,dimension,value,impressions,spend_micros,spend,maturity
+ *   2025-11-26T10:00:00Z,adv-1,cmp-1,country,DE,700,900000,0.900000,final      row and dimension,
+ *   2025-11-26T10:00:00Z,adv-1,cmp-1,country,FR,500,600000,0.600000,final      values summing to it
  *   # sha256: <hex SHA-256 of every byte before this line>
+ * Without a breakdown the file is what it was before breakdowns existed, byte for byte.
  *
  * JSON (contracts/billing-export.ts, JsonExport): {"status", "advertiser_id", "from", "to",
- *   "granularity", ["final_at"], "late_unbillable", "lineage", ["generated_at" provisional only],
- *   "rows": [...], "totals": {...}, "sha256"}. The digest is over the canonical form:
- *   JSON.stringify of the header object (the fields above before rows, without generated_at), of
- *   each row and of the totals, each followed by "\n" — the file holds those exact serializations,
- *   so a reader recomputes it by re-serializing what it parsed.
+ *   "granularity", ["breakdown"], ["final_at"], "late_unbillable", "lineage", ["generated_at"
+ *   provisional only], "rows": [...], "totals": {...}, ["breakdowns": [...]], "sha256"}. The digest
+ *   is over the canonical form: JSON.stringify of the header object (the fields above before rows,
+ *   without generated_at), of each row, of the totals and of each breakdown row, each followed by
+ *   "\n" — the file holds those exact serializations, so a reader recomputes it by re-serializing
+ *   what it parsed.
  *
- * Ids match the contract's ^[A-Za-z0-9._:-]{1,128}$, so they never need JSON escaping, and JSON
- * statements carry them verbatim. CSV statements must also be safe to open in a spreadsheet, which
- * reads a cell starting with = + - @, tab, CR or LF as a formula, and an id may start with '-' (any
- * ingest token can write any campaign id). So every text field of a CSV line goes through one rule
- * (OWASP, "CSV Injection"): prefixed with a single quote when it starts with one of those, then
- * quoted per RFC 4180 when it needs it — csvField for the lines Node writes, csvFieldSql (the same
- * rule in SQL) for the rows ClickHouse renders. `-cmp-1` is written `'-cmp-1`. Numbers (unsigned)
- * and times never start with a trigger and are written as they are. Comment lines are one cell
- * starting with '#': the advertiser id in `# advertiser:` can start no cell of its own (no comma,
- * semicolon, quote or line break in an id; begin() checks the pattern). The digest is over the
- * bytes served, so it covers the neutralised fields as they are.
+ * Fields are written by the rules of export-lines.ts (ids verbatim, CSV text fields neutralised
+ * against spreadsheet formulas). Comment lines are one cell starting with '#': the advertiser id in
+ * `# advertiser:` can start no cell of its own (no comma, semicolon, quote or line break in an id;
+ * begin() checks the pattern), and `# breakdown:` names configured dimensions only. The digest is
+ * over the bytes served, so it covers the neutralised fields as they are.
  */
 import crypto from 'node:crypto';
-import { stringLiteral } from '../clickhouse/index.js';
 import type {
   BillingFormat, BillingGranularity, ExportRow, ExportStatus, ExportTotals, JsonExportHeader,
 } from '../contracts/billing-export.js';
+import type { Dimension } from '../contracts/dimensions.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 import type { Maturity } from '../contracts/maturity.js';
 import { formatMicros } from '../contracts/micros.js';
 import type { LateUnbillable, Lineage } from '../ledger/index.js';
+import { BREAKDOWN_CSV_COLUMNS, CSV_COLUMNS, csvLine } from './export-lines.js';
 import { isoUtc } from './export-params.js';
 
 export interface ExportMeta {
@@ -52,6 +53,8 @@ export interface ExportMeta {
   from: number;
   to: number;
   granularity: BillingGranularity;
+  /** The dimensions of the breakdown section, in the order asked; undefined: no section. */
+  breakdown?: readonly Dimension[];
   status: ExportStatus;
   /** Final exports: when the last period of the range became final (epoch ms; immutable). */
   finalAt?: number;
@@ -65,67 +68,6 @@ export interface ExportMeta {
   generatedAt?: number;
 }
 
-export const CSV_COLUMNS: ReadonlyArray<keyof ExportRow> = [
-  'period_start', 'advertiser_id', 'campaign_id', 'impressions', 'spend_micros', 'spend', 'duplicates_removed', 'maturity',
-];
-
-/**
- * The ClickHouse expression of one row's line, from columns period_s (UInt32 seconds),
- * advertiser_id, campaign_id, the numbers `i`, `s`, `d` — summed over a GROUP BY when `grouped`, as
- * they are otherwise — and `maturity` (a String expression). Spend in currency units by integer
- * arithmetic: intDiv(s, 10⁶) '.' the last six digits.
- */
-export function rowLineSql(format: BillingFormat, maturity: string, grouped: boolean): string {
-  const [i, s, d] = grouped ? ['sum(i)', 'sum(s)', 'sum(d)'] : ['i', 's', 'd'];
-  // %T (HH:MM:SS) on 18.16 and current releases alike: since 23.4 %M is the month's name, not minutes.
-  const iso = "formatDateTime(toDateTime(period_s), '%Y-%m-%dT%TZ', 'UTC')";
-  const spend = `concat(toString(intDiv(${s}, 1000000)), '.', substring(toString(1000000 + ${s} % 1000000), 2))`;
-  if (format === 'csv') {
-    return `concat(${iso}, ',', ${csvFieldSql('advertiser_id')}, ',', ${csvFieldSql('campaign_id')}, ',', toString(${i}), ',', toString(${s}), ',', ${spend}, ',', toString(${d}), ',', ${maturity})`;
-  }
-  const field = (name: string, expr: string, first = false) => `'${first ? '{' : ','}"${name}":"', ${expr}, '"'`;
-  return `concat(${[
-    field('period_start', iso, true), field('advertiser_id', 'advertiser_id'), field('campaign_id', 'campaign_id'),
-    field('impressions', `toString(${i})`), field('spend_micros', `toString(${s})`), field('spend', spend),
-    field('duplicates_removed', `toString(${d})`), field('maturity', maturity),
-  ].join(', ')}, '}')`;
-}
-
-/**
- * A leading character that makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"):
- * = + - @, tab (0x09), CR (0x0D), and LF (0x0A), which OWASP's page lists too. Also the pattern
- * csvFieldSql hands ClickHouse's match() (re2 reads this source the same way).
- */
-export const FORMULA_TRIGGER = /^[-=+@\t\r\n]/;
-
-/** A field that must be quoted: a comma, quote, CR or LF in it (RFC 4180), or a leading # or space, or a trailing space. */
-const NEEDS_QUOTES = /[",\r\n]|^[# ]| $/;
-
-/**
- * One CSV text field, safe to open in a spreadsheet: prefixed with a single quote when it starts
- * with a FORMULA_TRIGGER (`-cmp-1` → `'-cmp-1`), then quoted when it needs it (quotes doubled):
- * `=1+2";=1+2` → `"'=1+2"";=1+2"`. Text without either is written as it is, so unsigned numbers stay
- * numbers. csvFieldSql is the same rule in SQL.
- */
-export function csvField(value: string): string {
-  const text = FORMULA_TRIGGER.test(value) ? `'${value}` : value;
-  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
-/**
- * csvField as a ClickHouse expression (18.16 and current) over the String expression `expr`, for
- * the fields ClickHouse renders: the same two patterns, through match() (re2), so both give the same
- * bytes for any value. Only for text columns: numbers are rendered with toString() as they are.
- */
-export function csvFieldSql(expr: string): string {
-  const text = `if(match(${expr}, ${stringLiteral(FORMULA_TRIGGER.source)}), concat(${stringLiteral("'")}, ${expr}), ${expr})`;
-  return `if(match(${text}, ${stringLiteral(NEEDS_QUOTES.source)}), concat('"', replaceAll(${text}, '"', '""'), '"'), ${text})`;
-}
-
-export function csvLine(fields: readonly string[]): string {
-  return `${fields.map(csvField).join(',')}\n`;
-}
-
 export function contentType(format: BillingFormat): string {
   return format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8';
 }
@@ -137,18 +79,22 @@ export function lineageText(l: Lineage): string {
 }
 
 /**
- * Builds the file around the rows ClickHouse renders. feed() takes ClickHouse's TabSeparatedRaw
- * output of rowLineSql … WITH TOTALS as it arrives: one line a row, an empty line, then the totals
- * line (the same expression over all rows), whose sums become the totals.
+ * Builds the file around the lines ClickHouse renders. feed() takes ClickHouse's TabSeparatedRaw
+ * output of a query … WITH TOTALS as it arrives: one line a row, an empty line, then the totals
+ * line (the same expression over all rows). First the statement's rows (rowLineSql), whose totals
+ * line's sums become the totals; then, when the statement has a breakdown, after beginBreakdowns(),
+ * its lines (breakdownLineSql), whose totals line only marks their end.
  */
 export class ExportEncoder {
   private readonly hash = crypto.createHash('sha256');
-  private rowCount = 0;
-  /** Output not written yet: from the last newline on (a row's newline waits to see if the empty line follows). */
+  private section: 'rows' | 'breakdowns' = 'rows';
+  private readonly lineCount = { rows: 0, breakdowns: 0 };
+  /** Output not written yet: from the last newline on (a line's newline waits to see if the empty line follows). */
   private carry = '';
+  /** The current section's lines are done; its totals line is arriving. */
   private inTotals = false;
   private totalsLine = '';
-  /** Some row text was written. */
+  /** Some line of the current section was written. */
   private started = false;
   private digest: string | undefined;
   private totalsValue: ExportTotals | undefined;
@@ -169,6 +115,7 @@ export class ExportEncoder {
         `# advertiser: ${m.advertiserId}`,
         `# period: ${isoUtc(m.from)}/${isoUtc(m.to)}`,
         `# granularity: ${m.granularity}`,
+        ...(m.breakdown === undefined ? [] : [`# breakdown: ${m.breakdown.join(',')}`]),
         ...(m.finalAt === undefined ? [] : [`# final_at: ${new Date(m.finalAt).toISOString()}`]),
         `# late_unbillable: ${m.lateUnbillable.events.toString()}`,
         ...m.lateUnbillable.periods.map((p) => `# late_unbillable_from: ${isoUtc(p.periodStart)} ${p.events.toString()}`),
@@ -184,8 +131,8 @@ export class ExportEncoder {
   }
 
   /**
-   * The bytes of a piece of ClickHouse's output. A row's closing newline is held back until the
-   * next piece shows whether the empty line (rows done, totals next) follows it.
+   * The bytes of a piece of ClickHouse's output. A line's closing newline is held back until the
+   * next piece shows whether the empty line (lines done, totals next) follows it.
    */
   feed(chunk: string): string {
     if (this.inTotals) {
@@ -193,7 +140,7 @@ export class ExportEncoder {
       return '';
     }
     const buf = this.carry + chunk;
-    if (!this.started && buf.startsWith('\n')) return this.toTotals('', buf.slice(1)); // no rows at all
+    if (!this.started && buf.startsWith('\n')) return this.toTotals('', buf.slice(1)); // no lines at all
     const boundary = buf.indexOf('\n\n');
     if (boundary >= 0) return this.toTotals(buf.slice(0, boundary), buf.slice(boundary + 2));
     const last = buf.lastIndexOf('\n');
@@ -202,25 +149,40 @@ export class ExportEncoder {
       return '';
     }
     this.carry = buf.slice(last);
-    return this.rowText(buf.slice(0, last));
+    return this.lineText(buf.slice(0, last));
   }
 
-  /** The closing bytes: totals and the digest trailer. Throws if ClickHouse's output did not end with its totals. */
+  /**
+   * After the rows (and addToTotals): the totals, then the opening of the breakdown section, whose
+   * lines feed() takes next. Throws if the rows' output did not end with its totals.
+   */
+  beginBreakdowns(): string {
+    if (this.meta.breakdown === undefined || this.section !== 'rows') throw new Error('beginBreakdowns: no breakdown asked for, or begun already');
+    const out = this.totalsText();
+    this.section = 'breakdowns';
+    this.started = false;
+    this.inTotals = false;
+    this.totalsLine = '';
+    this.carry = '';
+    return out + (this.format === 'csv' ? this.csv(`# section: breakdowns\n${csvLine(BREAKDOWN_CSV_COLUMNS)}`) : ',"breakdowns":[');
+  }
+
+  /**
+   * The closing bytes: the totals (or the end of the breakdown section) and the digest trailer.
+   * Throws if ClickHouse's output is incomplete: a query's output without its totals line, or no
+   * breakdown section although one was asked for.
+   */
   end(): string {
-    if (!this.inTotals || this.totalsLine.trim() === '') throw new Error('the statement query ended without its totals line: the output is incomplete');
-    const t = this.totals;
     let out: string;
-    if (this.format === 'csv') {
-      out = this.csv(csvLine(['total', this.meta.advertiserId, '', t.impressions, t.spend_micros, t.spend, t.duplicates_removed, t.maturity]));
-      this.digest = this.hash.digest('hex');
-      out += `# sha256: ${this.digest}\n`;
+    if (this.meta.breakdown === undefined) {
+      out = this.totalsText();
     } else {
-      const text = JSON.stringify(t);
-      this.hash.update(`${text}\n`);
-      this.digest = this.hash.digest('hex');
-      out = `${this.rowCount === 0 ? '' : '\n'}],"totals":${text},"sha256":"${this.digest}"}\n`;
+      if (this.section !== 'breakdowns') throw new Error('the breakdown section never began: the output is incomplete');
+      if (!this.totalsDone) throw new Error('the breakdown query ended without its totals line: the output is incomplete');
+      out = this.format === 'json' ? `${this.lineCount.breakdowns === 0 ? '' : '\n'}]` : '';
     }
-    return out;
+    this.digest = this.hash.digest('hex');
+    return this.format === 'csv' ? `${out}# sha256: ${this.digest}\n` : `${out},"sha256":"${this.digest}"}\n`;
   }
 
   /** Adds the sums of rows fed without a totals line of their own. Before end(). */
@@ -229,8 +191,14 @@ export class ExportEncoder {
     this.extra = { impressions: this.extra.impressions + impressions, spend: this.extra.spend + spendMicros, duplicates: this.extra.duplicates + duplicates };
   }
 
+  /** Statement rows written. */
   get rows(): number {
-    return this.rowCount;
+    return this.lineCount.rows;
+  }
+
+  /** Breakdown lines written. */
+  get breakdownRows(): number {
+    return this.lineCount.breakdowns;
   }
 
   /** From the totals line ClickHouse rendered (zeros until it came). */
@@ -259,24 +227,39 @@ export class ExportEncoder {
     return this.digest;
   }
 
-  /** The rows' last text, then the totals line follows. */
-  private toTotals(rows: string, totals: string): string {
+  /** The current section's query output came whole: its lines, the empty line and the totals line. */
+  private get totalsDone(): boolean {
+    return this.inTotals && this.totalsLine.trim() !== '';
+  }
+
+  /** The totals row (CSV) or the end of the rows array and the totals member (JSON). */
+  private totalsText(): string {
+    if (!this.totalsDone) throw new Error('the statement query ended without its totals line: the output is incomplete');
+    const t = this.totals;
+    if (this.format === 'csv') return this.csv(csvLine(['total', this.meta.advertiserId, '', t.impressions, t.spend_micros, t.spend, t.duplicates_removed, t.maturity]));
+    const text = JSON.stringify(t);
+    this.hash.update(`${text}\n`);
+    return `${this.lineCount.rows === 0 ? '' : '\n'}],"totals":${text}`;
+  }
+
+  /** The section's last text, then the totals line follows. */
+  private toTotals(lines: string, totals: string): string {
     this.inTotals = true;
     this.totalsLine = totals;
-    const out = this.rowText(rows);
+    const out = this.lineText(lines);
     if (!this.started) return out;
-    this.rowCount++; // the last row: every other one was counted by the newline after it
+    this.lineCount[this.section]++; // the last line: every other one was counted by the newline after it
     if (this.format === 'csv') return out + this.csv('\n');
     this.hash.update('\n');
     return out;
   }
 
-  /** Row lines as file bytes: CSV verbatim; JSON rows joined by ",\n" (the digest sees "row\n"). */
-  private rowText(text: string): string {
+  /** Lines of the current section as file bytes: CSV verbatim; JSON lines joined by ",\n" (the digest sees "line\n"). */
+  private lineText(text: string): string {
     if (text === '') return '';
     let n = 0;
     for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
-    this.rowCount += n;
+    this.lineCount[this.section] += n;
     const first = !this.started;
     this.started = true;
     if (this.format === 'csv') return this.csv(text);
@@ -292,6 +275,7 @@ export class ExportEncoder {
       from: isoUtc(m.from),
       to: isoUtc(m.to),
       granularity: m.granularity,
+      ...(m.breakdown === undefined ? {} : { breakdown: [...m.breakdown] }),
       ...(m.finalAt === undefined ? {} : { final_at: new Date(m.finalAt).toISOString() }),
       late_unbillable: {
         events: m.lateUnbillable.events.toString(),

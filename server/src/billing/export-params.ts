@@ -7,6 +7,9 @@
  *                  aligned to the granularity (whole UTC hours / days); from < to; at most 93 days
  *   granularity    day (default) | hour
  *   format         csv (default) | json
+ *   breakdown      optional: a dimension, or several separated by commas (country,device), each one
+ *                  counted here (TALLY_DIMENSIONS), none twice: each row is also broken down by
+ *                  their values (the statement's breakdown section, export-format.ts)
  *
  * Billing periods (GET /api/v1/billing/periods): from, to optional, whole UTC hours, at most 93
  * days; default the 48 hours up to the end of the current hour.
@@ -16,6 +19,7 @@
  */
 import { InvalidArgumentError } from '../errors/index.js';
 import type { BillingFormat, BillingGranularity } from '../contracts/billing-export.js';
+import { isDimension, type Dimension } from '../contracts/dimensions.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 import { MAX_TIME_MS, parseTimeParam } from '../http/index.js';
 
@@ -31,6 +35,8 @@ export interface ExportQuery {
   to: number;
   granularity: BillingGranularity;
   format: BillingFormat;
+  /** The dimensions each row is broken down by, in the order asked; absent: no breakdown section. */
+  breakdown?: Dimension[];
 }
 
 export class BillingParamError extends InvalidArgumentError {
@@ -81,8 +87,27 @@ function optionalTime(query: Record<string, unknown>, name: 'from' | 'to', granu
   return t;
 }
 
-/** Validates raw parameters (express's parsed query, or the CLI's flags under the same names). */
-export function parseExportParams(input: unknown): ExportQuery {
+/** `breakdown`: names of dimensions counted here, as asked; undefined when absent. */
+function breakdownParam(query: Record<string, unknown>, counted: readonly Dimension[]): Dimension[] | undefined {
+  const raw = single(query, 'breakdown', false);
+  if (raw === undefined) return undefined;
+  if (counted.length === 0) throw new BillingParamError('breakdown', 'is not available: no dimension is counted here (TALLY_DIMENSIONS is empty)');
+  const choices = `choose from ${counted.join(', ')} (TALLY_DIMENSIONS)`;
+  const dimensions: Dimension[] = [];
+  for (const name of raw.split(',').map((n) => n.trim())) {
+    if (!isDimension(name)) throw new BillingParamError('breakdown', `must be a dimension or several separated by commas; ${choices}`);
+    if (!counted.includes(name)) throw new BillingParamError('breakdown', `names ${name}, which is not counted here; ${choices}`);
+    if (dimensions.includes(name)) throw new BillingParamError('breakdown', `names ${name} twice`);
+    dimensions.push(name);
+  }
+  return dimensions;
+}
+
+/**
+ * Validates raw parameters (express's parsed query, or the CLI's flags under the same names).
+ * `counted`: the dimensions configured here (TALLY_DIMENSIONS), the only ones a breakdown may name.
+ */
+export function parseExportParams(input: unknown, counted: readonly Dimension[] = []): ExportQuery {
   const query = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
   const advertiserId = single(query, 'advertiser_id', true) as string;
   if (!ID_PATTERN.test(advertiserId)) throw new BillingParamError('advertiser_id', 'must match ^[A-Za-z0-9._:-]{1,128}$ exactly');
@@ -95,7 +120,8 @@ export function parseExportParams(input: unknown): ExportQuery {
   if (from >= to) throw new BillingParamError('from', 'must be before to');
   if (to - from > MAX_EXPORT_DAYS * DAY_MS) throw new BillingParamError('to', `the range from..to may span at most ${MAX_EXPORT_DAYS} days`);
   if (to > MAX_TIME_MS) throw new BillingParamError('to', TIME_MESSAGE);
-  return { advertiserId, from, to, granularity: g, format: f };
+  const breakdown = breakdownParam(query, counted);
+  return { advertiserId, from, to, granularity: g, format: f, ...(breakdown === undefined ? {} : { breakdown }) };
 }
 
 export interface PeriodsQuery {

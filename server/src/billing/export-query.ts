@@ -13,20 +13,27 @@
  * pattern again and escaped, times are integers turned into literals, identifiers come only from
  * configuration (see server/src/ledger). Periods are whole UTC hours/days by integer arithmetic on
  * the epoch, not toStartOfDay, which follows the server's time zone.
+ *
+ * Asked for, the breakdown section (export-breakdown.ts) follows the rows, read with the same
+ * frontier.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { TallyConfig } from '../config/index.js';
-import { queryRows, uintLiteral } from '../clickhouse/index.js';
+import { clickHouseErrorCode, queryRows } from '../clickhouse/index.js';
 import type { ExportStatus } from '../contracts/billing-export.js';
 import {
   HOUR_MS, maturityOf, periodSourcesSql, queryFinalAt, rolledRowsSql, queryFrontier, queryLateUnbillable, queryLineage, type Frontier,
 } from '../ledger/index.js';
-import { ExportEncoder, rowLineSql, type ExportMeta } from './export-format.js';
+import { BreakdownMismatchError, breakdownSql, THROW_IF_CODE } from './export-breakdown.js';
+import { ExportEncoder, type ExportMeta } from './export-format.js';
+import { maturitySql, rowLineSql } from './export-lines.js';
 import { PERIOD_MS, type ExportQuery } from './export-params.js';
 
 export interface ExportResult {
   status: ExportStatus;
   rows: number;
+  /** Lines of the breakdown section (0 without one). */
+  breakdownRows: number;
   sha256: string;
   totals: ExportEncoder['totals'];
   lateUnbillableEvents: bigint;
@@ -58,8 +65,7 @@ export function exportStatus(frontier: Pick<Frontier, 'finalBefore'>, to: number
  */
 export function statementSql(database: string, q: ExportQuery, frontier: Frontier, allowedLatenessMs: number): { rolled: string | null; rolledTotals: string | null; rest: string } {
   const periodMs = PERIOD_MS[q.granularity];
-  const end = `(period_s + ${uintLiteral(periodMs / 1000)}) * 1000`;
-  const maturity = `multiIf(${end} <= ${frontier.finalBefore ?? 0}, 'final', ${end} + ${uintLiteral(allowedLatenessMs)} <= ${frontier.minWatermark ?? 0}, 'provisional', 'live')`;
+  const maturity = maturitySql(periodMs, frontier, allowedLatenessMs);
   const pq = { advertiserId: q.advertiserId, campaignId: null, from: q.from, to: q.to, periodMs };
   const apart = periodMs === HOUR_MS && frontier.rolledBefore !== null && frontier.rolledBefore > q.from;
   const rest = `SELECT ${rowLineSql(q.format, maturity, true)} AS line FROM (${periodSourcesSql(database, pq, frontier, { rolled: !apart })}) `
@@ -90,7 +96,7 @@ export async function runExport(
   const status = exportStatus(frontier, q.to);
   const finalEnd = Math.min(q.to, Math.max(q.from, frontier.finalBefore ?? q.from));
   const meta: ExportMeta = {
-    advertiserId: q.advertiserId, from: q.from, to: q.to, granularity: q.granularity, status,
+    advertiserId: q.advertiserId, from: q.from, to: q.to, granularity: q.granularity, breakdown: q.breakdown, status,
     finalAt: status === 'final' ? (await queryFinalAt(ch, database, q.to - HOUR_MS, config.partitions)) ?? undefined : undefined,
     lateUnbillable: await queryLateUnbillable(ch, database, q.advertiserId, q.from, q.to, frontier.finalBefore),
     lineage: finalEnd > q.from ? await queryLineage(ch, database, q.from, finalEnd) : [],
@@ -107,19 +113,18 @@ export async function runExport(
   let nextProgress = every;
   let buffer = '';
   let started = false;
-  // Raw bytes straight from ClickHouse, the rolled-up hours' query first: Node does no per-row work.
-  for (const query of [sql.rolled, sql.rest]) {
-    if (query === null) continue;
+  // Raw bytes straight from ClickHouse through the encoder: Node does no per-row work.
+  const stream = async (query: string) => {
     const res = await ch.exec({ query: `${query} FORMAT TabSeparatedRaw` });
     if (!started) {
       started = true;
       opts.onStart?.(meta);
       buffer = enc.begin();
     }
-    const stream = res.stream;
-    stream.setEncoding('utf8');
+    const body = res.stream;
+    body.setEncoding('utf8');
     try {
-      for await (const piece of stream as AsyncIterable<string>) {
+      for await (const piece of body as AsyncIterable<string>) {
         buffer += enc.feed(piece);
         if (enc.rows >= nextProgress) {
           opts.onProgress?.(enc.rows);
@@ -133,15 +138,29 @@ export async function runExport(
       }
     } finally {
       // Stops the HTTP response from ClickHouse if we leave early (error, client gone).
-      if (!stream.destroyed) stream.destroy();
+      if (!body.destroyed) body.destroy();
     }
-  }
+  };
+  // The rolled-up hours' query first.
+  for (const query of [sql.rolled, sql.rest]) if (query !== null) await stream(query);
   if (rolledTotals !== null) {
     const [t] = await rolledTotals;
     enc.addToTotals(BigInt(t?.i ?? 0), BigInt(t?.s ?? 0), BigInt(t?.d ?? 0));
   }
+  if (q.breakdown !== undefined) {
+    buffer += enc.beginBreakdowns();
+    try {
+      await stream(breakdownSql(database, q, q.breakdown, frontier, config.allowedLatenessMs));
+    } catch (err) {
+      if (clickHouseErrorCode(err) !== THROW_IF_CODE) throw err;
+      throw new BreakdownMismatchError(`the ${q.breakdown.join(', ')} breakdown of a final period of ${q.advertiserId} exceeds its statement row; `
+        + 'export without the breakdown, and report it: the stored breakdowns do not match the ledger', { cause: err });
+    }
+  }
   buffer += enc.end();
   await write(buffer);
   opts.onProgress?.(enc.rows);
-  return { status, rows: enc.rows, sha256: enc.sha256, totals: enc.totals, lateUnbillableEvents: meta.lateUnbillable.events };
+  return {
+    status, rows: enc.rows, breakdownRows: enc.breakdownRows, sha256: enc.sha256, totals: enc.totals, lateUnbillableEvents: meta.lateUnbillable.events,
+  };
 }

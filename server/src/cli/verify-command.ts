@@ -19,7 +19,7 @@ interface VerifyFlags {
 
 export function verifyCommand(): Command {
   return new Command('verify')
-    .description('compare ClickHouse (impression_counts FINAL) with a ground-truth file, re-polling until equal or the timeout; exit code 1 on mismatch')
+    .description('compare ClickHouse (impression_counts and, per configured dimension, impression_breakdowns FINAL) with a ground-truth file, re-polling until equal or the timeout; exit code 1 on mismatch')
     .requiredOption('--truth <file>', 'ground-truth JSON written by `tally generate --truth`')
     .addOption(new Option('--timeout <s>', 'keep polling this long for equality').argParser(secondsArg).default(120))
     .addOption(new Option('--stable <s>', 'equality must hold this long before verify passes').argParser(secondsArg).default(0))
@@ -35,7 +35,7 @@ export function verifyCommand(): Command {
         checkDeadLetters: flags.dlq === true,
         onProgress: flags.quiet ? undefined : (p) => {
           const dl = p.deadLetterDifferences === null ? '' : `, ${p.deadLetterDifferences} DLQ reasons differ`;
-          process.stderr.write(`tally verify: attempt ${p.attempt}: ${p.error ? `error: ${p.error}` : `${p.differences} keys differ${dl}, impressions ${p.actual.impressions}/${p.expected.impressions}`}\n`);
+          process.stderr.write(`tally verify: attempt ${p.attempt}: ${p.error ? `error: ${p.error}` : `${p.differences} keys differ, ${p.breakdownDifferences} breakdown values differ${dl}, impressions ${p.actual.impressions}/${p.expected.impressions}`}\n`);
         },
       });
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatVerifyReport(result)}\n`);

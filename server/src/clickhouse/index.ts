@@ -1,4 +1,4 @@
 export { createClickHouse, queryRows, serverVersion } from './client.js';
 export { clickHouseErrorCode } from './server-error.js';
 export { migrate, loadMigrations } from './migrate.js';
-export { stringLiteral, uintLiteral, dateTimeLiteral, identifier } from './sql-literal.js';
+export { stringLiteral, uintLiteral, dateTimeLiteral, identifier, idLiteral } from './sql-literal.js';

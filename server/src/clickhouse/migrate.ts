@@ -4,6 +4,11 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { repoRoot } from '../config/index.js';
 import { identifier, stringLiteral, uintLiteral } from './sql-literal.js';
 import { queryRows } from './client.js';
+import { clickHouseErrorCode } from './server-error.js';
+
+/** ILLEGAL_COLUMN: what ADD COLUMN answers when the column is there already. */
+const COLUMN_EXISTS = '44';
+const ADD_COLUMN = /^ALTER TABLE \S+ ADD COLUMN /i;
 
 export const sqlDir = path.join(repoRoot, 'sql');
 
@@ -28,7 +33,8 @@ export function renderMigration(m: Migration, database: string): string {
 
 /**
  * Applies the migrations not yet recorded in {database}.schema_migrations (idempotent: each
- * statement is IF NOT EXISTS as well, so a crash between apply and record is harmless).
+ * statement is IF NOT EXISTS as well, so a crash between apply and record is harmless; 18.16 has no
+ * ADD COLUMN IF NOT EXISTS, so an ADD COLUMN finding its column there counts as applied).
  * Returns the names applied.
  */
 export async function migrate(ch: ClickHouseClient, database: string): Promise<string[]> {
@@ -41,7 +47,12 @@ export async function migrate(ch: ClickHouseClient, database: string): Promise<s
   const applied: string[] = [];
   for (const m of loadMigrations()) {
     if (done.has(m.version)) continue;
-    await ch.command({ query: renderMigration(m, db) });
+    const statement = renderMigration(m, db);
+    try {
+      await ch.command({ query: statement });
+    } catch (err) {
+      if (!(ADD_COLUMN.test(statement) && clickHouseErrorCode(err) === COLUMN_EXISTS)) throw err;
+    }
     await ch.command({ query: `INSERT INTO ${db}.schema_migrations (version, name) VALUES (${uintLiteral(m.version)}, ${stringLiteral(m.name)})` });
     applied.push(m.name);
   }

@@ -2,6 +2,7 @@
  * SQL literals for ClickHouse, which has no query parameters on 18.16. Every value that reaches
  * SQL goes through one of these after validation; identifiers are never built from input.
  */
+import { ID_PATTERN } from '../contracts/ids.js';
 import { InvalidArgumentError } from '../errors/index.js';
 
 /** A quoted string literal: backslash and quote escaped, control bytes as \xHH. */
@@ -15,6 +16,12 @@ export function stringLiteral(value: string): string {
     else out += ch;
   }
   return `${out}'`;
+}
+
+/** An id as a literal, checked against the contract pattern first (defence in depth: routes validated it already). */
+export function idLiteral(id: string): string {
+  if (!ID_PATTERN.test(id)) throw new InvalidArgumentError(`not a valid id: ${JSON.stringify(id)}`);
+  return stringLiteral(id);
 }
 
 /** An unsigned integer literal; anything else is refused. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DIMENSIONS, isDimension } from '../contracts/dimensions.js';
 
 /**
  * Every environment variable tally reads, with its default and meaning.
@@ -43,6 +44,16 @@ export const envSchema = z.object({
     'Events further ahead of the wall clock go to the DLQ as future_timestamp.'),
   TALLY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000).describe(
     'A partition caught up and without input for this long holds nothing back while others carry traffic; when all are idle nothing closes, and after such a silence idle partitions still hold for half this long (buffered events flushed meanwhile land first).'),
+  TALLY_DIMENSIONS: z.string().default(DIMENSIONS.join(',')).transform((v, ctx) => {
+    const names = v.split(',').map((d) => d.trim()).filter((d) => d !== '');
+    const bad = names.find((d) => !isDimension(d));
+    if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not a dimension; choose from ${DIMENSIONS.join(', ')}` });
+    else if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', message: 'names a dimension twice' });
+    return names.filter(isDimension);
+  }).describe(
+    `Event fields counts are broken down by, comma-separated, from ${DIMENSIONS.join(', ')}; empty: none. A missing or unusable value counts as \`unknown\`. May change between restarts (a dimension added shows what was counted before it as \`unknown\`).`),
+  TALLY_DIMENSION_LIMIT: z.coerce.number().int().min(1).max(1000).default(100).describe(
+    'Distinct values one campaign keeps per dimension, window and partition; further new values are counted exactly in the `other` bucket.'),
   TALLY_PROCESSING_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once').describe(
     'exactly_once: window rows, dedup state and input offsets commit in one Kafka transaction. at_least_once: no transaction (offsets after the records), a crash may count twice; for measuring what exactly-once costs, not for billing.'),
   TALLY_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(100).describe(

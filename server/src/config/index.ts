@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import type { Dimension } from '../contracts/dimensions.js';
 import { envSchema } from './env-schema.js';
 import { clickhouseConnection, type ClickHouseConnection } from './clickhouse-connection.js';
 import { ConfigError } from '../errors/index.js';
@@ -41,6 +42,9 @@ export interface TallyConfig {
   allowedLatenessMs: number;
   dedupHorizonMs: number;
   maxClockSkewMs: number;
+  /** TALLY_DIMENSIONS, in order. */
+  dimensions: Dimension[];
+  dimensionValueLimit: number;
   processingGuarantee: 'exactly_once' | 'at_least_once';
   commitIntervalMs: number;
   idleTimeoutMs: number;
@@ -121,6 +125,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     allowedLatenessMs: e.TALLY_ALLOWED_LATENESS_MS,
     dedupHorizonMs: e.TALLY_DEDUP_HORIZON_MS,
     maxClockSkewMs: e.TALLY_MAX_CLOCK_SKEW_MS,
+    dimensions: e.TALLY_DIMENSIONS,
+    dimensionValueLimit: e.TALLY_DIMENSION_LIMIT,
     processingGuarantee: e.TALLY_PROCESSING_GUARANTEE,
     commitIntervalMs: e.TALLY_COMMIT_INTERVAL_MS,
     idleTimeoutMs: e.TALLY_IDLE_TIMEOUT_MS,

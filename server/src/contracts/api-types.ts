@@ -10,9 +10,12 @@
 import type { DeadLetterReason } from './dead-letter-reasons.js';
 import type { PeriodStatus, ReconciliationRun } from './ledger-status.js';
 import type { Maturity } from './maturity.js';
+import type { Dimension, OTHER_VALUE, UNKNOWN_VALUE } from './dimensions.js';
 
 export type { PeriodStatus, ReconciliationRun } from './ledger-status.js';
 export type { Maturity } from './maturity.js';
+export type { Dimension } from './dimensions.js';
+export { DIMENSIONS, OTHER_VALUE, UNKNOWN_VALUE } from './dimensions.js';
 
 /** The body of every error answer (built by errorBody, http/http-errors.ts). */
 export interface ApiErrorBody {
@@ -124,4 +127,42 @@ export interface BillingPeriodsResponse {
   /** Oldest first. */
   periods: PeriodStatus[];
   serverTime: number;
+}
+
+/** /breakdown adds `total` (one row per value over the whole range) to the counts granularities; it is the default. */
+export type BreakdownGranularity = Granularity | 'total';
+
+export interface BreakdownRow {
+  /** The window/hour/day (UTC), epoch ms; for `total`, the query's [from, to). */
+  periodStart: number;
+  periodEnd: number;
+  /** The dimension's value, `unknown` or `other`. */
+  value: string;
+  impressions: number;
+  spendMicros: Micros;
+  maturity: Maturity;
+}
+
+/** GET /api/v1/breakdown?dimension=&advertiser_id=&campaign_id=&from=&to=&granularity= */
+export interface BreakdownResponse {
+  dimension: Dimension;
+  advertiserId: string | null;
+  campaignId: string | null;
+  from: number;
+  to: number;
+  granularity: BreakdownGranularity;
+  /** By period, then impressions (most first), then value. */
+  rows: BreakdownRow[];
+  /** Equal to /counts' totals for the same filter and range. */
+  totals: { impressions: number; spendMicros: Micros; maturity: Maturity };
+}
+
+/** GET /api/v1/dimensions: what /breakdown can be asked for. */
+export interface DimensionsResponse {
+  /** TALLY_DIMENSIONS, in its order. */
+  dimensions: Dimension[];
+  /** TALLY_DIMENSION_LIMIT: distinct values one campaign keeps per dimension, window and partition before `other`. */
+  valueLimit: number;
+  unknownValue: typeof UNKNOWN_VALUE;
+  otherValue: typeof OTHER_VALUE;
 }

@@ -5,8 +5,10 @@
  * CSV and JSON, and the digest are described in billing/export-format.ts.
  *
  * Numbers are exact decimal strings (spend from integer micros); every row and the totals carry
- * their maturity.
+ * their maturity. Asked for (`breakdown`), a statement also breaks each row down by the values of
+ * one or more dimensions: a dimension's values of a row sum to that row exactly.
  */
+import type { Dimension } from './dimensions.js';
 import type { Maturity } from './maturity.js';
 
 export type BillingGranularity = 'hour' | 'day';
@@ -29,6 +31,20 @@ export interface ExportRow {
   maturity: Maturity;
 }
 
+/** One value of one dimension of a statement row (same period_start, advertiser_id and campaign_id). */
+export interface ExportBreakdownRow {
+  period_start: string;
+  advertiser_id: string;
+  campaign_id: string;
+  dimension: Dimension;
+  value: string;
+  impressions: string;
+  spend_micros: string;
+  spend: string;
+  /** The row's maturity. */
+  maturity: Maturity;
+}
+
 export interface ExportTotals {
   impressions: string;
   spend_micros: string;
@@ -45,6 +61,8 @@ export interface JsonExportHeader {
   from: string;
   to: string;
   granularity: BillingGranularity;
+  /** The dimensions the statement breaks its rows down by, in the order asked; absent when none was. */
+  breakdown?: Dimension[];
   final_at?: string;
   late_unbillable: { events: string; periods: Array<{ period_start: string; events: string }> };
   lineage: Array<{
@@ -54,10 +72,15 @@ export interface JsonExportHeader {
   }>;
 }
 
-/** A whole JSON statement (format=json): the header, generated_at (provisional only), rows, totals, digest. */
+/**
+ * A whole JSON statement (format=json): the header, generated_at (provisional only), rows, totals,
+ * the breakdowns when asked for, digest.
+ */
 export interface JsonExport extends JsonExportHeader {
   generated_at?: string;
   rows: ExportRow[];
   totals: ExportTotals;
+  /** Present iff `breakdown` is: by period, campaign, dimension (in the order asked), then most impressions first. */
+  breakdowns?: ExportBreakdownRow[];
   sha256: string;
 }

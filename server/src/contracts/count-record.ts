@@ -13,6 +13,7 @@
  * aggregator's progress record: the fields past the first four are its own restore state
  * (aggregator/progress-record.ts).
  */
+import { DIMENSIONS, isDimension, isDimensionValue, type Dimension } from './dimensions.js';
 import { microsJson } from './micros.js';
 import { periodCloseProblem, type PeriodCloseRecord } from './period-close-record.js';
 
@@ -33,7 +34,18 @@ export interface WindowRow {
   final: boolean;
   /** This version changed the row after it had been final (late data within the dedup horizon). */
   revised: boolean;
+  /** The row by each configured dimension (TALLY_DIMENSIONS); each sums to the row's impressions and spend. Absent: none configured. */
+  breakdowns?: DimensionBreakdown[];
 }
+
+/** One dimension of a window row: every value with its counts (contracts/dimensions.ts). */
+export interface DimensionBreakdown {
+  dimension: Dimension;
+  values: Array<{ value: string; impressions: number; spendMicros: bigint }>;
+}
+
+/** A dimension's values in a window record: [value, impressions, spend_micros], spend as micros are written. */
+export type BreakdownEntries = Array<[string, number, number | string]>;
 
 export interface WindowCountRecord {
   type: 'window';
@@ -49,6 +61,8 @@ export interface WindowCountRecord {
   version: number;
   final: boolean;
   revised: boolean;
+  /** Absent when no dimension is configured (and in records written before breakdowns existed). */
+  breakdowns?: Partial<Record<Dimension, BreakdownEntries>>;
 }
 
 /**
@@ -130,6 +144,11 @@ export function encodeWindowRow(row: WindowRow): Buffer {
     final: row.final,
     revised: row.revised,
   };
+  if (row.breakdowns !== undefined && row.breakdowns.length > 0) {
+    const breakdowns: Partial<Record<Dimension, BreakdownEntries>> = {};
+    for (const b of row.breakdowns) breakdowns[b.dimension] = b.values.map((v) => [v.value, v.impressions, microsJson(v.spendMicros)]);
+    rec.breakdowns = breakdowns;
+  }
   return Buffer.from(JSON.stringify(rec));
 }
 
@@ -146,7 +165,17 @@ export function decodeWindowRow(rec: WindowCountRecord): WindowRow {
     version: rec.version,
     final: rec.final,
     revised: rec.revised,
+    ...(rec.breakdowns === undefined ? {} : { breakdowns: decodeBreakdowns(rec.breakdowns) }),
   };
+}
+
+function decodeBreakdowns(breakdowns: Partial<Record<Dimension, BreakdownEntries>>): DimensionBreakdown[] {
+  return DIMENSIONS.flatMap((dimension) => {
+    const entries = breakdowns[dimension];
+    return entries === undefined ? [] : [{
+      dimension, values: entries.map(([value, impressions, spend]) => ({ value, impressions, spendMicros: BigInt(spend) })),
+    }];
+  });
 }
 
 export function encodeWatermark(rec: Omit<WatermarkRecord, 'type'>): Buffer {
@@ -226,5 +255,33 @@ export function checkCountRecord(value: Buffer | null | undefined): CheckedCount
   if (!isUint(rec.version)) return { kind: 'poison', reason: 'bad_version' };
   if (typeof rec.final !== 'boolean') return { kind: 'poison', reason: 'bad_final' };
   if (typeof rec.revised !== 'boolean') return { kind: 'poison', reason: 'bad_revised' };
+  if (rec.breakdowns !== undefined && !breakdownsAddUp(rec)) return { kind: 'poison', reason: 'bad_breakdowns' };
   return { kind: 'window', record: rec };
+}
+
+/**
+ * Every dimension of the record is a known one whose entries are distinct usable values with
+ * counts, and sums to the row's impressions and spend exactly (else the sink would store a
+ * breakdown that does not add up to its campaign).
+ */
+function breakdownsAddUp(rec: WindowCountRecord): boolean {
+  const b: unknown = rec.breakdowns;
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) return false;
+  const rowSpend = BigInt(rec.spend_micros);
+  for (const [dimension, entries] of Object.entries(b)) {
+    if (!isDimension(dimension) || !Array.isArray(entries)) return false;
+    const seen = new Set<string>();
+    let impressions = 0;
+    let spend = 0n;
+    for (const entry of entries as unknown[]) {
+      if (!Array.isArray(entry) || entry.length !== 3) return false;
+      const [value, n, micros] = entry as unknown[];
+      if (typeof value !== 'string' || !isDimensionValue(value) || seen.has(value) || !isUint(n) || !isMicros(micros)) return false;
+      seen.add(value);
+      impressions += n;
+      spend += BigInt(micros as number | string);
+    }
+    if (impressions !== rec.impressions || spend !== rowSpend) return false;
+  }
+  return true;
 }

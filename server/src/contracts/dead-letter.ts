@@ -11,6 +11,8 @@
  *            source-topic       the input record it came from: for a copy forwarded through the
  *            source-partition   repartition topic, the original record on `impressions`, so a
  *            source-offset      replay finds the same key
+ *            arrival-period     too_late only: the billing period (UTC hour, epoch ms) the task's
+ *                               watermark was in when it refused the event, where statements report it
  */
 import type Kafka from 'node-rdkafka';
 import type { DeadLetterReason } from './dead-letter-reasons.js';
@@ -22,7 +24,11 @@ export const DLQ_HEADER = {
   sourceTopic: 'source-topic',
   sourcePartition: 'source-partition',
   sourceOffset: 'source-offset',
+  arrivalPeriod: 'arrival-period',
 } as const;
+
+/** A billing period is a UTC hour (aggregator/core PERIOD_MS). */
+const PERIOD_MS = 3_600_000;
 
 /** Longest `detail` header written (and read). */
 export const MAX_DETAIL_CHARS = 500;
@@ -36,6 +42,8 @@ export interface DeadLetterOrigin {
   sourceTopic: string;
   sourcePartition: number;
   sourceOffset: number;
+  /** too_late only: the period (epoch ms) of the watermark at refusal. */
+  arrivalPeriod?: number;
 }
 
 /** A dead letter's headers, in the order the aggregator writes them. */
@@ -46,7 +54,16 @@ export function deadLetterHeaders(d: DeadLetterOrigin): Kafka.MessageHeader[] {
     { [DLQ_HEADER.sourceTopic]: d.sourceTopic },
     { [DLQ_HEADER.sourcePartition]: String(d.sourcePartition) },
     { [DLQ_HEADER.sourceOffset]: String(d.sourceOffset) },
+    ...(d.arrivalPeriod === undefined ? [] : [{ [DLQ_HEADER.arrivalPeriod]: String(d.arrivalPeriod) }]),
   ];
+}
+
+/** The arrival period (epoch ms of a UTC hour) a dead letter carries, or undefined (none, or not a period start). */
+export function arrivalPeriodOf(m: { headers?: Kafka.MessageHeader[] }): number | undefined {
+  const v = headerValue(m, DLQ_HEADER.arrivalPeriod);
+  if (v === undefined || !/^\d{1,16}$/.test(v)) return undefined;
+  const ms = Number(v);
+  return Number.isSafeInteger(ms) && ms % PERIOD_MS === 0 ? ms : undefined;
 }
 
 /** The value of a record's header `name` as UTF-8, or undefined. */

@@ -1,5 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { scanImpression } from './scan-impression.js';
+import { dimensionValueOf } from '../contracts/dimensions.js';
+import { NO_DIMENSION_VALUES, NO_DIMENSIONS, type DimensionFields } from './dimension-fields.js';
 import type { DeadLetterReason } from '../contracts/dead-letter-reasons.js';
 import type { Impression, ParseResult } from './types.js';
 import { ID_PATTERN } from '../contracts/ids.js';
@@ -34,18 +36,19 @@ function kindOf(v: unknown): string {
  * Validates one Kafka value against the public impression contract (README) and returns the
  * impression or the dead-letter reason. Pure and cheap: the common shape is read in one pass over
  * the bytes (scanImpression); anything else gets one UTF-8 check, one JSON.parse and a few
- * precompiled regex tests, which also produce every dead-letter reason.
+ * precompiled regex tests, which also produce every dead-letter reason. `dimensions`: which
+ * breakdown fields to read (their values never refuse an event: an unusable one is `unknown`).
  */
-export function parseImpression(value: Buffer | null | undefined): ParseResult {
+export function parseImpression(value: Buffer | null | undefined, dimensions: DimensionFields = NO_DIMENSIONS): ParseResult {
   if (value === null || value === undefined || value.length === 0) return fail('bad_json', 'empty value');
   if (value.length > MAX_EVENT_BYTES) return fail('too_large', `value is ${value.length} bytes, limit ${MAX_EVENT_BYTES}`);
-  const common = scanImpression(value);
+  const common = scanImpression(value, dimensions);
   if (common !== null) return { ok: true, impression: common };
-  return parseImpressionJson(value);
+  return parseImpressionJson(value, dimensions);
 }
 
 /** The reference path: JSON.parse and field checks; decides every input scanImpression leaves open. */
-export function parseImpressionJson(value: Buffer): ParseResult {
+export function parseImpressionJson(value: Buffer, dimensions: DimensionFields = NO_DIMENSIONS): ParseResult {
   // toString('utf8') would silently replace invalid bytes with U+FFFD; the contract says UTF-8.
   if (!isUtf8(value)) return fail('bad_json', 'value is not valid UTF-8');
 
@@ -94,6 +97,7 @@ export function parseImpressionJson(value: Buffer): ParseResult {
     advertiserId: advertiserId as string,
     campaignId: campaignId as string,
     costMicros,
+    dimensionValues: dimensions.dimensions.length === 0 ? NO_DIMENSION_VALUES : dimensions.dimensions.map((d) => dimensionValueOf(fields[d])),
   };
   return { ok: true, impression };
 }

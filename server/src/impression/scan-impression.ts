@@ -1,3 +1,5 @@
+import { MAX_DIMENSION_VALUE_LENGTH, UNKNOWN_VALUE } from '../contracts/dimensions.js';
+import { NO_DIMENSION_VALUES, NO_DIMENSIONS, type DimensionFields } from './dimension-fields.js';
 import type { Impression } from './types.js';
 
 /**
@@ -8,6 +10,7 @@ import type { Impression } from './types.js';
  * nested values, repeated keys, any invalid value) returns null and parseImpression takes the full
  * JSON.parse path, which decides and explains. So for every input it accepts, the result is what
  * the full path would return (test/unit/scan-impression.test.ts checks that on many shapes).
+ * The dimension fields asked for (DimensionFields) are read as plain strings the same way.
  */
 
 const QUOTE = 0x22;
@@ -47,16 +50,35 @@ const KEYS: Array<[number, Uint8Array]> = [
   [F_COST, Buffer.from('cost_micros')],
 ];
 
+function sameBytes(b: Buffer, start: number, end: number, key: Uint8Array): boolean {
+  const len = end - start;
+  if (key.length !== len) return false;
+  let k = 0;
+  while (k < len && b[start + k] === key[k]) k++;
+  return k === len;
+}
+
 /** Which contract field a key is (0: not one), compared on the bytes. */
 function fieldOf(b: Buffer, start: number, end: number): number {
-  const len = end - start;
-  for (const [field, key] of KEYS) {
-    if (key.length !== len) continue;
-    let k = 0;
-    while (k < len && b[start + k] === key[k]) k++;
-    if (k === len) return field;
-  }
+  for (const [field, key] of KEYS) if (sameBytes(b, start, end, key)) return field;
   return 0;
+}
+
+/** Which asked-for dimension a key is (its index), or -1. */
+function dimensionOf(b: Buffer, start: number, end: number, fields: DimensionFields): number {
+  const keys = fields.keys;
+  for (let d = 0; d < keys.length; d++) if (sameBytes(b, start, end, keys[d])) return d;
+  return -1;
+}
+
+const DEL = 0x7f;
+
+/** A plain ASCII string value of a dimension: itself when usable, else `unknown` (as dimensionValueOf decides). */
+function dimensionValue(b: Buffer, start: number, end: number): string {
+  const len = end - start;
+  if (len < 1 || len > MAX_DIMENSION_VALUE_LENGTH) return UNKNOWN_VALUE;
+  for (let k = start; k < end; k++) if (b[k] === DEL) return UNKNOWN_VALUE;
+  return b.toString('latin1', start, end);
 }
 
 function skipWhitespace(b: Buffer, i: number, end: number): number {
@@ -80,7 +102,7 @@ function plainStringEnd(b: Buffer, i: number, end: number): number {
   return -1;
 }
 
-export function scanImpression(b: Buffer): Impression | null {
+export function scanImpression(b: Buffer, fields: DimensionFields = NO_DIMENSIONS): Impression | null {
   const end = b.length;
   let i = skipWhitespace(b, 0, end);
   if (b[i] !== OPEN) return null;
@@ -92,6 +114,9 @@ export function scanImpression(b: Buffer): Impression | null {
   let campaignId = '';
   let ts = 0;
   let costMicros = 0;
+  const wanted = fields.keys.length;
+  let dimensionValues: string[] | null = null;
+  let dimensionsSeen = 0;
 
   if (b[i] === CLOSE) return null; // {} lacks every field: the full path names the first missing one
   for (;;) {
@@ -102,6 +127,11 @@ export function scanImpression(b: Buffer): Impression | null {
     const field = fieldOf(b, keyStart, keyEnd);
     if ((seen & field) !== 0) return null;
     seen |= field;
+    const dimension = field === 0 && wanted > 0 ? dimensionOf(b, keyStart, keyEnd, fields) : -1;
+    if (dimension >= 0) {
+      if ((dimensionsSeen & (1 << dimension)) !== 0) return null;
+      dimensionsSeen |= 1 << dimension;
+    }
     i = skipWhitespace(b, keyEnd + 1, end);
     if (b[i] !== COLON) return null;
     i = skipWhitespace(b, i + 1, end);
@@ -121,6 +151,9 @@ export function scanImpression(b: Buffer): Impression | null {
         else campaignId = s;
       } else if (field !== 0) {
         return null; // ts as an ISO string, or a string price: full path
+      } else if (dimension >= 0) {
+        dimensionValues ??= new Array<string>(wanted).fill(UNKNOWN_VALUE);
+        dimensionValues[dimension] = dimensionValue(b, valueStart, valueEnd);
       }
       i = valueEnd + 1;
     } else if (c >= ZERO && c <= NINE) {
@@ -141,13 +174,13 @@ export function scanImpression(b: Buffer): Impression | null {
       } else if (field === F_COST) {
         if (n > 1_000_000_000_000) return null;
         costMicros = n;
-      } else if (field !== 0) {
-        return null; // an id given as a number
+      } else if (field !== 0 || dimension >= 0) {
+        return null; // an id or a dimension given as a number
       }
       i = k;
     } else {
       // Negative numbers, literals, objects, arrays: only the full path judges them.
-      if (field !== 0 || c === MINUS || c === undefined) return null;
+      if (field !== 0 || dimension >= 0 || c === MINUS || c === undefined) return null;
       const literal = c === 0x74 ? 'true' : c === 0x66 ? 'false' : c === 0x6e ? 'null' : '';
       if (literal === '' || i + literal.length > end || b.toString('latin1', i, i + literal.length) !== literal) return null;
       i += literal.length;
@@ -161,6 +194,7 @@ export function scanImpression(b: Buffer): Impression | null {
     if (b[i] !== CLOSE) return null;
     i = skipWhitespace(b, i + 1, end);
     if (i !== end || (seen & REQUIRED) !== REQUIRED) return null;
-    return { impressionId, ts, advertiserId, campaignId, costMicros };
+    if (wanted > 0) dimensionValues ??= new Array<string>(wanted).fill(UNKNOWN_VALUE);
+    return { impressionId, ts, advertiserId, campaignId, costMicros, dimensionValues: dimensionValues ?? NO_DIMENSION_VALUES };
   }
 }

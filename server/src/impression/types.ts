@@ -9,6 +9,11 @@ export interface Impression {
   campaignId: string;
   /** Integer ≥ 0, millionths of the currency. */
   costMicros: number;
+  /**
+   * The value of each dimension the parse was asked for (DimensionFields), in that order: the
+   * field's string, or `unknown` (contracts/dimensions.ts). Empty when none were asked for.
+   */
+  dimensionValues: readonly string[];
 }
 
 export type ParseResult =

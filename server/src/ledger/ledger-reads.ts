@@ -10,20 +10,13 @@
  * pattern and escaped, times are integers, identifiers come from configuration.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { dateTimeLiteral, identifier, queryRows, stringLiteral, uintLiteral } from '../clickhouse/index.js';
-import { ID_PATTERN } from '../contracts/ids.js';
+import { dateTimeLiteral, identifier, idLiteral, queryRows, uintLiteral } from '../clickhouse/index.js';
 import type { Maturity } from '../contracts/maturity.js';
 import { parseUInt64 } from '../contracts/micros.js';
-import { InvalidArgumentError } from '../errors/index.js';
 
 export const HOUR_MS = 3_600_000;
 
 type Num = string | number;
-
-function idLiteral(id: string): string {
-  if (!ID_PATTERN.test(id)) throw new InvalidArgumentError(`not a valid id: ${JSON.stringify(id)}`);
-  return stringLiteral(id);
-}
 
 /** How far finality and the watermark have come. */
 export interface Frontier {
@@ -173,8 +166,16 @@ export interface LateUnbillable {
 }
 
 /**
- * Late events of an advertiser by arrival: from the ledger for arrival periods that are final
- * (immutable), from the dead letters (by the time they reached ClickHouse) for the others.
+ * A dead letter's arrival period: the one the aggregator wrote (the period of its partition's
+ * watermark at refusal, as in billing_late), or for a row stored before that column (0) the time it
+ * reached ClickHouse.
+ */
+const DEAD_LETTER_ARRIVAL = 'if(toUInt32(arrival_period) = 0, inserted_at, arrival_period)';
+
+/**
+ * Late events of an advertiser by arrival period: from the ledger for arrival periods that are
+ * final (immutable), from the dead letters' arrival_period for the others — the same clock on both
+ * sides of the split, so no late event is counted twice or missed.
  */
 export function lateUnbillableSql(database: string, advertiserId: string, from: number, to: number, finalBefore: number | null): string {
   const split = Math.min(to, Math.max(from, finalBefore ?? from));
@@ -184,7 +185,7 @@ export function lateUnbillableSql(database: string, advertiserId: string, from: 
     + 'GROUP BY arrival_period, original_period, source_partition';
   const open = 'SELECT toUInt64(intDiv(toUInt32(event_ts), 3600) * 3600) AS orig_s, count() AS n '
     + `FROM ${identifier(database)}.dead_letters FINAL WHERE reason = 'too_late' AND advertiser_id = ${adv} `
-    + `AND inserted_at >= ${dateTimeLiteral(split)} AND inserted_at < ${dateTimeLiteral(to)} GROUP BY orig_s`;
+    + `AND ${DEAD_LETTER_ARRIVAL} >= ${dateTimeLiteral(split)} AND ${DEAD_LETTER_ARRIVAL} < ${dateTimeLiteral(to)} GROUP BY orig_s`;
   return `SELECT orig_s, sum(n) AS n FROM (${ledger} UNION ALL ${open}) GROUP BY orig_s ORDER BY orig_s`;
 }
 

@@ -24,7 +24,8 @@ export function decodeLiveRecord(value: Buffer | null | undefined): LiveRecord {
     const rec = checked.record;
     return { kind: 'watermark', partition: rec.source_partition, watermark: rec.watermark, emittedAt: rec.emitted_at };
   }
-  // The feed derives finality from the watermarks; the aggregator's flags stay out of its rows.
-  const { final: _final, revised: _revised, ...row } = decodeWindowRow(checked.record);
+  // The feed derives finality from the watermarks; the aggregator's flags stay out of its rows, and
+  // so do the breakdowns (the dashboard reads them from the API).
+  const { final: _final, revised: _revised, ...row } = decodeWindowRow({ ...checked.record, breakdowns: undefined });
   return { kind: 'window', row };
 }

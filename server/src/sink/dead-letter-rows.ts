@@ -5,7 +5,7 @@
  * every reader uses FINAL.
  */
 import type Kafka from 'node-rdkafka';
-import { DLQ_HEADER, headerValue, MAX_DETAIL_CHARS, NO_REASON } from '../contracts/dead-letter.js';
+import { arrivalPeriodOf, DLQ_HEADER, headerValue, MAX_DETAIL_CHARS, NO_REASON } from '../contracts/dead-letter.js';
 import { ID_PATTERN } from '../contracts/ids.js';
 import { parseImpression } from '../impression/index.js';
 import type { SinkBatch, TableInsert } from './batch-target.js';
@@ -16,7 +16,7 @@ const MAX_PARSE_BYTES = 1 << 20;
 const MAX_DATETIME_S = 4_294_967_295;
 const MAX_UINT16 = 65_535;
 
-/** A row of `dead_letters` as sent in JSONEachRow (event_ts as epoch seconds). */
+/** A row of `dead_letters` as sent in JSONEachRow (event_ts and arrival_period as epoch seconds). */
 export interface DeadLetterRow {
   reason: string;
   detail: string;
@@ -27,10 +27,12 @@ export interface DeadLetterRow {
   dlq_offset: number;
   advertiser_id: string;
   event_ts: number;
+  /** too_late: the billing period it is reported in (header arrival-period); 0 without one. */
+  arrival_period: number;
 }
 
 export const DEAD_LETTER_COLUMNS: [keyof DeadLetterRow, ...Array<keyof DeadLetterRow>] = [
-  'reason', 'detail', 'source_topic', 'source_partition', 'source_offset', 'dlq_partition', 'dlq_offset', 'advertiser_id', 'event_ts',
+  'reason', 'detail', 'source_topic', 'source_partition', 'source_offset', 'dlq_partition', 'dlq_offset', 'advertiser_id', 'event_ts', 'arrival_period',
 ];
 
 export interface DeadLetterRecord {
@@ -88,6 +90,7 @@ export function toDeadLetterRow(m: DeadLetterRecord): DeadLetterRow {
   const srcOffset = uintHeader(headerValue(m, DLQ_HEADER.sourceOffset), Number.MAX_SAFE_INTEGER);
   const fromHeaders = srcTopic !== undefined && srcTopic !== '' && srcPartition !== undefined && srcOffset !== undefined;
   const { advertiserId, eventTs } = deadLetterSubject(m.value);
+  const arrivalMs = arrivalPeriodOf(m) ?? 0;
   return {
     reason: headerValue(m, DLQ_HEADER.reason) ?? NO_REASON,
     detail: (headerValue(m, DLQ_HEADER.detail) ?? '').slice(0, MAX_DETAIL_CHARS),
@@ -98,6 +101,7 @@ export function toDeadLetterRow(m: DeadLetterRecord): DeadLetterRow {
     dlq_offset: m.offset,
     advertiser_id: advertiserId,
     event_ts: eventTs,
+    arrival_period: arrivalMs / 1000 <= MAX_DATETIME_S ? arrivalMs / 1000 : 0,
   };
 }
 

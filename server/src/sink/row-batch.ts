@@ -5,7 +5,10 @@
  * offset to commit once the batch is in ClickHouse (last offset seen + 1). Every record moves the
  * offset, including tombstones and poison records, so a committed batch never has to be read again.
  */
-import { checkCountRecord, type WatermarkRecord, type WindowCountRecord } from '../contracts/count-record.js';
+import {
+  checkCountRecord, type BreakdownEntries, type WatermarkRecord, type WindowCountRecord,
+} from '../contracts/count-record.js';
+import type { Dimension } from '../contracts/dimensions.js';
 import type { SinkBatch, TableInsert } from './batch-target.js';
 import {
   LATE_COLUMNS, LEDGER_COLUMNS, ledgerRowsOf, PERIOD_CLOSE_COLUMNS, type LateRow, type LedgerRow, type PeriodCloseRow,
@@ -13,7 +16,27 @@ import {
 import { PartitionOffsets, type PartitionOffset } from './partition-offsets.js';
 
 /** A row of `impression_counts` as sent in JSONEachRow: the window record's fields, booleans as 0/1. */
-export type ImpressionCountRow = Omit<WindowCountRecord, 'type' | 'final' | 'revised'> & { final: 0 | 1; revised: 0 | 1 };
+export type ImpressionCountRow = Omit<WindowCountRecord, 'type' | 'final' | 'revised' | 'breakdowns'> & { final: 0 | 1; revised: 0 | 1 };
+
+/** A row of `impression_breakdowns`: one value of one dimension of a window row, with the row's version. */
+export interface ImpressionBreakdownRow {
+  window_start: number;
+  window_end: number;
+  advertiser_id: string;
+  campaign_id: string;
+  source_partition: number;
+  dimension: Dimension;
+  value: string;
+  impressions: number;
+  spend_micros: number | string;
+  version: number;
+}
+
+/** A kept window row and the breakdowns of the same version. */
+interface KeptWindow {
+  row: ImpressionCountRow;
+  breakdowns: Partial<Record<Dimension, BreakdownEntries>> | undefined;
+}
 
 /** A row of `partition_watermarks` (version = the watermark, clamped at 0: it never decreases). */
 export interface PartitionWatermarkRow {
@@ -29,13 +52,17 @@ export const IMPRESSION_COUNT_COLUMNS: [keyof ImpressionCountRow, ...Array<keyof
   'impressions', 'spend_micros', 'duplicates', 'version', 'final', 'revised',
 ];
 
+export const IMPRESSION_BREAKDOWN_COLUMNS: [keyof ImpressionBreakdownRow, ...Array<keyof ImpressionBreakdownRow>] = [
+  'window_start', 'window_end', 'advertiser_id', 'campaign_id', 'source_partition', 'dimension', 'value', 'impressions', 'spend_micros', 'version',
+];
+
 export const PARTITION_WATERMARK_COLUMNS: [keyof PartitionWatermarkRow, ...Array<keyof PartitionWatermarkRow>] = [
   'source_partition', 'watermark_ms', 'max_event_time_ms', 'updated_at', 'version',
 ];
 
 /** The batch's rows for one table, in insert order (see RowBatch.inserts). */
 export interface CountsTableInsert extends TableInsert {
-  table: 'impression_counts' | 'billing_ledger' | 'billing_late' | 'period_closes' | 'partition_watermarks';
+  table: 'impression_counts' | 'impression_breakdowns' | 'billing_ledger' | 'billing_late' | 'period_closes' | 'partition_watermarks';
 }
 
 export type AddOutcome =
@@ -47,7 +74,7 @@ export type AddOutcome =
   | { kind: 'poison'; reason: string };
 
 export class RowBatch implements SinkBatch {
-  private readonly windows = new Map<string, ImpressionCountRow>();
+  private readonly windows = new Map<string, KeptWindow>();
   private readonly watermarks = new Map<number, PartitionWatermarkRow>();
   private readonly ledger: LedgerRow[] = [];
   private readonly late: LateRow[] = [];
@@ -79,7 +106,7 @@ export class RowBatch implements SinkBatch {
       const key = `${row.window_start}|${row.advertiser_id}|${row.campaign_id}|${row.source_partition}`;
       const held = this.windows.get(key);
       // Equal versions carry the same counts; the later one wins all the same.
-      if (held === undefined || row.version >= held.version) this.windows.set(key, row);
+      if (held === undefined || row.version >= held.row.version) this.windows.set(key, { row, breakdowns: checked.record.breakdowns });
       return { kind: 'window' };
     }
     const wm = toWatermarkRow(checked.record);
@@ -98,7 +125,7 @@ export class RowBatch implements SinkBatch {
     return this.recordCount;
   }
 
-  /** Rows this batch will insert (all tables). */
+  /** Rows this batch will insert (all tables but the breakdowns, which are expanded at insert). */
   get rowCount(): number {
     return this.windows.size + this.watermarks.size + this.ledger.length + this.late.length + this.closes.length;
   }
@@ -113,7 +140,24 @@ export class RowBatch implements SinkBatch {
   }
 
   windowRows(): ImpressionCountRow[] {
-    return [...this.windows.values()];
+    return [...this.windows.values()].map((w) => w.row);
+  }
+
+  /** Every value of every dimension of the kept window rows, with their row's version. */
+  breakdownRows(): ImpressionBreakdownRow[] {
+    const out: ImpressionBreakdownRow[] = [];
+    for (const { row, breakdowns } of this.windows.values()) {
+      if (breakdowns === undefined) continue;
+      for (const [dimension, entries] of Object.entries(breakdowns) as Array<[Dimension, BreakdownEntries]>) {
+        for (const [value, impressions, spend] of entries) {
+          out.push({
+            window_start: row.window_start, window_end: row.window_end, advertiser_id: row.advertiser_id, campaign_id: row.campaign_id,
+            source_partition: row.source_partition, dimension, value, impressions, spend_micros: spend, version: row.version,
+          });
+        }
+      }
+    }
+    return out;
   }
 
   watermarkRows(): PartitionWatermarkRow[] {
@@ -121,13 +165,15 @@ export class RowBatch implements SinkBatch {
   }
 
   /**
-   * Every non-empty table of the batch, in the order they must land: window rows, then the ledger
+   * Every non-empty table of the batch, in the order they must land: window rows and their
+   * breakdowns, then the ledger
    * and late rows of period closes, then the close rows (a close row says its ledger rows are in),
    * then the watermarks (a watermark row never lands before the rows it closes).
    */
   inserts(): CountsTableInsert[] {
     const all: CountsTableInsert[] = [
       { table: 'impression_counts', columns: IMPRESSION_COUNT_COLUMNS, values: this.windowRows() },
+      { table: 'impression_breakdowns', columns: IMPRESSION_BREAKDOWN_COLUMNS, values: this.breakdownRows() },
       { table: 'billing_ledger', columns: LEDGER_COLUMNS, values: this.ledger },
       { table: 'billing_late', columns: LATE_COLUMNS, values: this.late },
       { table: 'period_closes', columns: PERIOD_CLOSE_COLUMNS, values: this.closes },

@@ -5,6 +5,7 @@
  */
 import { homePartition } from '../impression/index.js';
 import { TOO_LARGE_BYTES, type BadKind, type GeneratorOptions, type KeyMode, type PlanContext } from './generator-options.js';
+import { dimensionValuesOf, type DimensionValues } from './truth-breakdowns.js';
 
 const COUNTRIES = ['DE', 'FR', 'US', 'GB', 'JP', 'BR', 'IN', 'ES'];
 const DEVICES = ['mobile', 'desktop', 'tablet', 'ctv'];
@@ -28,6 +29,8 @@ export interface Impression {
   advertiserId: string;
   campaignId: string;
   costMicros: number;
+  /** What the aggregator counts it under in each dimension (from the fields of `value`). */
+  dimensionValues: DimensionValues;
   value: string;
 }
 
@@ -100,7 +103,7 @@ export class EventFactory {
     if (this.rng() < 0.8) body.publisher_id = `pub-${1 + this.int(50)}`;
     if (this.rng() < 0.8) body.country = COUNTRIES[this.int(COUNTRIES.length)];
     if (this.rng() < 0.8) body.device = DEVICES[this.int(DEVICES.length)];
-    return { id, ts, advertiserId, campaignId, costMicros, value: JSON.stringify(body) };
+    return { id, ts, advertiserId, campaignId, costMicros, dimensionValues: dimensionValuesOf(body), value: JSON.stringify(body) };
   }
 
   /** The n-th malformed record, of `kind`, at event time `ts`. */

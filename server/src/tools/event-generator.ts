@@ -22,7 +22,7 @@ import { InvalidArgumentError } from '../errors/index.js';
 import type { DeadLetterReason } from '../contracts/dead-letter-reasons.js';
 import { EventFactory, type Impression, type RecordRoute } from './event-factory.js';
 import { BAD_KINDS, resolveGeneratorOptions, type GeneratorOptions, type PlanContext } from './generator-options.js';
-import { compareTruthRows, emptyDeadLetters, truthRowKey, type GroundTruth, type TruthRow } from './ground-truth.js';
+import { emptyDeadLetters, truthRowsOf, type GroundTruth } from './ground-truth.js';
 
 export {
   type KeyMode, type KeyModeOption, type BadKind, type GeneratorOptions, type PlanContext,
@@ -183,23 +183,8 @@ export function buildEventPlan(partial: Partial<GeneratorOptions> & { seed: numb
       lateWithinHorizon: o.lateWithinHorizon,
     },
     deadLetters,
-    rows: truthRows(counted, windowMs),
+    rows: truthRowsOf(counted, windowMs),
     phases: [{ idPrefix: o.idPrefix, seed: o.seed, generatedAt }],
   };
   return { options: o, context: ctx, records, mainCount, paced, durationMs, lateFrom, lateWatermark, truth };
-}
-
-/** The truth's rows: unique counted impressions per (window, advertiser, campaign), sorted. */
-function truthRows(counted: readonly Impression[], windowMs: number): TruthRow[] {
-  const rows = new Map<string, TruthRow>();
-  for (const imp of counted) {
-    const windowStart = Math.floor(imp.ts / windowMs) * windowMs;
-    const row = { windowStart, advertiserId: imp.advertiserId, campaignId: imp.campaignId, impressions: 0, spendMicros: 0 };
-    const k = truthRowKey(row);
-    const r = rows.get(k) ?? row;
-    r.impressions++;
-    r.spendMicros += imp.costMicros;
-    rows.set(k, r);
-  }
-  return [...rows.values()].sort(compareTruthRows);
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import { InvalidArgumentError } from '../errors/index.js';
 import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../contracts/dead-letter-reasons.js';
+import { BreakdownSums, mergeBreakdowns, parseBreakdowns, type DimensionValues, type TruthBreakdowns } from './truth-breakdowns.js';
 
 /** The expected counts of one (window, advertiser, campaign), over all source partitions. */
 export interface TruthRow {
@@ -18,6 +19,20 @@ export interface TruthRow {
   impressions: number;
   /** Exact sum of their cost_micros. */
   spendMicros: number;
+  /**
+   * The same impressions by each dimension's value (truth-breakdowns.ts). Absent where the truth
+   * does not know them (hand-made truths, files written before breakdowns): not compared there.
+   */
+  breakdowns?: TruthBreakdowns;
+}
+
+/** A counted impression, as the truth sums it. */
+export interface CountedImpression {
+  ts: number;
+  advertiserId: string;
+  campaignId: string;
+  costMicros: number;
+  dimensionValues: DimensionValues;
 }
 
 export interface TruthCounts {
@@ -72,6 +87,21 @@ export function compareTruthRows(a: TruthRow, b: TruthRow): number {
   return 0;
 }
 
+/** The truth's rows for these counted impressions (each counted once): per (window, advertiser, campaign), with breakdowns, sorted. */
+export function truthRowsOf(counted: Iterable<CountedImpression>, windowMs: number): TruthRow[] {
+  const rows = new Map<string, { row: TruthRow; breakdowns: BreakdownSums }>();
+  for (const imp of counted) {
+    const row: TruthRow = { windowStart: Math.floor(imp.ts / windowMs) * windowMs, advertiserId: imp.advertiserId, campaignId: imp.campaignId, impressions: 0, spendMicros: 0 };
+    const k = truthRowKey(row);
+    let held = rows.get(k);
+    if (held === undefined) rows.set(k, (held = { row, breakdowns: new BreakdownSums() }));
+    held.row.impressions++;
+    held.row.spendMicros += imp.costMicros;
+    held.breakdowns.addImpression(imp.dimensionValues, imp.costMicros);
+  }
+  return [...rows.values()].map(({ row, breakdowns }) => ({ ...row, breakdowns: breakdowns.toTruth() })).sort(compareTruthRows);
+}
+
 /** Sums of the rows: what `SELECT sum(impressions), sum(spend_micros)` must return. */
 export function truthTotals(truth: Pick<GroundTruth, 'rows'>): { impressions: bigint; spendMicros: bigint } {
   let impressions = 0n;
@@ -93,7 +123,8 @@ function commonPrefix(a: string, b: string): string {
  * The truth of two runs together (a test that generates in several phases compares the union).
  * The runs must have distinct (idPrefix, seed) pairs, or their impression ids would be the same
  * and the second run would be nothing but duplicates. idPrefix becomes the two prefixes' common
- * prefix (possibly empty: verify then compares the whole table).
+ * prefix (possibly empty: verify then compares the whole table). Breakdowns of a key both runs
+ * counted add up where both know them.
  */
 export function mergeTruth(a: GroundTruth, b: GroundTruth): GroundTruth {
   if (a.windowMs !== b.windowMs) {
@@ -109,8 +140,13 @@ export function mergeTruth(a: GroundTruth, b: GroundTruth): GroundTruth {
   for (const r of [...a.rows, ...b.rows]) {
     const k = truthRowKey(r);
     const prev = rows.get(k);
-    if (prev) rows.set(k, { ...prev, impressions: prev.impressions + r.impressions, spendMicros: prev.spendMicros + r.spendMicros });
-    else rows.set(k, { ...r });
+    if (prev) {
+      const { breakdowns: _, ...sum } = prev;
+      const breakdowns = mergeBreakdowns(prev.breakdowns, r.breakdowns);
+      rows.set(k, { ...sum, impressions: prev.impressions + r.impressions, spendMicros: prev.spendMicros + r.spendMicros, ...(breakdowns === undefined ? {} : { breakdowns }) });
+    } else {
+      rows.set(k, { ...r });
+    }
   }
   const deadLetters = emptyDeadLetters();
   for (const r of DEAD_LETTER_REASONS) deadLetters[r] = (a.deadLetters[r] ?? 0) + (b.deadLetters[r] ?? 0);
@@ -165,7 +201,9 @@ export function parseTruth(value: unknown, what = 'truth'): GroundTruth {
       || typeof row.campaignId !== 'string' || !isInt(row.impressions) || !isInt(row.spendMicros)) {
       return bad(`rows[${i}]`);
     }
-    return row as TruthRow;
+    const { breakdowns, ...counts } = row as TruthRow;
+    if (breakdowns === undefined) return counts;
+    return { ...counts, breakdowns: parseBreakdowns(breakdowns, counts, (m) => bad(`rows[${i}].breakdowns: ${m}`)) };
   });
   const deadLetters = emptyDeadLetters();
   for (const r of DEAD_LETTER_REASONS) {

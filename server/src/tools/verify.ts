@@ -1,22 +1,16 @@
 /**
  * Compares ClickHouse's exact totals (impression_counts FINAL, summed over source partitions)
- * with a ground truth, re-polling until they are equal or the timeout passes (the pipeline
- * settles). Numbers are compared as BigInt, never as floats.
+ * and breakdowns (impression_breakdowns FINAL, per configured dimension and value: see
+ * breakdown-comparison.ts) with a ground truth, re-polling until they are equal or the timeout
+ * passes (the pipeline settles). Numbers are compared as BigInt, never as floats.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
-import { createClickHouse, identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
+import { createClickHouse } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
+import type { Dimension } from '../contracts/dimensions.js';
+import { compareBreakdowns, truthDimensions, type BreakdownCheck, type BreakdownDifference } from './breakdown-comparison.js';
 import { compareTruthRows, truthRowKey, truthTotals, type GroundTruth } from './ground-truth.js';
 import { diffDeadLetters, readDeadLetters, type DeadLetterDiff } from './dlq-reader.js';
-
-/** One (window, advertiser, campaign) as ClickHouse has it, sums exact. */
-export interface ActualRow {
-  windowStart: number;
-  advertiserId: string;
-  campaignId: string;
-  impressions: bigint;
-  spendMicros: bigint;
-}
+import { queryActualBreakdowns, queryActualRows, type ActualBreakdownRow, type ActualRow } from './verify-sql.js';
 
 export interface VerifyDifference {
   windowStart: number;
@@ -43,6 +37,14 @@ export interface Comparison {
   differences: VerifyDifference[];
   expected: VerifyTotals;
   actual: VerifyTotals;
+  /** The breakdowns' comparison: which dimensions, how, and their differences (also failing `ok`). */
+  breakdowns: BreakdownCheck;
+}
+
+/** ClickHouse's breakdowns to compare: the configured dimensions, and the rows read for them. */
+export interface ActualBreakdowns {
+  dimensions: readonly Dimension[];
+  rows: readonly ActualBreakdownRow[];
 }
 
 export interface VerifyResult extends Comparison {
@@ -58,6 +60,7 @@ export interface VerifyProgress {
   attempt: number;
   elapsedMs: number;
   differences: number;
+  breakdownDifferences: number;
   deadLetterDifferences: number | null;
   expected: VerifyTotals;
   actual: VerifyTotals;
@@ -76,42 +79,11 @@ export interface VerifyOptions {
   onProgress?: (p: VerifyProgress) => void;
 }
 
-/** The LIKE pattern matching every string that starts with prefix (%, _ and \ escaped). */
-export function likePrefix(prefix: string): string {
-  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
-
-/** The query verify runs; exported for the docs and tests. */
-export function actualRowsSql(database: string, idPrefix: string): string {
-  const where = idPrefix === '' ? '' : `WHERE advertiser_id LIKE ${stringLiteral(likePrefix(idPrefix))} `;
-  return `SELECT toUnixTimestamp(window_start) * 1000 AS ws, advertiser_id, campaign_id, `
-    + `sum(impressions) AS imps, sum(spend_micros) AS spend `
-    + `FROM ${identifier(database)}.impression_counts FINAL ${where}`
-    + `GROUP BY ws, advertiser_id, campaign_id`;
-}
-
-interface RawRow {
-  ws: string | number;
-  advertiser_id: string;
-  campaign_id: string;
-  imps: string | number;
-  spend: string | number;
-}
-
-/** The exact per-key sums in ClickHouse for ids starting with idPrefix (all rows when empty). */
-export async function queryActualRows(ch: ClickHouseClient, database: string, idPrefix: string): Promise<ActualRow[]> {
-  const raw = await queryRows<RawRow>(ch, actualRowsSql(database, idPrefix));
-  return raw.map((r) => ({
-    windowStart: Number(r.ws),
-    advertiserId: r.advertiser_id,
-    campaignId: r.campaign_id,
-    impressions: BigInt(r.imps),
-    spendMicros: BigInt(r.spend),
-  }));
-}
-
-/** Compares per key; pure. Differences sorted by window, advertiser, campaign. */
-export function compareWithTruth(truth: Pick<GroundTruth, 'rows'>, actualRows: ActualRow[]): Comparison {
+/**
+ * Compares per key, and per dimension value with `breakdowns` (omitted: breakdowns not compared);
+ * pure. Differences sorted by window, advertiser, campaign (then dimension, value).
+ */
+export function compareWithTruth(truth: Pick<GroundTruth, 'rows'>, actualRows: ActualRow[], breakdowns: ActualBreakdowns = { dimensions: [], rows: [] }): Comparison {
   const actual = new Map<string, ActualRow>();
   let actImps = 0n;
   let actSpend = 0n;
@@ -144,9 +116,11 @@ export function compareWithTruth(truth: Pick<GroundTruth, 'rows'>, actualRows: A
   differences.sort((x, y) => compareTruthRows(
     { ...x, impressions: 0, spendMicros: 0 }, { ...y, impressions: 0, spendMicros: 0 }));
   const exp = truthTotals(truth);
+  const breakdownCheck = compareBreakdowns(truth.rows, breakdowns.rows, breakdowns.dimensions);
   return {
-    ok: differences.length === 0,
+    ok: differences.length === 0 && breakdownCheck.differences.length === 0,
     differences,
+    breakdowns: breakdownCheck,
     expected: { rows: truth.rows.length, impressions: String(exp.impressions), spendMicros: String(exp.spendMicros) },
     actual: { rows: actualRows.length, impressions: String(actImps), spendMicros: String(actSpend) },
   };
@@ -167,14 +141,22 @@ export async function verify(config: TallyConfig, truth: GroundTruth, opts: Veri
   const ch = createClickHouse(config, { requestTimeoutMs: Math.max(5_000, Math.min(30_000, timeoutMs)) });
   const emptyTotals: VerifyTotals = { rows: 0, impressions: '0', spendMicros: '0' };
   let last: VerifyResult = {
-    ok: false, differences: [], expected: emptyTotals, actual: emptyTotals, attempts: 0, elapsedMs: 0, deadLetters: null, error: null,
+    ok: false, differences: [], expected: emptyTotals, actual: emptyTotals,
+    breakdowns: { dimensions: [], notCompared: 'nothing read from ClickHouse yet', exact: 0, folded: 0, differences: [] },
+    attempts: 0, elapsedMs: 0, deadLetters: null, error: null,
   };
+  // Only what the truth knows is read: a hand-made truth or an older file has no breakdowns.
+  const known = truthDimensions(truth.rows);
+  const dimensions = config.dimensions.filter((d) => known.has(d));
+  const { database } = config.clickhouse;
   let equalSince: number | null = null;
   try {
     for (let attempt = 1; ; attempt++) {
       const attemptAt = Date.now();
       try {
-        const cmp = compareWithTruth(truth, await queryActualRows(ch, config.clickhouse.database, truth.idPrefix));
+        const rows = await queryActualRows(ch, database, truth.idPrefix);
+        const breakdownRows = await queryActualBreakdowns(ch, database, truth.idPrefix, dimensions);
+        const cmp = compareWithTruth(truth, rows, { dimensions: config.dimensions, rows: breakdownRows });
         let dl: DeadLetterDiff[] | null = null;
         if (opts.checkDeadLetters) {
           dl = diffDeadLetters(truth.deadLetters, await readDeadLetters(config, { timeoutMs: Math.max(5_000, Math.min(30_000, timeoutMs)) }));
@@ -185,7 +167,7 @@ export async function verify(config: TallyConfig, truth: GroundTruth, opts: Veri
         last = { ...last, ok: false, attempts: attempt, elapsedMs: Date.now() - started, error: err instanceof Error ? err.message : String(err) };
       }
       opts.onProgress?.({
-        attempt, elapsedMs: last.elapsedMs, differences: last.differences.length,
+        attempt, elapsedMs: last.elapsedMs, differences: last.differences.length, breakdownDifferences: last.breakdowns.differences.length,
         deadLetterDifferences: last.deadLetters?.length ?? null, expected: last.expected, actual: last.actual, error: last.error,
       });
       if (last.ok) {
@@ -208,23 +190,49 @@ function fmtWindow(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
-/** A human report: differences as a table (at most maxLines), then the totals. */
+/** Lines of a table: columns padded to their width, those from `numericFrom` on right-aligned. */
+function table(header: string[], rows: string[][], numericFrom: number): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i >= numericFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [fmt(header), ...rows.map(fmt)];
+}
+
+type Numbers = Pick<VerifyDifference, 'expectedImpressions' | 'actualImpressions' | 'expectedSpendMicros' | 'actualSpendMicros'>;
+const NUMBER_HEADER = ['impressions exp', 'impressions act', 'spend exp', 'spend act'];
+const numbers = (d: Numbers) => [d.expectedImpressions ?? '-', d.actualImpressions ?? '-', d.expectedSpendMicros ?? '-', d.actualSpendMicros ?? '-'];
+
+function countsLines(differences: VerifyDifference[], maxLines: number): string[] {
+  const lines = table(
+    ['window_start', 'advertiser_id', 'campaign_id', 'kind', ...NUMBER_HEADER],
+    differences.slice(0, maxLines).map((d) => [fmtWindow(d.windowStart), d.advertiserId, d.campaignId, d.kind, ...numbers(d)]),
+    4,
+  );
+  if (differences.length > maxLines) lines.push(`… and ${differences.length - maxLines} more`);
+  const byKind = { missing: 0, extra: 0, different: 0 };
+  for (const d of differences) byKind[d.kind]++;
+  lines.push(`${differences.length} differing keys: ${byKind.missing} missing, ${byKind.extra} extra, ${byKind.different} different`);
+  return lines;
+}
+
+function breakdownLines(differences: BreakdownDifference[], maxLines: number): string[] {
+  const lines = table(
+    ['window_start', 'advertiser_id', 'campaign_id', 'dimension', 'value', 'kind', ...NUMBER_HEADER],
+    differences.slice(0, maxLines).map((d) => [fmtWindow(d.windowStart), d.advertiserId, d.campaignId, d.dimension, d.value ?? '(sum)', d.kind, ...numbers(d)]),
+    6,
+  );
+  if (differences.length > maxLines) lines.push(`… and ${differences.length - maxLines} more`);
+  const byKind = { missing: 0, extra: 0, different: 0, above_truth: 0, sum_different: 0 };
+  for (const d of differences) byKind[d.kind]++;
+  lines.push(`${differences.length} differing breakdown values: ${byKind.missing} missing, ${byKind.extra} extra, ${byKind.different} different, `
+    + `${byKind.above_truth} above the truth, ${byKind.sum_different} sums different (these two where \`other\` holds values)`);
+  return lines;
+}
+
+/** A human report: differences as tables (at most maxLines each), then the totals. */
 export function formatVerifyReport(result: VerifyResult, maxLines = 50): string {
   const lines: string[] = [];
-  if (result.differences.length > 0) {
-    const header = ['window_start', 'advertiser_id', 'campaign_id', 'kind', 'impressions exp', 'impressions act', 'spend exp', 'spend act'];
-    const rows = result.differences.slice(0, maxLines).map((d) => [
-      fmtWindow(d.windowStart), d.advertiserId, d.campaignId, d.kind,
-      d.expectedImpressions ?? '-', d.actualImpressions ?? '-', d.expectedSpendMicros ?? '-', d.actualSpendMicros ?? '-',
-    ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const fmt = (r: string[]) => r.map((c, i) => (i >= 4 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-    lines.push(fmt(header), ...rows.map(fmt));
-    if (result.differences.length > maxLines) lines.push(`… and ${result.differences.length - maxLines} more`);
-    const byKind = { missing: 0, extra: 0, different: 0 };
-    for (const d of result.differences) byKind[d.kind]++;
-    lines.push(`${result.differences.length} differing keys: ${byKind.missing} missing, ${byKind.extra} extra, ${byKind.different} different`);
-  }
+  if (result.differences.length > 0) lines.push(...countsLines(result.differences, maxLines));
+  if (result.breakdowns.differences.length > 0) lines.push(...breakdownLines(result.breakdowns.differences, maxLines));
   if (result.deadLetters && result.deadLetters.length > 0) {
     lines.push('dead letters differ:');
     for (const d of result.deadLetters) lines.push(`  ${d.reason.padEnd(18)} expected ${d.expected}  actual ${d.actual}`);
@@ -233,6 +241,10 @@ export function formatVerifyReport(result: VerifyResult, maxLines = 50): string 
   lines.push(`rows         expected ${result.expected.rows}  actual ${result.actual.rows}`);
   lines.push(`impressions  expected ${result.expected.impressions}  actual ${result.actual.impressions}`);
   lines.push(`spend_micros expected ${result.expected.spendMicros}  actual ${result.actual.spendMicros}`);
+  const b = result.breakdowns;
+  lines.push(b.notCompared !== null
+    ? `breakdowns   not compared: ${b.notCompared}`
+    : `breakdowns   ${b.dimensions.join(', ')}: ${b.exact} compared value by value, ${b.folded} by the \`other\` rule`);
   lines.push(result.ok
     ? `OK: ClickHouse matches the truth${result.deadLetters ? ' (and the DLQ)' : ''} after ${result.attempts} attempt(s), ${(result.elapsedMs / 1000).toFixed(1)} s`
     : `MISMATCH after ${result.attempts} attempt(s), ${(result.elapsedMs / 1000).toFixed(1)} s`);

@@ -20,10 +20,11 @@ export interface ApiResource<T> {
 
 /**
  * GET `path` (null: nothing to fetch yet) with the session token; refetches when the path
- * changes and every `intervalMs` if given (no overlapping requests; stops with the component).
+ * changes and every `intervalMs` if given (read after each answer, so a caller can stop polling
+ * a range that has ended; no overlapping requests; stops with the component).
  * A 401 signs the session out (the token was revoked).
  */
-export function useApiResource<T>(path: MaybeRefOrGetter<string | null>, opts: { intervalMs?: number } = {}): ApiResource<T> {
+export function useApiResource<T>(path: MaybeRefOrGetter<string | null>, opts: { intervalMs?: MaybeRefOrGetter<number | undefined> } = {}): ApiResource<T> {
   const session = useSessionStore();
   const data = shallowRef<T>();
   const loading = ref(true);
@@ -53,7 +54,8 @@ export function useApiResource<T>(path: MaybeRefOrGetter<string | null>, opts: {
       if (controller === mine) {
         controller = undefined;
         loading.value = false;
-        if (opts.intervalMs && !disposed) timer = setTimeout(() => void refresh(), opts.intervalMs);
+        const every = toValue(opts.intervalMs);
+        if (every && !disposed) timer = setTimeout(() => void refresh(), every);
       }
     }
   }

@@ -1,9 +1,8 @@
 /**
  * Billing exports from the dashboard: GET /api/v1/billing/export with the session's bearer token.
  * `preview` fetches the JSON export and keeps it for display; `download` fetches the chosen
- * format as a Blob and saves it through an object URL (a plain link cannot carry the
- * Authorization header). Periods are picked as whole UTC days, the end day inclusive in the UI
- * and exclusive (`to` = the day after) on the wire.
+ * format as a Blob and saves it (save-file.ts). Periods are picked as whole UTC days, the end day
+ * inclusive in the UI and exclusive (`to` = the day after) on the wire.
  *
  * The statement's types come from server/src/contracts/billing-export.ts (numbers are exact
  * decimal strings; every row and the totals carry their maturity).
@@ -15,6 +14,7 @@ import type {
   ApiErrorBody, BillingFormat, BillingGranularity, EXPORT_STATUS_HEADER, ExportRow, ExportStatus, ExportTotals, JsonExport,
   JsonExportHeader,
 } from '../contracts';
+import { saveFile } from '../save-file';
 import { useSessionStore } from '../stores/session';
 
 export type { BillingFormat, BillingGranularity };
@@ -118,20 +118,7 @@ export function useBillingExport() {
         throw new ApiError(0, `the export was interrupted (${err instanceof Error ? err.message : String(err)}); try again`);
       }
       const fileName = exportFileName(req);
-      const url = URL.createObjectURL(blob);
-      try {
-        const a = document.createElement('a');
-        a.href = url;
-        a.download = fileName;
-        a.rel = 'noopener';
-        a.style.display = 'none';
-        document.body.appendChild(a);
-        a.click();
-        a.remove();
-      } finally {
-        // Give the browser a moment to start the download before the URL goes away.
-        setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      }
+      saveFile(fileName, blob);
       const status = res.headers.get('X-Tally-Export-Status' satisfies typeof EXPORT_STATUS_HEADER);
       lastDownload.value = { fileName, bytes: blob.size, status };
     } catch (err) {

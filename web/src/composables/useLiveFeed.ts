@@ -12,7 +12,7 @@ import { io, type Socket } from 'socket.io-client';
 import { computed, readonly, ref, shallowRef, triggerRef } from 'vue';
 import type { ClientToServerEvents, LiveSnapshot, LiveUpdate, LiveWindowRow, ServerToClientEvents } from '../contracts';
 import {
-  DAY_MS, campaignTotals, chartBucketMs, lastHourStart, totalsBetween, utcDayStart, windowBuckets, windowStartOf,
+  DAY_MS, chartBucketMs, lastHourStart, totalsBetween, utcDayStart, windowBuckets, windowStartOf,
 } from '../live-aggregates';
 import { observeServerTime, useClock } from './useClock';
 
@@ -26,8 +26,6 @@ export type ConnectionState =
   | 'reconnecting'
   /** The server refused the token: sign in again. */
   | 'unauthorized';
-
-export type CampaignRange = 'today' | 'hour' | 'day';
 
 type LiveSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -227,21 +225,19 @@ const openWindowStart = computed(() => windowStartOf(now.value, windowMs.value))
 
 const totalsToday = computed(() => totalsBetween(rowList.value, dayStart.value));
 const totalsLastHour = computed(() => totalsBetween(rowList.value, hourStart.value));
-const openWindow = computed(() => {
+/** The window the clock is in: its bounds, how much of it has passed, and the rows' totals in it. */
+function openWindowOf(list: LiveWindowRow[]) {
   const start = openWindowStart.value;
-  const totals = totalsBetween(rowList.value, start, start + windowMs.value);
+  const totals = totalsBetween(list, start, start + windowMs.value);
   return { start, end: start + windowMs.value, elapsedMs: now.value - start, ...totals };
-});
+}
+const openWindow = computed(() => openWindowOf(rowList.value));
 const allAdvertisers = computed(() => view.value === null);
+const campaignRows = (advertiserId: string, campaignId: string) =>
+  rowList.value.filter((r) => r.advertiserId === advertiserId && r.campaignId === campaignId);
 const lastHourBuckets = computed(() => windowBuckets(rowList.value, {
   from: hourStart.value, now: now.value, windowMs: windowMs.value, bucketMs: chartBucketMs(windowMs.value), allAdvertisers: allAdvertisers.value,
 }));
-
-function rangeStart(range: CampaignRange): number {
-  if (range === 'today') return dayStart.value;
-  if (range === 'hour') return hourStart.value;
-  return now.value - DAY_MS;
-}
 
 export function useLiveFeed() {
   return {
@@ -271,8 +267,8 @@ export function useLiveFeed() {
     totalsLastHour,
     openWindow,
     lastHourBuckets,
-    /** The per-campaign table for a range the caller may change. */
-    campaignsIn: (range: () => CampaignRange) => computed(() => campaignTotals(rowList.value, rangeStart(range()))),
-    rangeStart,
+    /** The rows of one campaign, and its open window (a campaign's page). */
+    campaignRows,
+    openWindowOf,
   };
 }

@@ -1,7 +1,7 @@
 // The aggregation core: pure state and arithmetic, no I/O. The Kafka shell around it (partition-task,
 // restore) feeds it impressions and writes out what it drains.
 export type {
-  Changes, DedupDelta, EvictedWindow, IdHash, InputMark, LateCount, OpenPeriod, PartitionProgress, PeriodClose, PeriodRow,
+  BreakdownSettings, Changes, DedupDelta, EvictedWindow, IdHash, InputMark, LateCount, OpenPeriod, PartitionProgress, PeriodClose, PeriodRow,
   ProcessOutcome, RecordOrigin, SourceStatus, TaskInput, WindowSettings,
 } from './types.js';
 export { PERIOD_MS } from './types.js';

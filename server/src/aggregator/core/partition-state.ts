@@ -66,7 +66,10 @@ export class PartitionState {
     this.idleTimeoutMs = idleTimeoutMs;
     this.retentionMs = windowMs + allowedLatenessMs + dedupHorizonMs;
     this.inputs = new InputWatermarks(partitions, idleTimeoutMs, now);
-    this.windows = new WindowStore(partition, windowMs);
+    if (!Number.isSafeInteger(settings.dimensionValueLimit) || settings.dimensionValueLimit < 1) {
+      throw new RangeError(`dimensionValueLimit must be a positive integer, got ${settings.dimensionValueLimit}`);
+    }
+    this.windows = new WindowStore(partition, windowMs, settings);
   }
 
   // ── gauges ────────────────────────────────────────────────────────────────────────────────────
@@ -141,7 +144,7 @@ export class PartitionState {
     }
     const held = this.index.addOrGet(idHash, start / this.windowMs);
     if (held >= 0) return this.duplicate(held, imp, origin);
-    this.windows.count(start, idHash, imp.advertiserId, imp.campaignId, imp.costMicros);
+    this.windows.count(start, idHash, imp.advertiserId, imp.campaignId, imp.costMicros, imp.dimensionValues);
     if (origin !== undefined) this.periods.noteContribution(start, origin);
     return { kind: 'counted' };
   }

@@ -3,9 +3,17 @@
  * the Kafka shell feeds it impressions and writes out what it drains.
  */
 import type { WindowRow } from '../../contracts/count-record.js';
+import type { Dimension } from '../../contracts/dimensions.js';
 
-/** Timing rules of one aggregator; all in ms. */
-export interface WindowSettings {
+/** What a window row is broken down by (TALLY_DIMENSIONS, TALLY_DIMENSION_LIMIT). */
+export interface BreakdownSettings {
+  dimensions: readonly Dimension[];
+  /** Distinct values a row keeps by name per dimension; later new values count as `other`. */
+  dimensionValueLimit: number;
+}
+
+/** The rules of one aggregator's windows: timing (all in ms) and breakdowns. */
+export interface WindowSettings extends BreakdownSettings {
   windowMs: number;
   /** A source's watermark = min(max event time seen, wall clock) − outOfOrdernessMs. */
   outOfOrdernessMs: number;

@@ -1,26 +1,16 @@
 import { ID_BYTES, writeChunkId } from './dedup-chunk.js';
+import { RowBreakdown } from './row-breakdown.js';
+import { addSpend, setSpend, spendOf, type SpendSum } from './spend-sum.js';
 import {
-  PERIOD_MS, type DedupDelta, type EvictedWindow, type IdHash, type PeriodRow,
+  PERIOD_MS, type BreakdownSettings, type DedupDelta, type EvictedWindow, type IdHash, type PeriodRow,
 } from './types.js';
 import { rowKey, type WindowRow } from '../../contracts/count-record.js';
 
-/**
- * One row's counts. Spend is kept as high·2⁵² + low with both parts plain numbers: one event's
- * cost (≤ MAX_COST_MICROS = 1e12 < 2⁵²) added to low < 2⁵² stays below 2⁵³, so every addition is
- * exact and allocates nothing, and the sum is exact far past 2⁵³ micros.
- */
-interface RowEntry {
-  row: Omit<WindowRow, 'spendMicros'>;
-  spendLow: number;
-  spendHigh: number;
+/** One row's counts (spend exact: SpendSum), and its breakdown by dimension when any is configured. */
+interface RowEntry extends SpendSum {
+  row: Omit<WindowRow, 'spendMicros' | 'breakdowns'>;
+  breakdown: RowBreakdown | null;
   dirty: boolean;
-}
-
-const SPEND_CARRY = 2 ** 52;
-const SPEND_CARRY_N = 2n ** 52n;
-
-function spendOf(entry: RowEntry): bigint {
-  return BigInt(entry.spendHigh) * SPEND_CARRY_N + BigInt(entry.spendLow);
 }
 
 /** One window of the task: its rows and the ids first counted in it since the last drain. */
@@ -56,7 +46,7 @@ export class WindowStore {
   private changedWindows: Window[] = [];
   private idCount = 0;
 
-  constructor(private readonly partition: number, private readonly windowMs: number) {}
+  constructor(private readonly partition: number, private readonly windowMs: number, private readonly breakdowns: BreakdownSettings) {}
 
   get size(): number {
     return this.windows.size;
@@ -67,21 +57,19 @@ export class WindowStore {
     return this.idCount;
   }
 
-  /** A new id, first counted in window `start`: one impression of `cost` in its (advertiser, campaign) row. */
-  count(start: number, h: IdHash, advertiserId: string, campaignId: string, costMicros: number): void {
+  /**
+   * A new id, first counted in window `start`: one impression of `cost` in its (advertiser,
+   * campaign) row, and in its values of the configured dimensions (`dimensionValues`, in their order).
+   */
+  count(start: number, h: IdHash, advertiserId: string, campaignId: string, costMicros: number, dimensionValues: readonly string[]): void {
     const win = this.window(start);
     win.ids++;
     this.idCount++;
     this.appendPending(win, h);
     const entry = this.rowEntry(win, advertiserId, campaignId);
     entry.row.impressions++;
-    const low = entry.spendLow + costMicros;
-    if (low >= SPEND_CARRY) {
-      entry.spendLow = low - SPEND_CARRY;
-      entry.spendHigh++;
-    } else {
-      entry.spendLow = low;
-    }
+    addSpend(entry, costMicros);
+    entry.breakdown?.add(dimensionValues, costMicros);
     this.markDirty(win, entry);
   }
 
@@ -104,7 +92,9 @@ export class WindowStore {
       // row itself was emitted as final then: a new row in a closed window changes its totals too.
       row.revised = row.windowEnd <= publishedClosedThrough;
       entry.dirty = false;
-      rows.push({ ...row, spendMicros: spendOf(entry) });
+      rows.push(entry.breakdown === null
+        ? { ...row, spendMicros: spendOf(entry) }
+        : { ...row, spendMicros: spendOf(entry), breakdowns: entry.breakdown.snapshot() });
     }
     this.dirtyRows = [];
     return rows;
@@ -191,10 +181,10 @@ export class WindowStore {
     const entry = this.rowEntry(win, row.advertiserId, row.campaignId);
     // A fresh entry has version 0; restored versions start at 1.
     if (row.version > entry.row.version) {
-      const { spendMicros, ...rest } = row;
+      const { spendMicros, breakdowns, ...rest } = row;
       entry.row = { ...rest };
-      entry.spendHigh = Number(spendMicros / SPEND_CARRY_N);
-      entry.spendLow = Number(spendMicros % SPEND_CARRY_N);
+      setSpend(entry, spendMicros);
+      entry.breakdown?.restore(breakdowns ?? [], row.impressions, spendMicros);
     }
   }
 
@@ -234,6 +224,7 @@ export class WindowStore {
         },
         spendLow: 0,
         spendHigh: 0,
+        breakdown: this.breakdowns.dimensions.length === 0 ? null : new RowBreakdown(this.breakdowns.dimensions, this.breakdowns.dimensionValueLimit),
         dirty: false,
       };
       byCampaign.set(campaignId, entry);
