@@ -163,7 +163,7 @@ describe('event generator (plan builder)', () => {
     // ~20 % of the events lack each field, and the generator's cardinalities stay below the default limit.
     const values = (d: (typeof DIMENSIONS)[number]) => new Set(p.truth.rows.flatMap((r) => Object.keys(r.breakdowns?.[d] ?? {})));
     for (const d of DIMENSIONS) assert.ok(values(d).has(UNKNOWN_VALUE), `${d} has unknown`);
-    assert.equal(values('creative_id').size, 20 + 1);
+    assert.equal(values('creative_id').size, 12 + 1);
     assert.equal(values('device').size, 4 + 1);
     const unknownShare = p.truth.rows.reduce((s, r) => s + (r.breakdowns?.country?.[UNKNOWN_VALUE]?.[0] ?? 0), 0) / p.truth.counts.unique;
     assert.ok(unknownShare > 0.15 && unknownShare < 0.25, `unknown country share ${unknownShare}`);

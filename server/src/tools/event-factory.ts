@@ -7,8 +7,41 @@ import { homePartition } from '../impression/index.js';
 import { TOO_LARGE_BYTES, type BadKind, type GeneratorOptions, type KeyMode, type PlanContext } from './generator-options.js';
 import { dimensionValuesOf, type DimensionValues } from './truth-breakdowns.js';
 
-const COUNTRIES = ['DE', 'FR', 'US', 'GB', 'JP', 'BR', 'IN', 'ES'];
-const DEVICES = ['mobile', 'desktop', 'tablet', 'ctv'];
+/** Values drawn with weights, so breakdowns look like real traffic: a few values carry most of it. */
+class WeightedValues {
+  private readonly cumulative: number[] = [];
+
+  constructor(readonly values: readonly string[], weights: readonly number[]) {
+    const total = weights.reduce((s, w) => s + w, 0);
+    let sum = 0;
+    for (const w of weights) this.cumulative.push((sum += w) / total);
+  }
+
+  /** The value for a uniform draw u in [0, 1). */
+  pick(u: number): string {
+    const i = this.cumulative.findIndex((c) => u < c);
+    return this.values[i < 0 ? this.values.length - 1 : i];
+  }
+}
+
+/** Zipf-like weights 1, 1/2, 1/3, …: the first value is the most common. */
+const zipf = (n: number): number[] => Array.from({ length: n }, (_, i) => 1 / (i + 1));
+
+const CREATIVES = [
+  'spring-sale-300x250', 'brand-story-15s', 'spring-sale-728x90', 'retarget-carousel', 'app-install-320x480', 'spring-sale-320x50',
+  'native-article-a', 'brand-story-30s', 'holiday-banner-300x600', 'native-article-b', 'product-grid-970x250', 'countdown-300x250',
+];
+const PUBLISHERS = [
+  'news.example', 'sports.example', 'weather.example', 'video.example', 'recipes.example', 'games.example', 'finance.example',
+  'travel.example', 'music.example', 'tech.example', 'autos.example', 'health.example', 'fashion.example', 'home.example',
+  'science.example', 'jobs.example', 'realestate.example', 'pets.example', 'books.example', 'kids.example',
+];
+const DIMENSION_VALUES = {
+  creative_id: new WeightedValues(CREATIVES, zipf(CREATIVES.length)),
+  publisher_id: new WeightedValues(PUBLISHERS, zipf(PUBLISHERS.length)),
+  country: new WeightedValues(['US', 'DE', 'GB', 'FR', 'JP', 'BR', 'IN', 'ES'], [35, 15, 12, 10, 8, 8, 7, 5]),
+  device: new WeightedValues(['mobile', 'desktop', 'tablet', 'ctv'], [60, 30, 7, 3]),
+};
 
 /** mulberry32: a small, fast, seedable PRNG (uniform [0, 1)). */
 export function createRng(seed: number): () => number {
@@ -99,10 +132,10 @@ export class EventFactory {
     const campaignId = `${advertiserId}-cmp-${1 + this.int(this.o.campaigns)}`;
     const costMicros = this.between(100, 5000);
     const body: Record<string, unknown> = { impression_id: id, ts, advertiser_id: advertiserId, campaign_id: campaignId, cost_micros: costMicros };
-    if (this.rng() < 0.8) body.creative_id = `cr-${1 + this.int(20)}`;
-    if (this.rng() < 0.8) body.publisher_id = `pub-${1 + this.int(50)}`;
-    if (this.rng() < 0.8) body.country = COUNTRIES[this.int(COUNTRIES.length)];
-    if (this.rng() < 0.8) body.device = DEVICES[this.int(DEVICES.length)];
+    // Each dimension present in 80 % of events (the rest count as `unknown`).
+    for (const [dimension, values] of Object.entries(DIMENSION_VALUES)) {
+      if (this.rng() < 0.8) body[dimension] = values.pick(this.rng());
+    }
     return { id, ts, advertiserId, campaignId, costMicros, dimensionValues: dimensionValuesOf(body), value: JSON.stringify(body) };
   }
 
