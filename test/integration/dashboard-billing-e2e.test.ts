@@ -4,7 +4,8 @@
  * An advertiser previews today's statement (provisional) and sees exactly the ground truth's
  * total, every row's maturity, and exactly the impressions that arrived too late for their own
  * (final) hour (late_unbillable, by original hour); the downloaded CSV (an authorized fetch saved
- * through a Blob URL) has the same totals line and a valid SHA-256 trailer; the periods table
+ * through a Blob URL) has the same totals line and a valid SHA-256 trailer, and with a breakdown
+ * picked (country and device) a breakdown section whose values sum to those totals; the periods table
  * shows the hour made final here as final (since when, every partition closed) and the current
  * hour live with an estimate; yesterday's statement is final with its final_at; the advertiser
  * can pick only its own advertiser, and a forced request for another one shows the API's 403 message.
@@ -21,7 +22,7 @@ import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { queryFrontier } from '../../server/src/ledger/index.js';
 import { buildEventPlan, formatVerifyReport, planContext, producePlan, randomSeed, verify, type GroundTruth } from '../../server/src/tools/index.js';
-import { launchChromium, parseMicros, textOf } from '../kit/browser.js';
+import { launchChromium, parseCsv, parseMicros, textOf } from '../kit/browser.js';
 import { artifactsDir, eventually, RoleProcess, type Sandbox } from '../kit/harness.js';
 import { startDashboardStack } from '../kit/dashboard.js';
 import { awaitFinal, Pipeline } from '../kit/pipeline.js';
@@ -230,6 +231,34 @@ describe('dashboard billing e2e (headless Chromium, real pipeline, `tally api`)'
       await page.locator('[data-testid=billing-downloaded]').waitFor({ timeout: 5_000 });
       assert.equal(await page.locator('[data-testid=billing-error]').count(), 0);
       assert.ok(lines.includes(`# late_unbillable: ${lateTotal}`), 'the file reports the late events');
+
+      // With a breakdown by country and device: the file named as the server names it, a breakdown
+      // section after the totals, each dimension's values summing to the totals (the truth's).
+      await page.locator('[data-testid=billing-breakdown-country]').click();
+      await page.locator('[data-testid=billing-breakdown-device]').click();
+      const [byDownload] = await Promise.all([
+        page.waitForEvent('download', { timeout: 30_000 }),
+        page.locator('[data-testid=billing-download]').click(),
+      ]);
+      assert.equal(byDownload.suggestedFilename(), `tally-${advA}-${today}-${today}-by-country-device.csv`);
+      const bySaved = path.join(artifactsDir, `dashboard-billing-${byDownload.suggestedFilename()}`);
+      await byDownload.saveAs(bySaved);
+      const byCsv = fs.readFileSync(bySaved, 'utf8');
+      fs.rmSync(bySaved, { force: true });
+      const byLines = byCsv.split('\n');
+      assert.ok(byLines.includes('# breakdown: country,device'), 'the header names the breakdown');
+      const section = byLines.indexOf('# section: breakdowns');
+      assert.ok(section > byLines.findIndex((l) => l.startsWith('total,')), `a breakdown section after the totals:\n${byCsv.slice(0, 800)}`);
+      // The section's lines, parsed as CSV (a value may be quoted), up to the digest.
+      const [header, ...breakdownLines] = parseCsv(byLines.slice(section + 1).join('\n').replace(/# sha256: [0-9a-f]{64}\n$/, ''));
+      assert.deepEqual(header, ['period_start', 'advertiser_id', 'campaign_id', 'dimension', 'value', 'impressions', 'spend_micros', 'spend', 'maturity']);
+      assert.ok(breakdownLines.length > 0 && breakdownLines.every((l) => l.length === 9 && l[1] === advA), 'breakdown lines of nine fields, all of A');
+      for (const d of ['country', 'device']) {
+        const sum = breakdownLines.filter((l) => l[3] === d).reduce((t, l) => ({ impressions: t.impressions + BigInt(l[5]), spendMicros: t.spendMicros + BigInt(l[6]) }),
+          { impressions: 0n, spendMicros: 0n });
+        assert.deepEqual(sum, expected, `the ${d} values sum to the totals (the truth's)`);
+      }
+      await page.locator('[data-testid=billing-breakdown-none]').click();
 
       // The periods table: the hour made final above is final (since when, closed by every partition); the current one is live.
       const finalRow = page.locator(`[data-testid=period-row][data-period-start="${isoUtc(finalBefore - HOUR_MS)}"]`);

@@ -5,7 +5,8 @@
  * as a formula) → aggregator (exactly once, breakdowns in the same transaction) → `tally sink` →
  * ClickHouse → `tally api` → the production Vue build in headless Chromium.
  *
- * An advertiser picks a range, opens a campaign from the overview's table and sees every
+ * An advertiser picks a range, downloads the overview's campaign table as CSV (its rows as shown,
+ * summing to the page's totals and the truth), opens a campaign from that table and sees every
  * breakdown equal the ground truth, value by value, impressions and spend to the micro; sorting
  * reorders the rows; a downloaded CSV has exactly the rows shown, in the order shown, and sums to
  * the page's totals; new impressions reach the campaign's open window live and, within a refresh,
@@ -112,11 +113,11 @@ async function pageTotals(page: Page, dimension: Dimension): Promise<{ impressio
   };
 }
 
-/** Clicks the CSV button and returns the file's name and rows (header first). */
-async function downloadCsv(page: Page, dimension: Dimension): Promise<{ name: string; rows: string[][] }> {
+/** Clicks the CSV button with this data-testid and returns the file's name and rows (header first). */
+async function downloadCsv(page: Page, button: string): Promise<{ name: string; rows: string[][] }> {
   const [download] = await Promise.all([
     page.waitForEvent('download', { timeout: 15_000 }),
-    page.locator(`[data-testid="breakdown-csv-${dimension}"]`).click(),
+    page.locator(`[data-testid="${button}"]`).click(),
   ]);
   const saved = path.join(artifactsDir, `dashboard-breakdown-${download.suggestedFilename()}`);
   await download.saveAs(saved);
@@ -250,6 +251,28 @@ describe('dashboard breakdown e2e (headless Chromium, real pipeline, `tally api`
         assert.equal(parseMicros(await textOf(page, `campaign-spend-${c.campaignId}`)), c.totals().spendMicros);
       }
       assert.equal(await page.locator(`[data-testid="campaign-row-${other.campaignId}"]`).count(), 0);
+      // Its CSV: the rows shown, in the order shown, exact; they sum to the table's totals and the truth's.
+      // (No named function inside: the page has no __name helper of the test's transpiler.)
+      const table = await page.locator('[data-testid=campaign-table] tbody tr').evaluateAll((rows) => rows.map((r) => {
+        const id = (r.getAttribute('data-testid') ?? '').replace(/^campaign-row-/, '');
+        return [id, ...['impressions', 'spend', 'cpm'].map((what) => r.querySelector(`[data-testid="campaign-${what}-${id}"]`)?.textContent ?? ''),
+          r.querySelector(`[data-testid="campaign-maturity-${id}"] [data-testid=maturity-badge]`)?.getAttribute('data-maturity') ?? ''];
+      }));
+      const campaigns = await downloadCsv(page, 'campaign-csv');
+      assert.equal(campaigns.name, `tally-${advA}-campaigns-${range.fromDay}-${range.toDay}.csv`);
+      assert.deepEqual(campaigns.rows[0], ['advertiser_id', 'campaign_id', 'impressions', 'spend', 'cpm', 'maturity']);
+      const campaignLines = campaigns.rows.slice(1);
+      assert.ok(campaignLines.every((l) => l.length === 6 && /^\d+\.\d{6}$/.test(l[3]) && /^\d+\.\d{6}$/.test(l[4])), 'six fields, spend and CPM with 6 decimals');
+      assert.deepEqual(campaignLines.map((l) => [l[0], l[1], Number(l[2]), BigInt(l[3].replace('.', '')), BigInt(l[4].replace('.', '')), l[5]]),
+        table.map(([id, impressions, spend, cpm, maturity]) => [advA, id, parseCount(impressions), parseMicros(spend), parseMicros(cpm), maturity]),
+        "the campaign CSV's rows = the table's");
+      const campaignSum = campaignLines.reduce((s, l) => ({ impressions: s.impressions + Number(l[2]), spendMicros: s.spendMicros + BigInt(l[3].replace('.', '')) }),
+        { impressions: 0, spendMicros: 0n });
+      assert.deepEqual(campaignSum, {
+        impressions: parseCount(await textOf(page, 'campaign-total-impressions')), spendMicros: parseMicros(await textOf(page, 'campaign-total-spend')),
+      }, "the campaign CSV sums to the table's totals");
+      assert.deepEqual(campaignSum, { impressions: main.totals().impressions + second.totals().impressions, spendMicros: main.totals().spendMicros + second.totals().spendMicros },
+        "the campaign CSV sums to the truth");
       await page.locator('[data-testid=range-chart] canvas').waitFor({ timeout: 5_000 });
       await chartsSettled(page);
       await page.screenshot({ path: path.join(artifactsDir, 'dashboard-breakdown-range-laptop.png'), fullPage: true });
@@ -286,7 +309,7 @@ describe('dashboard breakdown e2e (headless Chromium, real pipeline, `tally api`
       assert.equal(await page.locator('[data-testid="breakdown-table-country"] th[aria-sort=descending]').count(), 1);
 
       for (const d of dimensions) {
-        const { name, rows } = await downloadCsv(page, d);
+        const { name, rows } = await downloadCsv(page, `breakdown-csv-${d}`);
         assert.equal(name, `tally-${advA}-${main.campaignId}-${d}-${range.fromDay}-${range.toDay}.csv`);
         assert.deepEqual(rows[0], [d, 'impressions', 'spend', 'share_of_impressions_pct', 'maturity']);
         const shown = await tableOf(page, d);
@@ -298,7 +321,7 @@ describe('dashboard breakdown e2e (headless Chromium, real pipeline, `tally api`
         const sum = csvRows.reduce((s, r) => ({ impressions: s.impressions + r.impressions, spendMicros: s.spendMicros + r.spendMicros }), { impressions: 0, spendMicros: 0n });
         assert.deepEqual(sum, await pageTotals(page, d), `${d}: the CSV sums to the page's totals`);
       }
-      const publishers = (await downloadCsv(page, 'publisher_id')).rows.slice(1).map((l) => l[0]);
+      const publishers = (await downloadCsv(page, 'breakdown-csv-publisher_id')).rows.slice(1).map((l) => l[0]);
       assert.ok(publishers.includes('pub,"quoted"') && publishers.includes("'=1+2"), `quoting and formula guard: ${publishers.join(' | ')}`);
 
       // 6. Live: impressions of the campaign reach its open window within seconds, and its breakdowns within a refresh.

@@ -4,7 +4,7 @@ import {
 } from '../../web/src/billing-request.js';
 
 const request = (over: Partial<BillingRequest> = {}): BillingRequest => ({
-  advertiserId: 'adv-1', fromDay: '2025-11-01', toDay: '2025-11-30', granularity: 'day', format: 'csv', ...over,
+  advertiserId: 'adv-1', fromDay: '2025-11-01', toDay: '2025-11-30', granularity: 'day', format: 'csv', breakdown: [], ...over,
 });
 
 describe('web billing request: UTC days', () => {
@@ -51,6 +51,14 @@ describe('web billing request: what goes out', () => {
       '/api/v1/billing/export?advertiser_id=adv-1&from=2025-11-01&to=2026-01-01&granularity=hour&format=csv');
   });
 
+  it('asks for a breakdown section only when one is picked, the dimensions comma-separated in the order given', () => {
+    assert.doesNotMatch(exportPath(request(), 'csv'), /breakdown/);
+    assert.equal(exportPath(request({ breakdown: ['country'] }), 'csv'),
+      '/api/v1/billing/export?advertiser_id=adv-1&from=2025-11-01&to=2025-12-01&granularity=day&format=csv&breakdown=country');
+    const q = new URLSearchParams(exportPath(request({ breakdown: ['country', 'device'] }), 'json').split('?')[1]);
+    assert.equal(q.get('breakdown'), 'country,device', 'the server splits it at the commas');
+  });
+
   it('an invalid last day is passed on as typed, not stepped to a day after', () => {
     assert.match(exportPath(request({ toDay: '2025-11-31' }), 'csv'), /&to=2025-11-31&/);
   });
@@ -58,6 +66,11 @@ describe('web billing request: what goes out', () => {
   it('the file name: advertiser made safe for a file system, the days as picked, the format as extension', () => {
     assert.equal(exportFileName(request()), 'tally-adv-1-2025-11-01-2025-11-30.csv');
     assert.equal(exportFileName(request({ advertiserId: 'adv/1 ü', format: 'json' })), 'tally-adv_1__-2025-11-01-2025-11-30.json');
+  });
+
+  it('the file name of a statement with a breakdown ends as the server names it: -by-<dimension>…', () => {
+    assert.equal(exportFileName(request({ breakdown: ['country'] })), 'tally-adv-1-2025-11-01-2025-11-30-by-country.csv');
+    assert.equal(exportFileName(request({ breakdown: ['device', 'creative_id'], format: 'json' })), 'tally-adv-1-2025-11-01-2025-11-30-by-device-creative_id.json');
   });
 
   it('checks the request before it goes out, naming the field at fault', () => {

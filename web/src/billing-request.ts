@@ -3,7 +3,7 @@
  * picked as whole UTC days, the end day inclusive in the UI and exclusive (`to` = the day after)
  * on the wire; the presets, the export URL, the file name and the check before it goes out.
  */
-import type { BillingFormat, BillingGranularity } from './contracts.js';
+import type { BillingFormat, BillingGranularity, Dimension } from './contracts.js';
 import { dayStartMs, nextDay, presetDays, type DayRange } from './date-range.js';
 
 export { dayStartMs, nextDay, utcDay } from './date-range.js';
@@ -17,6 +17,8 @@ export interface BillingRequest {
   toDay: string;
   granularity: BillingGranularity;
   format: BillingFormat;
+  /** The dimensions of the statement's breakdown section (`breakdown=`), in the order asked; empty: no section. */
+  breakdown: readonly Dimension[];
 }
 
 export type PeriodPreset = 'yesterday' | 'last7' | 'month' | 'lastMonth' | 'custom';
@@ -34,8 +36,8 @@ export function presetRange(preset: Exclude<PeriodPreset, 'custom'>, now: number
   return presetDays(preset, now);
 }
 
-/** The export URL: `to` is exclusive on the wire (the day after the last day). */
-export function exportPath(req: Pick<BillingRequest, 'advertiserId' | 'fromDay' | 'toDay' | 'granularity'>, format: BillingFormat): string {
+/** The export URL: `to` is exclusive on the wire (the day after the last day); `breakdown` only when one is asked for. */
+export function exportPath(req: Omit<BillingRequest, 'format'>, format: BillingFormat): string {
   const q = new URLSearchParams({
     advertiser_id: req.advertiserId,
     from: req.fromDay,
@@ -43,13 +45,18 @@ export function exportPath(req: Pick<BillingRequest, 'advertiserId' | 'fromDay' 
     granularity: req.granularity,
     format,
   });
+  if (req.breakdown.length > 0) q.set('breakdown', req.breakdown.join(','));
   return `/api/v1/billing/export?${q.toString()}`;
 }
 
-/** tally-<advertiser>-<from>-<to>.<ext>, the days as picked (to inclusive). */
+/**
+ * tally-<advertiser>-<from>-<to>[-by-<dimension>…].<ext>, the days as picked (to inclusive); a
+ * breakdown named as the server names it (billing-router's exportFileName: `-by-country-device`).
+ */
 export function exportFileName(req: BillingRequest): string {
   const safe = req.advertiserId.replace(/[^A-Za-z0-9._-]/g, '_');
-  return `tally-${safe}-${req.fromDay}-${req.toDay}.${req.format}`;
+  const by = req.breakdown.length === 0 ? '' : `-by-${req.breakdown.join('-')}`;
+  return `tally-${safe}-${req.fromDay}-${req.toDay}${by}.${req.format}`;
 }
 
 /** Checks the picked request before it goes out; null when fine, else the message and the field. */

@@ -4,7 +4,7 @@
  * (billing-export.ts). Types only, but for the names of the two breakdown buckets (string constants).
  *
  * The pure modules (this one, format, maturity, live-aggregates, billing-request, date-range,
- * range-report, breakdown, breakdown-csv) import with `.js`
+ * range-report, breakdown, table-csv) import with `.js`
  * as the server does: their unit tests (test/unit/web-*.test.ts) compile them under the root
  * tsconfig (NodeNext); Vite and vue-tsc resolve `.js` to the `.ts` file.
  */

@@ -1,7 +1,8 @@
 /**
  * Billing exports from the dashboard: GET /api/v1/billing/export with the session's bearer token.
- * `preview` fetches the JSON export and keeps it for display; `download` fetches the chosen
- * format as a Blob and saves it (save-file.ts). Periods are picked as whole UTC days, the end day
+ * `preview` fetches the JSON export (without a breakdown section) and keeps it for display;
+ * `download` fetches the chosen format, with the breakdown asked for, as a Blob and saves it
+ * (save-file.ts). Periods are picked as whole UTC days, the end day
  * inclusive in the UI and exclusive (`to` = the day after) on the wire.
  *
  * The statement's types come from server/src/contracts/billing-export.ts (numbers are exact
@@ -81,7 +82,8 @@ export function useBillingExport() {
       if (invalid) throw new ApiError(400, invalid.message, invalid.parameter);
       const token = session.token;
       if (!token) throw new ApiError(401, 'not signed in');
-      const body = await fetchJson<BillingExportJson>(exportPath(req, 'json'), token, mine.signal);
+      // The preview shows the statement's rows and totals; a breakdown section goes only into the downloaded file.
+      const body = await fetchJson<BillingExportJson>(exportPath({ ...req, breakdown: [] }, 'json'), token, mine.signal);
       if (mine.signal.aborted) return;
       preview.value = body;
     } catch (err) {

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
-import { breakdownCsv, breakdownFileName } from '../../web/src/breakdown-csv.js';
+import { breakdownCsv, breakdownFileName, campaignCsv, campaignFileName } from '../../web/src/table-csv.js';
 import { csvField } from '../../server/src/contracts/csv-field.js';
 import type { BreakdownLine } from '../../web/src/breakdown.js';
+import type { CampaignTotals } from '../../web/src/live-aggregates.js';
 
 const line = (value: string, impressions: number, spendMicros: bigint, maturity: BreakdownLine['maturity'] = 'final'): BreakdownLine => ({ value, impressions, spendMicros, maturity });
+const campaign = (advertiserId: string, campaignId: string, impressions: number, spendMicros: bigint, maturity: CampaignTotals['maturity'] = 'final'): CampaignTotals => ({
+  advertiserId, campaignId, impressions, spendMicros, maturity, duplicates: 7, lastWindow: 0,
+});
 
 describe('web breakdown CSV: fields', () => {
   it('writes plain text as it is', () => {
@@ -73,5 +77,42 @@ describe('web breakdown CSV: the file', () => {
   it('is named after the advertiser, campaign, dimension and days, with unsafe characters replaced', () => {
     assert.equal(breakdownFileName({ advertiserId: 'adv-1', campaignId: 'cmp:7', dimension: 'country', fromDay: '2025-11-20', toDay: '2025-11-26' }),
       'tally-adv-1-cmp_7-country-2025-11-20-2025-11-26.csv');
+  });
+});
+
+describe('web campaign table CSV', () => {
+  it('one line per campaign in the order given: advertiser, campaign, impressions, exact spend and CPM, maturity', () => {
+    const csv = campaignCsv([campaign('adv-1', 'cmp-2', 3, 1_000_000n, 'live'), campaign('adv-1', 'cmp-1', 1200, 1_500_000n, 'provisional')]);
+    assert.equal(csv, [
+      'advertiser_id,campaign_id,impressions,spend,cpm,maturity',
+      'adv-1,cmp-2,3,1.000000,333.333333,live',
+      'adv-1,cmp-1,1200,1.500000,1.250000,provisional',
+      '',
+    ].join('\n'));
+  });
+
+  it('CPM as the table shows it (half up to the micro), empty without impressions', () => {
+    const csv = campaignCsv([campaign('a', 'c1', 3, 2_000_000n), campaign('a', 'c2', 0, 0n)]);
+    assert.deepEqual(csv.trim().split('\n').slice(1).map((l) => l.split(',')[4]), ['666.666667', '']);
+  });
+
+  it('spend sums to the micro beyond 2^53', () => {
+    const csv = campaignCsv([campaign('a', 'c1', 1, 9_007_199_254_740_993n), campaign('a', 'c2', 2, 999_999n)]);
+    const sum = csv.trim().split('\n').slice(1).reduce((s, l) => s + BigInt(l.split(',')[3].replace('.', '')), 0n);
+    assert.equal(sum, 9_007_199_254_740_993n + 999_999n);
+  });
+
+  it('ids go through the spreadsheet rule, so every line keeps six fields', () => {
+    const csv = campaignCsv([campaign('-adv', '=cmp,1', 1, 1n)]);
+    assert.equal(csv.split('\n')[1], `'-adv,"'=cmp,1",1,0.000001,0.001000,final`);
+  });
+
+  it('a table without campaigns is the header alone', () => {
+    assert.equal(campaignCsv([]), 'advertiser_id,campaign_id,impressions,spend,cpm,maturity\n');
+  });
+
+  it('is named after the advertiser (none for all advertisers) and the days, with unsafe characters replaced', () => {
+    assert.equal(campaignFileName({ advertiserId: 'adv:1', fromDay: '2025-11-20', toDay: '2025-11-26' }), 'tally-adv_1-campaigns-2025-11-20-2025-11-26.csv');
+    assert.equal(campaignFileName({ advertiserId: null, fromDay: '2025-11-26', toDay: '2025-11-26' }), 'tally-campaigns-2025-11-26-2025-11-26.csv');
   });
 });
