@@ -8,14 +8,17 @@ const { ERR_TOPIC_ALREADY_EXISTS } = Kafka.CODES.ERRORS;
 /** tally's topics with their configs. All are keyed like impressions: same partition count. */
 export function topicSpecs(config: TallyConfig): Kafka.NewTopic[] {
   const { topics, partitions } = config;
+  // With a 3-node stack (or cluster) every topic has 3 replicas, 2 of which must acknowledge (acks=all).
+  const replication_factor = Math.min(3, config.kafka.nodes);
+  const durability: Record<string, string> = replication_factor >= 3 ? { 'min.insync.replicas': '2' } : {};
   const compact = { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': '600000' };
   return [
-    { topic: topics.impressions, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(7 * 86_400_000) } },
-    { topic: topics.counts, num_partitions: partitions, replication_factor: 1, config: compact },
-    { topic: topics.changelog, num_partitions: partitions, replication_factor: 1, config: compact },
-    { topic: topics.dlq, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(30 * 86_400_000) } },
+    { topic: topics.impressions, num_partitions: partitions, replication_factor, config: { 'retention.ms': String(7 * 86_400_000), ...durability } },
+    { topic: topics.counts, num_partitions: partitions, replication_factor, config: { ...compact, ...durability } },
+    { topic: topics.changelog, num_partitions: partitions, replication_factor, config: { ...compact, ...durability } },
+    { topic: topics.dlq, num_partitions: partitions, replication_factor, config: { 'retention.ms': String(30 * 86_400_000), ...durability } },
     // Internal, read by the aggregator like its input: kept as long as the input is.
-    { topic: topics.repartition, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(7 * 86_400_000) } },
+    { topic: topics.repartition, num_partitions: partitions, replication_factor, config: { 'retention.ms': String(7 * 86_400_000), ...durability } },
   ];
 }
 
