@@ -111,7 +111,9 @@ export class CommitProgress {
       const at = Date.now();
       for (const tp of committed) {
         const last = this.samples[tp.partition].at(-1);
-        this.samples[tp.partition].push({ at, committed: Math.max(tp.offset, last?.committed ?? -1), high: highs[tp.partition] ?? last?.high ?? 0 });
+        // librdkafka leaves the offset out (or negative) while the group has committed none.
+        const offset = typeof tp.offset === 'number' && tp.offset >= 0 ? tp.offset : -1;
+        this.samples[tp.partition].push({ at, committed: Math.max(offset, last?.committed ?? -1), high: highs[tp.partition] ?? last?.high ?? 0 });
       }
       await sleep(this.everyMs); // pacing the samples
     }
