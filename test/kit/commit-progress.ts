@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type { TallyConfig } from '../../server/src/config/index.js';
-import { Consumer } from '../../server/src/kafka/index.js';
+import { Consumer, retry } from '../../server/src/kafka/index.js';
 import { sleep } from './waiting.js';
 
 /** One sample of a partition: its committed offset and its end (high watermark), and when they were seen. */
@@ -24,14 +24,13 @@ export interface Stall {
 
 export class CommitProgress {
   /** read_uncommitted: the offsets committed so far without waiting for open transactions, and the high watermarks. */
-  private readonly consumer: Consumer;
+  private consumer: Consumer;
   private readonly samples: Sample[][];
   private running: Promise<void> | undefined;
   private stopping = false;
 
   constructor(private readonly config: TallyConfig, private readonly everyMs = 100) {
-    // In the aggregators' group without ever joining it: committed() only asks the coordinator.
-    this.consumer = new Consumer({ brokers: config.kafka.brokers, groupId: config.groups.aggregator, clientId: `commit-progress-${crypto.randomUUID()}`, isolation: 'read_uncommitted' });
+    this.consumer = this.newConsumer();
     this.samples = Array.from({ length: config.partitions }, () => []);
   }
 
@@ -54,7 +53,10 @@ export class CommitProgress {
   /** Every partition's end now: committed offsets past them count records produced after this call. */
   async ends(): Promise<number[]> {
     const { impressions } = this.config.topics;
-    return Promise.all(this.samples.map(async (_, p) => (await this.consumer.queryWatermarkOffsets(impressions, p, 5_000)).highOffset));
+    // The sampler may replace its client meanwhile: a query of the one it dropped is asked again.
+    return retry(() => Promise.all(this.samples.map(async (_, p) => (await this.consumer.queryWatermarkOffsets(impressions, p, 5_000)).highOffset)), {
+      what: 'partition ends', attempts: 5, delayMs: 200,
+    });
   }
 
   /** When every one of `partitions` had a committed offset past its offset in `before` (first seen), or undefined while one has not. */
@@ -99,16 +101,34 @@ export class CommitProgress {
     return worst;
   }
 
+  /** In the aggregators' group without ever joining it: committed() only asks the coordinator. */
+  private newConsumer(): Consumer {
+    return new Consumer({ brokers: this.config.kafka.brokers, groupId: this.config.groups.aggregator, clientId: `commit-progress-${crypto.randomUUID()}`, isolation: 'read_uncommitted' });
+  }
+
   private async sample(): Promise<void> {
     const { impressions } = this.config.topics;
     const request = Array.from({ length: this.config.partitions }, (_, partition) => ({ topic: impressions, partition }));
+    let failures = 0;
     while (!this.stopping) {
+      // Two failed samples in a row: a new client, so that no coordinator librdkafka keeps cached
+      // after its broker died delays the samples beyond the failover itself.
+      if (failures >= 2) {
+        failures = 0;
+        void this.consumer.disconnect();
+        this.consumer = this.newConsumer();
+        await this.consumer.connect().catch(() => undefined);
+      }
       // A failed query (a leader or the coordinator moving) is no sample; an end unknown this time is the last one seen.
       const [committed, highs] = await Promise.all([
-        this.consumer.committed(request, 2_000).catch(() => []),
+        this.consumer.committed(request, 1_000).catch(() => {
+          failures++;
+          return [];
+        }),
         Promise.all(request.map((tp) => this.consumer.queryWatermarkOffsets(impressions, tp.partition, 2_000).then((w) => w.highOffset, () => undefined))),
       ]);
       const at = Date.now();
+      if (committed.length > 0) failures = 0;
       for (const tp of committed) {
         const last = this.samples[tp.partition].at(-1);
         // librdkafka leaves the offset out (or negative) while the group has committed none.
