@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import Kafka from 'node-rdkafka';
+import { loadConfig } from '../../server/src/config/index.js';
 import { kafkaErrorAction } from '../../server/src/errors/index.js';
 import { EndTracker } from '../../server/src/kafka/end-tracker.js';
 import { retry } from '../../server/src/kafka/retry.js';
+import { topicSpecs } from '../../server/src/kafka/topics.js';
 
 const E = Kafka.CODES.ERRORS;
 const kerr = (code: number, flags: { isFatal?: boolean; isRetriable?: boolean; isTxnRequiresAbort?: boolean } = {}) => ({ message: `code ${code}`, code, ...flags });
@@ -31,6 +33,21 @@ describe('kafkaErrorAction', () => {
     assert.equal(kafkaErrorAction(kerr(E.ERR_UNSTABLE_OFFSET_COMMIT)), 'retry');
     assert.equal(kafkaErrorAction(kerr(7, { isRetriable: true })), 'retry');
     assert.equal(kafkaErrorAction(kerr(E.ERR_INVALID_TXN_STATE)), 'abort');
+  });
+});
+
+describe('topicSpecs: replication', () => {
+  const replication = (env: NodeJS.ProcessEnv) => topicSpecs(loadConfig(env)).map((t) => [t.replication_factor, t.config?.['min.insync.replicas']]);
+
+  it('the local stack: one replica on one node; three, two in sync for a write, on three nodes', () => {
+    for (const r of replication({})) assert.deepEqual(r, [1, undefined]);
+    for (const r of replication({ TALLY_KAFKA_NODES: '3' })) assert.deepEqual(r, [3, '2']);
+  });
+
+  it('an existing cluster (KAFKA_BROKERS): the brokers\' defaults, whatever TALLY_KAFKA_NODES says', () => {
+    for (const nodes of ['1', '3']) {
+      for (const r of replication({ KAFKA_BROKERS: 'kafka-1:9092,kafka-2:9092', TALLY_KAFKA_NODES: nodes })) assert.deepEqual(r, [-1, undefined]);
+    }
   });
 });
 

@@ -67,9 +67,7 @@ class FakeClient implements TransactionalClient {
   };
   commitTransaction = () => this.step('commitTransaction');
   abortTransaction = () => this.step('abortTransaction');
-  disconnect = async () => {
-    this.calls.push('disconnect');
-  };
+  disconnect = () => this.step('disconnect');
 
   private step(call: Call): Promise<void> {
     this.calls.push(call);
@@ -184,6 +182,22 @@ describe('TransactionOwner', () => {
     begin();
     await owner.settle();
     assert.deepEqual(replacement.calls.slice(2), TRANSACTION);
+  });
+
+  it('a call librdkafka never answers (nor its disconnect): after callDeadlineMs the producer is replaced, migrated', async () => {
+    const stuck = new TransactionOwner(kafka.newClient, pino({ level: 'silent' }), metrics, { initRetryDelayMs: 1, callDeadlineMs: 30 });
+    await stuck.init();
+    kafka.hold('sendOffsetsToTransaction');
+    kafka.hold('disconnect');
+    let committed = false;
+    stuck.begin([record(1)], OFFSETS, () => { committed = true; });
+    await assert.rejects(stuck.settle(), (err: unknown) => err instanceof TaskMigratedError
+      && /sendOffsetsToTransaction: librdkafka did not answer within 30 ms; producer recreated/.test(err.message));
+    assert.equal(committed, false);
+    const [, old, replacement] = kafka.clients;
+    assert.deepEqual(old.calls.slice(2), ['beginTransaction', 'produce', 'sendOffsetsToTransaction', 'disconnect']);
+    assert.deepEqual(replacement.calls.slice(0, 2), ['connect', 'initTransactions']);
+    assert.equal(stuck.state, 'ready');
   });
 
   it('an abort that fails too: the producer is replaced (its initTransactions aborts), migrated', async () => {

@@ -16,6 +16,13 @@ import { SourceEnds } from './source-ends.js';
 import { TaskGauges } from './task-gauges.js';
 import { TransactionOwner } from './transaction-owner.js';
 
+/**
+ * A transactional call librdkafka has not answered this long after the transaction timeout (its own
+ * timeout for the call) is stuck: no call can do anything useful for a transaction the coordinator
+ * has aborted by then. The producer is replaced (TransactionOwner's callDeadlineMs).
+ */
+const STUCK_CALL_GRACE_MS = 5_000;
+
 /** Bounds a transaction's size (and a dedup chunk's: 16 bytes an id) when catching up. */
 const MAX_EVENTS_PER_TRANSACTION = 20_000;
 
@@ -73,7 +80,7 @@ export class Aggregator {
     this.consumer = new Consumer(aggregatorConsumerSettings(config, this.rebalances));
     const guarantee = processingGuarantee(config, this.consumer.client);
     this.guarantee = guarantee.description;
-    this.transactions = new TransactionOwner(guarantee.newClient, log, metrics);
+    this.transactions = new TransactionOwner(guarantee.newClient, log, metrics, { callDeadlineMs: config.transactionTimeoutMs + STUCK_CALL_GRACE_MS });
     this.pollTimeoutMs = Math.max(5, Math.min(20, config.commitIntervalMs));
     this.sourceEnds = new SourceEnds(this.consumer, impressions, config.partitions, config.idleTimeoutMs);
     this.gauges = new TaskGauges(metrics, this.consumer, impressions);

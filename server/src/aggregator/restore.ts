@@ -1,10 +1,14 @@
 import crypto from 'node:crypto';
 import type { TallyConfig } from '../config/index.js';
 import { decodeCountRecord, decodeWindowRow } from '../contracts/count-record.js';
-import { Consumer, OFFSET_BEGINNING, readToEnd } from '../kafka/index.js';
+import { kafkaErrorAction } from '../errors/index.js';
+import { Consumer, OFFSET_BEGINNING, readToEnd, retry } from '../kafka/index.js';
 import { parseChunkKey } from './changelog.js';
 import { PartitionState, type WindowSettings } from './core/index.js';
 import { decodeProgress } from './progress-record.js';
+
+/** How long a restore waits for a state partition to have a leader again (a broker failover takes seconds). */
+const LEADER_WAIT_MS = 120_000;
 
 /** What a restore read, for the log and the restore-duration metric. */
 export interface RestoreStats {
@@ -102,14 +106,24 @@ export async function restorePartitions(config: TallyConfig, settings: WindowSet
  * The high watermark (end of the log, open transactions included) of every topic × partition.
  * A read_uncommitted client: librdkafka asks ListOffsets with the client's isolation level, and
  * read_committed would answer with the last stable offset, the very thing that may lag.
+ * On a cluster a restore can start while a state partition's leader has just died and no other
+ * has been elected yet (KRaft fences a dead broker after its session, 9 s): each query is retried
+ * until the new leader answers rather than ending the restore, and so the aggregator.
  */
 async function highWatermarks(config: TallyConfig, topics: string[], partitions: number[]): Promise<Map<string, number>> {
   const client = new Consumer({ brokers: config.kafka.brokers, groupId: `tally-restore-hw-${crypto.randomUUID()}`, isolation: 'read_uncommitted' });
   await client.connect();
   try {
     const out = new Map<string, number>();
+    const deadline = Date.now() + LEADER_WAIT_MS;
     for (const topic of topics) {
-      for (const p of partitions) out.set(`${topic}:${p}`, (await client.queryWatermarkOffsets(topic, p, 30_000)).highOffset);
+      for (const p of partitions) {
+        const ends = await retry(() => client.queryWatermarkOffsets(topic, p, 10_000), {
+          what: `high watermark of ${topic}:${p}`, deadline, delayMs: 250, factor: 2, maxDelayMs: 2_000,
+          bail: (err) => kafkaErrorAction(err) === 'fatal',
+        });
+        out.set(`${topic}:${p}`, ends.highOffset);
+      }
     }
     return out;
   } finally {

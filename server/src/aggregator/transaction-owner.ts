@@ -1,5 +1,5 @@
 import type Kafka from 'node-rdkafka';
-import { IllegalStateError, kafkaErrorAction, TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
+import { IllegalStateError, KafkaClientStuckError, kafkaErrorAction, TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
 import { retry, type OutgoingRecord, type TransactionalClient } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import type { AggregatorMetrics } from './aggregator-metrics.js';
@@ -44,6 +44,13 @@ export interface TransactionOwnerOptions {
   initAttempts?: number;
   /** Wait between those tries, in ms. @default 1000 */
   initRetryDelayMs?: number;
+  /**
+   * Longest wait for one call in a transaction (send offsets, commit, abort) and for a disconnect.
+   * librdkafka does not always keep its own timeouts: a call still unanswered after this long
+   * means the producer is stuck, and it is replaced as after a fatal error (KafkaClientStuckError).
+   * @default 45000
+   */
+  callDeadlineMs?: number;
 }
 
 /**
@@ -52,8 +59,9 @@ export interface TransactionOwnerOptions {
  * kafkaErrorAction alone, what a failure means:
  *   retry           retry commitTransaction (idempotent: the same transaction commits once);
  *   abort           (or retries run out) abort → TaskCorruptedError: restore the tasks in place;
- *   rejoin, fatal   (fenced, unusable, or the abort failed too) a new producer, whose
- *                   initTransactions aborts what the old one left open → TaskMigratedError.
+ *   rejoin, fatal   (fenced, unusable, stuck: a call unanswered past callDeadlineMs, or the abort
+ *                   failed too) a new producer, whose initTransactions aborts what the old one
+ *                   left open → TaskMigratedError.
  *
  * Pipelining: `begin` starts a commit and returns at once, so the loop keeps processing while the
  * broker commits; `settle` waits for it and reports how it ended. One is in flight at a time:
@@ -71,6 +79,7 @@ export class TransactionOwner {
   private readonly commitAttempts: number;
   private readonly initAttempts: number;
   private readonly initRetryDelayMs: number;
+  private readonly callDeadlineMs: number;
 
   constructor(
     private readonly newClient: () => TransactionalClient,
@@ -81,6 +90,7 @@ export class TransactionOwner {
     this.commitAttempts = options.commitAttempts ?? 5;
     this.initAttempts = options.initAttempts ?? 10;
     this.initRetryDelayMs = options.initRetryDelayMs ?? 1_000;
+    this.callDeadlineMs = options.callDeadlineMs ?? 45_000;
   }
 
   get state(): TransactionState {
@@ -135,7 +145,7 @@ export class TransactionOwner {
     await this.running;
     this.running = undefined;
     this.moveTo('closed');
-    await this.client?.disconnect();
+    await this.disconnect(this.client);
     this.client = undefined;
   }
 
@@ -144,9 +154,9 @@ export class TransactionOwner {
     try {
       await client.beginTransaction();
       for (const r of records) await client.produce(r);
-      if (offsets.length > 0) await client.sendOffsetsToTransaction(offsets);
+      if (offsets.length > 0) await this.within('sendOffsetsToTransaction', client.sendOffsetsToTransaction(offsets));
       this.moveTo('committing');
-      await retry(() => client.commitTransaction(), {
+      await retry(() => this.within('commitTransaction', client.commitTransaction()), {
         what: 'commitTransaction',
         attempts: this.commitAttempts,
         delayMs: 0,
@@ -172,7 +182,7 @@ export class TransactionOwner {
     if (action === 'abort' || action === 'retry') {
       this.moveTo('aborting');
       try {
-        await this.connected().abortTransaction();
+        await this.within('abortTransaction', this.connected().abortTransaction());
         this.failure = new TaskCorruptedError(`transaction aborted: ${why}`, { cause: err });
         this.moveTo('corrupted');
         return;
@@ -183,7 +193,7 @@ export class TransactionOwner {
       }
     }
     this.moveTo('recreating');
-    await this.connected().disconnect();
+    await this.disconnect(this.connected());
     this.client = undefined;
     try {
       this.client = await this.connectClient();
@@ -214,6 +224,24 @@ export class TransactionOwner {
       delayMs: this.initRetryDelayMs,
       onRetry: (err, attempt) => this.log.warn({ err: String(err), attempt }, 'aggregator.producer_init_retry'),
     });
+  }
+
+  /**
+   * `call`'s outcome, or KafkaClientStuckError once it has gone unanswered for callDeadlineMs (its
+   * late answer, if any, is dropped: the client is replaced and fenced by its successor).
+   */
+  private within(what: string, call: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new KafkaClientStuckError(`${what}: librdkafka did not answer within ${this.callDeadlineMs} ms`)), this.callDeadlineMs);
+    });
+    call.catch(() => undefined);
+    return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  /** Disconnects a client, waiting no longer than callDeadlineMs (a stuck one may never close). */
+  private async disconnect(client: TransactionalClient | undefined): Promise<void> {
+    if (client !== undefined) await this.within('disconnect', client.disconnect()).catch(() => undefined);
   }
 
   private connected(): TransactionalClient {

@@ -10,7 +10,9 @@ export function stackCommand(): Command {
   cmd.command('up')
     .description('start Kafka and ClickHouse (idempotent), create topics, apply migrations; returns when both answer')
     .option('--no-migrate', 'skip the ClickHouse migrations')
-    .action(async (opts: { migrate: boolean }) => {
+    .option('--brokers <n>', 'Kafka nodes, 1 or 3 (sets TALLY_KAFKA_NODES for this command)')
+    .action(async (opts: { migrate: boolean; brokers?: string }) => {
+      if (opts.brokers !== undefined) process.env.TALLY_KAFKA_NODES = opts.brokers;
       const config = loadConfig();
       await stackUp(config, say);
       if (opts.migrate) await migrateCommandAction();
@@ -21,10 +23,10 @@ export function stackCommand(): Command {
     .action(async (opts: { json?: boolean }) => {
       const s = await stackStatus(loadConfig());
       if (opts.json) return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-      const line = (name: string, where: string, ext: boolean, up: boolean, pid?: number) =>
-        `${name.padEnd(11)} ${up ? 'up  ' : 'DOWN'}  ${where}${ext ? '  (external)' : pid ? `  pid ${pid}` : ''}`;
-      process.stdout.write(`${line('kafka', s.kafka.brokers, s.kafka.external, s.kafka.up, s.kafka.pid)}\n`);
-      process.stdout.write(`${line('clickhouse', s.clickhouse.url, s.clickhouse.external, s.clickhouse.up, s.clickhouse.pid)}\n`);
+      const line = (name: string, where: string, ext: boolean, up: boolean, pids: number[]) =>
+        `${name.padEnd(11)} ${up ? 'up  ' : 'DOWN'}  ${where}${ext ? '  (external)' : pids.length > 0 ? `  pid ${pids.join(', ')}` : ''}`;
+      process.stdout.write(`${line('kafka', s.kafka.brokers, s.kafka.external, s.kafka.up, s.kafka.pids)}\n`);
+      process.stdout.write(`${line('clickhouse', s.clickhouse.url, s.clickhouse.external, s.clickhouse.up, s.clickhouse.pid === undefined ? [] : [s.clickhouse.pid])}\n`);
       if (!s.kafka.up || !s.clickhouse.up) process.exitCode = 1;
     });
   cmd.command('logs').description('the last lines of the servers\' logs').option('-n, --lines <n>', 'lines per log', '40')

@@ -24,6 +24,8 @@ export const envSchema = z.object({
     'Download cache (Kafka jars), shared by clones. Default: ~/.cache/tally'),
   TALLY_KAFKA_PORT: port.default(19092).describe('Local stack broker port.'),
   TALLY_KAFKA_CONTROLLER_PORT: port.default(19093).describe('Local stack KRaft controller port.'),
+  TALLY_KAFKA_NODES: z.coerce.number().int().refine((n) => n === 1 || n === 3, 'must be 1 or 3').default(1).describe(
+    'Local stack Kafka nodes: 1, or 3 (a KRaft quorum; node i listens on TALLY_KAFKA_PORT + 100·i and TALLY_KAFKA_CONTROLLER_PORT + 100·i; topics get replication factor 3, min.insync.replicas 2).'),
   TALLY_CLICKHOUSE_HTTP_PORT: port.default(18123).describe('Local stack ClickHouse HTTP port.'),
   TALLY_CLICKHOUSE_TCP_PORT: port.default(19000).describe('Local stack ClickHouse native port.'),
   TALLY_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{0,100}$/).default('').describe(

@@ -22,6 +22,9 @@ export interface Topics {
   repartition: string;
 }
 
+/** Local stack Kafka node i listens on TALLY_KAFKA_PORT and TALLY_KAFKA_CONTROLLER_PORT plus this times i. */
+export const KAFKA_NODE_PORT_STEP = 100;
+
 export interface TallyConfig {
   kafka: {
     /** Bootstrap servers; `external` is true when given by KAFKA_BROKERS (tally starts no broker). */
@@ -29,6 +32,8 @@ export interface TallyConfig {
     external: boolean;
     port: number;
     controllerPort: number;
+    /** Local stack KRaft nodes (1 or 3); node i listens on port + 100·i. */
+    nodes: number;
   };
   /** The URL never holds credentials; the local stack's password is read from its file (see clickhouseConnection). */
   clickhouse: ClickHouseConnection;
@@ -95,10 +100,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
   const stackDir = path.resolve(e.TALLY_STACK_DIR ?? path.join(repoRoot, '.stack'));
   return {
     kafka: {
-      brokers: e.KAFKA_BROKERS ?? `127.0.0.1:${e.TALLY_KAFKA_PORT}`,
+      brokers: e.KAFKA_BROKERS ?? Array.from({ length: e.TALLY_KAFKA_NODES }, (_, i) => `127.0.0.1:${e.TALLY_KAFKA_PORT + KAFKA_NODE_PORT_STEP * i}`).join(','),
       external: e.KAFKA_BROKERS !== undefined,
       port: e.TALLY_KAFKA_PORT,
       controllerPort: e.TALLY_KAFKA_CONTROLLER_PORT,
+      nodes: e.TALLY_KAFKA_NODES,
     },
     clickhouse: clickhouseConnection({
       url: e.CLICKHOUSE_URL,

@@ -37,6 +37,13 @@ export class TaskCorruptedError extends TallyError {}
 /** A call made in a state that does not allow it (e.g. a second commit while one is in flight): a bug in the caller. */
 export class IllegalStateError extends TallyError {}
 
+/**
+ * librdkafka did not answer a call within its own timeout plus a grace: the client is stuck (its
+ * send_offsets_to_transaction can wait without end for a group coordinator on a broker that died,
+ * librdkafka #5456 and #5511). Not a Kafka error, so kafkaErrorAction says fatal: use a new client.
+ */
+export class KafkaClientStuckError extends TallyError {}
+
 /** Kafka did not take records (unreachable, or no acknowledgement in time). */
 export class KafkaUnavailableError extends TallyError {
   constructor(message: string, options: { cause?: unknown } = {}) {

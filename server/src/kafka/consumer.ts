@@ -68,10 +68,21 @@ export class Consumer {
     return new Promise((resolve, reject) => this.client.seek(tp, timeoutMs, (err) => (err ? reject(kafkaError(`seek ${tp.topic}:${tp.partition}`, err)) : resolve())));
   }
 
-  /** Low and high watermark as the broker reports them now (for this client's isolation level). */
-  queryWatermarkOffsets(topic: string, partition: number, timeoutMs: number): Promise<Kafka.WatermarkOffsets> {
-    return new Promise((resolve, reject) => this.client.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) =>
-      (err ? reject(kafkaError(`watermarks of ${topic}:${partition}`, err)) : resolve(o))));
+  /**
+   * Low and high watermark as the partition's leader reports them now (for this client's isolation
+   * level). A failure also asks for the topic's metadata before it is thrown: librdkafka learns a
+   * partition's new leader from its fetches, so a client that only queries (a restore, the
+   * pipeline status) would otherwise keep asking a dead leader, or none ("Unknown partition"), for
+   * minutes after a failover; with the metadata refreshed, the caller's next try reaches the new one.
+   */
+  async queryWatermarkOffsets(topic: string, partition: number, timeoutMs: number): Promise<Kafka.WatermarkOffsets> {
+    try {
+      return await new Promise<Kafka.WatermarkOffsets>((resolve, reject) => this.client.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) =>
+        (err ? reject(kafkaError(`watermarks of ${topic}:${partition}`, err)) : resolve(o))));
+    } catch (err) {
+      await this.partitionsOf(topic, timeoutMs).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** The partitions of `topic`, sorted; throws if it does not exist. */

@@ -5,17 +5,30 @@ import { fetchMetadata } from './metadata.js';
 
 const { ERR_TOPIC_ALREADY_EXISTS } = Kafka.CODES.ERRORS;
 
+/**
+ * Replicas of every tally topic: the local stack's node count (3 nodes: 3 replicas, 2 of which must
+ * acknowledge an acks=all write); on an existing cluster (KAFKA_BROKERS) -1, the brokers'
+ * `default.replication.factor`, with their `min.insync.replicas`, as Kafka Streams' replication.factor
+ * does: tally cannot know how many brokers a cluster has, and one replica there would lose data.
+ */
+function topicReplication(config: TallyConfig): { replicationFactor: number; config: Record<string, string> } {
+  if (config.kafka.external) return { replicationFactor: -1, config: {} };
+  const replicationFactor = Math.min(3, config.kafka.nodes);
+  return { replicationFactor, config: replicationFactor >= 3 ? { 'min.insync.replicas': '2' } : {} };
+}
+
 /** tally's topics with their configs. All are keyed like impressions: same partition count. */
 export function topicSpecs(config: TallyConfig): Kafka.NewTopic[] {
   const { topics, partitions } = config;
+  const { replicationFactor: replication_factor, config: durability } = topicReplication(config);
   const compact = { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '0', 'segment.ms': '600000' };
   return [
-    { topic: topics.impressions, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(7 * 86_400_000) } },
-    { topic: topics.counts, num_partitions: partitions, replication_factor: 1, config: compact },
-    { topic: topics.changelog, num_partitions: partitions, replication_factor: 1, config: compact },
-    { topic: topics.dlq, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(30 * 86_400_000) } },
+    { topic: topics.impressions, num_partitions: partitions, replication_factor, config: { 'retention.ms': String(7 * 86_400_000), ...durability } },
+    { topic: topics.counts, num_partitions: partitions, replication_factor, config: { ...compact, ...durability } },
+    { topic: topics.changelog, num_partitions: partitions, replication_factor, config: { ...compact, ...durability } },
+    { topic: topics.dlq, num_partitions: partitions, replication_factor, config: { 'retention.ms': String(30 * 86_400_000), ...durability } },
     // Internal, read by the aggregator like its input: kept as long as the input is.
-    { topic: topics.repartition, num_partitions: partitions, replication_factor: 1, config: { 'retention.ms': String(7 * 86_400_000) } },
+    { topic: topics.repartition, num_partitions: partitions, replication_factor, config: { 'retention.ms': String(7 * 86_400_000), ...durability } },
   ];
 }
 

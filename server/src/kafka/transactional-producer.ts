@@ -33,9 +33,13 @@ export interface TransactionalProducerSettings {
   extra?: Kafka.ProducerGlobalConfig;
 }
 
-/** Timeouts of the broker round trips; librdkafka's errors say whether one that ran out may be retried. */
+/**
+ * Timeouts of the broker round trips; librdkafka's errors say whether one that ran out may be
+ * retried. A call within a transaction (offsets, commit, abort) waits at most the transaction
+ * timeout: by then the coordinator has aborted the transaction, and waiting on is pointless.
+ */
 const INIT_TIMEOUT_MS = 60_000;
-const CALL_TIMEOUT_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 30_000;
 
 /** node-rdkafka's transactional, idempotent producer behind TransactionalClient. */
 export class TransactionalProducer implements TransactionalClient {
@@ -54,7 +58,7 @@ export class TransactionalProducer implements TransactionalClient {
   }
 
   connect(): Promise<void> {
-    return new Promise((resolve, reject) => this.producer.connect({ timeout: CALL_TIMEOUT_MS }, (err) => {
+    return new Promise((resolve, reject) => this.producer.connect({ timeout: CONNECT_TIMEOUT_MS }, (err) => {
       if (err) return reject(kafkaError('producer connect', err));
       this.producer.setPollInterval(50);
       resolve();
@@ -76,15 +80,15 @@ export class TransactionalProducer implements TransactionalClient {
   sendOffsetsToTransaction(offsets: Kafka.TopicPartitionOffset[]): Promise<void> {
     const consumer = this.settings.consumer;
     if (consumer === undefined) return Promise.reject(new IllegalStateError('sendOffsetsToTransaction on a producer made without a consumer'));
-    return this.call('sendOffsetsToTransaction', (cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, CALL_TIMEOUT_MS, cb));
+    return this.call('sendOffsetsToTransaction', (cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, this.settings.transactionTimeoutMs, cb));
   }
 
   commitTransaction(): Promise<void> {
-    return this.call('commitTransaction', (cb) => this.producer.commitTransaction(CALL_TIMEOUT_MS, cb));
+    return this.call('commitTransaction', (cb) => this.producer.commitTransaction(this.settings.transactionTimeoutMs, cb));
   }
 
   abortTransaction(): Promise<void> {
-    return this.call('abortTransaction', (cb) => this.producer.abortTransaction(CALL_TIMEOUT_MS, cb));
+    return this.call('abortTransaction', (cb) => this.producer.abortTransaction(this.settings.transactionTimeoutMs, cb));
   }
 
   disconnect(): Promise<void> {

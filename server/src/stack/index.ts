@@ -1,11 +1,12 @@
 import type { TallyConfig } from '../config/index.js';
 import { ensureTopics, fetchMetadata } from '../kafka/index.js';
 import { LocalClickHouse } from './clickhouse-server.js';
-import { LocalKafkaBroker } from './kafka-broker.js';
+import { LocalKafkaCluster } from './kafka-cluster.js';
 import { tail } from './processes.js';
 
 export { ensureDebianPackage, commandExists, runningPid } from './processes.js';
 export { LocalKafkaBroker } from './kafka-broker.js';
+export { LocalKafkaCluster } from './kafka-cluster.js';
 export { ensureKafkaJars } from './kafka-dist.js';
 export { ensureCurrentClickHouse, CurrentClickHouse, CHDB_CORE_VERSION, type CurrentClickHouseOptions } from './current-clickhouse.js';
 export { LocalClickHouse } from './clickhouse-server.js';
@@ -15,7 +16,7 @@ export { spawnTally, stopChild, exitOf, isRunning } from './role-process.js';
 type Log = (msg: string) => void;
 
 export interface StackStatus {
-  kafka: { brokers: string; external: boolean; pid?: number; up: boolean };
+  kafka: { brokers: string; external: boolean; pids: number[]; up: boolean };
   clickhouse: { url: string; external: boolean; pid?: number; up: boolean };
 }
 
@@ -25,13 +26,13 @@ export interface StackStatus {
  * Returns what it started, so a caller (the test harness) can stop exactly that.
  */
 export async function stackUp(config: TallyConfig, log: Log): Promise<{ startedKafka: boolean; startedClickHouse: boolean }> {
-  const kafka = new LocalKafkaBroker(config);
+  const kafka = new LocalKafkaCluster(config);
   const ch = new LocalClickHouse(config);
-  const startedKafka = !config.kafka.external && kafka.pid === undefined;
+  const startedKafka = !config.kafka.external && !kafka.running;
   const startedClickHouse = !config.clickhouse.external && ch.pid === undefined;
   const t0 = Date.now();
   await Promise.all([
-    config.kafka.external ? Promise.resolve() : kafka.start(log).then(() => log(`kafka up at ${config.kafka.brokers} (pid ${kafka.pid})`)),
+    config.kafka.external ? Promise.resolve() : kafka.start(log).then(() => log(`kafka up at ${config.kafka.brokers} (pid ${kafka.pids.join(', ')})`)),
     config.clickhouse.external ? Promise.resolve() : ch.start(log).then(() => log(`clickhouse up at ${config.clickhouse.url} (pid ${ch.pid})`)),
   ]);
   const created = await ensureTopics(config);
@@ -43,27 +44,27 @@ export async function stackUp(config: TallyConfig, log: Log): Promise<{ startedK
 /** Stops the local servers (never external ones). */
 export async function stackDown(config: TallyConfig, log: Log, which = { kafka: true, clickhouse: true }): Promise<void> {
   await Promise.all([
-    which.kafka && !config.kafka.external ? new LocalKafkaBroker(config).stop().then((s) => log(s ? 'kafka stopped' : 'kafka was not running')) : undefined,
+    which.kafka && !config.kafka.external ? new LocalKafkaCluster(config).stop().then((s) => log(s ? 'kafka stopped' : 'kafka was not running')) : undefined,
     which.clickhouse && !config.clickhouse.external ? new LocalClickHouse(config).stop().then((s) => log(s ? 'clickhouse stopped' : 'clickhouse was not running')) : undefined,
   ]);
 }
 
 export async function stackStatus(config: TallyConfig): Promise<StackStatus> {
-  const kafka = new LocalKafkaBroker(config);
+  const kafka = new LocalKafkaCluster(config);
   const ch = new LocalClickHouse(config);
   const kafkaUp = await fetchMetadata(config.kafka.brokers, 1500).then(() => true, () => false);
   const chUp = await ch.ping().catch(() => false);
   return {
-    kafka: { brokers: config.kafka.brokers, external: config.kafka.external, pid: kafka.pid, up: kafkaUp },
+    kafka: { brokers: config.kafka.brokers, external: config.kafka.external, pids: kafka.pids, up: kafkaUp },
     clickhouse: { url: config.clickhouse.url, external: config.clickhouse.external, pid: ch.pid, up: chUp },
   };
 }
 
 export function stackLogs(config: TallyConfig, lines: number): string {
-  const kafka = new LocalKafkaBroker(config);
+  const kafka = new LocalKafkaCluster(config);
   const ch = new LocalClickHouse(config);
   return [
-    `==> ${kafka.logFile} <==`, tail(kafka.logFile, lines),
+    ...kafka.nodes.flatMap((n) => [`==> ${n.logFile} <==`, tail(n.logFile, lines)]),
     `==> ${ch.logFile} <==`, tail(ch.logFile, lines),
   ].join('\n');
 }
