@@ -24,7 +24,7 @@ import { CommitProgress } from '../kit/commit-progress.js';
 import { assertExact, Pipeline } from '../kit/pipeline.js';
 import { latestPartitions } from '../kit/role-logs.js';
 import { roleExited } from '../kit/role-process.js';
-import { startApi } from './api-fixtures.js';
+import { startApi } from '../integration/api-fixtures.js';
 import { GeneratedTraffic, IngestTraffic } from './kafka-failover-fixtures.js';
 
 const say = (m: string) => process.stderr.write(`      [failover] ${m}\n`);

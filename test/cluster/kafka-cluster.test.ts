@@ -99,6 +99,7 @@ describe('local stack: a three-node Kafka cluster', function () {
       const restored = await restorePartitions(config, {
         windowMs: config.windowMs, outOfOrdernessMs: config.outOfOrdernessMs, allowedLatenessMs: config.allowedLatenessMs,
         dedupHorizonMs: config.dedupHorizonMs, maxClockSkewMs: config.maxClockSkewMs, partitions: config.partitions, idleTimeoutMs: config.idleTimeoutMs,
+        dimensions: config.dimensions, dimensionValueLimit: config.dimensionValueLimit,
       }, Array.from({ length: config.partitions }, (_, p) => p));
       assert.equal(restored.stats.ids, events.length, 'every counted id restored');
       await waitUntil(`the querying client answered by ${counts}:0's new leader`, async () => (await querying.queryWatermarkOffsets(counts, 0, 2_000)).highOffset === end, { timeoutMs: 30_000, everyMs: 250 });
