@@ -3,6 +3,6 @@
 -- provisional statements count late events of open periods by the same arrival period as final ones.
 -- 0 for other reasons and for rows written before this column (readers fall back to inserted_at).
 -- 18.16 has no ADD COLUMN IF NOT EXISTS: a re-run after the column is in fails with code 44
--- (ILLEGAL_COLUMN, "column with this name already exists"), which `migrate` takes as applied.
+-- (ILLEGAL_COLUMN; 15 DUPLICATE_COLUMN on current releases), which `migrate` takes as applied.
 -- Runs on ClickHouse 18.16 and current releases.
 ALTER TABLE {database}.dead_letters ADD COLUMN arrival_period DateTime

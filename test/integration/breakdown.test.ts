@@ -3,8 +3,8 @@
  * ingest (with duplicates, missing and unusable values), the aggregator counts them exactly once per
  * value, the sink writes impression_breakdowns, and GET /api/v1/breakdown must equal the truth built
  * here, sum to the campaign totals, and have the totals /counts has for the same filter. The value
- * limit is 3 here: one campaign gets exactly 3 creatives in one window and partition (no `other`),
- * another 4 (the 4th sent is `other`). Access rules and bad parameters are checked on the same data.
+ * limit is 8 here: one campaign gets exactly 8 creatives in one window and partition (no `other`),
+ * another more (the 9th value sent and later new ones are `other`). Access rules and bad parameters are checked on the same data.
  */
 import assert from 'node:assert/strict';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -23,7 +23,8 @@ type Body = Record<string, unknown> & { impression_id: string; ts: number; adver
 
 const DIMS: Dimension[] = ['creative_id', 'country', 'device'];
 const PARTITIONS = 4;
-const LIMIT = 3;
+/** Above the distinct values the random events can give one row (6 per dimension), so only the limit campaigns fold. */
+const LIMIT = 8;
 
 describe('breakdowns by dimension (real Kafka + ClickHouse, HTTP ingest, tally api)', function () {
   this.timeout(300_000);
@@ -95,11 +96,11 @@ describe('breakdowns by dimension (real Kafka + ClickHouse, HTTP ingest, tally a
       e.publisher_id = `pub-${i % 11}`; // not configured here: ignored
       events.push(e);
     }
-    // The limit: 3 creatives of one campaign in one window and partition stay named; a 4th is `other`.
-    idsHomeAt(1, `${P}at-`, 3).forEach((id, i) => events.push({
+    // The limit: 8 creatives of one campaign in one window and partition stay named; a 9th is `other`.
+    idsHomeAt(1, `${P}at-`, LIMIT).forEach((id, i) => events.push({
       impression_id: id, ts: limitTs, advertiser_id: ADV1, campaign_id: 'cmp-at-limit', cost_micros: 10 + i, creative_id: `cr-${i}`,
     }));
-    const overLimit = ['cr-0', 'cr-1', 'cr-2', 'cr-3', 'cr-3', 'cr-9'];
+    const overLimit = ['cr-0', 'cr-1', 'cr-2', 'cr-3', 'cr-4', 'cr-5', 'cr-6', 'cr-7', 'cr-8', 'cr-8', 'cr-2', 'cr-13'];
     idsHomeAt(2, `${P}over-`, overLimit.length).forEach((id, i) => events.push({
       impression_id: id, ts: limitTs, advertiser_id: ADV1, campaign_id: 'cmp-over-limit', cost_micros: 100 + i, creative_id: overLimit[i],
     }));
@@ -131,7 +132,7 @@ describe('breakdowns by dimension (real Kafka + ClickHouse, HTTP ingest, tally a
       const counts = (await call<CountsResponse>(base, `/api/v1/counts?advertiser_id=${adv}&${range}`, { token: tok.admin })).body;
       for (const d of DIMS) {
         const b = (await breakdown(tok.admin, `dimension=${d}&advertiser_id=${adv}&${range}`)).body;
-        if (adv === ADV1 && d === 'creative_id') continue; // the over-limit campaign folds a value: checked below
+        if (adv === ADV1 && d === 'creative_id') continue; // the over-limit campaign folds values: checked below
         assert.deepEqual(answerOf(b), truthOf(adv, d), `${adv} ${d}`);
         assert.equal(b.totals.impressions, counts.totals.impressions, `${adv} ${d} impressions`);
         assert.equal(BigInt(b.totals.spendMicros), BigInt(counts.totals.spendMicros), `${adv} ${d} spend`);
@@ -146,19 +147,20 @@ describe('breakdowns by dimension (real Kafka + ClickHouse, HTTP ingest, tally a
     assert.ok(b.has('Österreich'));
   });
 
-  it('`other` appears exactly past the limit: 3 values stay named, the 4th and later new ones fold into it, counted exactly', async () => {
+  it('`other` appears exactly past the limit: 8 values stay named, the 9th and later new ones fold into it, counted exactly', async () => {
     const at = (await breakdown(tok.adv1, `dimension=creative_id&advertiser_id=${ADV1}&campaign_id=cmp-at-limit&${range}`)).body;
     assert.deepEqual(answerOf(at), truthOf(ADV1, 'creative_id', 'cmp-at-limit'));
     assert.equal(at.rows.some((r) => r.value === 'other'), false);
     const over = answerOf((await breakdown(tok.adv1, `dimension=creative_id&advertiser_id=${ADV1}&campaign_id=cmp-over-limit&${range}`)).body);
     const truth = truthOf(ADV1, 'creative_id', 'cmp-over-limit');
-    // Sent in this order to one partition: cr-0, cr-1, cr-2 named; cr-3 (twice) and cr-9 fold.
-    assert.deepEqual([...over.keys()].sort(), ['cr-0', 'cr-1', 'cr-2', 'other']);
-    for (const v of ['cr-0', 'cr-1', 'cr-2']) assert.deepEqual(over.get(v), truth.get(v), v);
+    // Sent in this order to one partition: cr-0 … cr-7 named (cr-2 again stays named); cr-8 (twice) and cr-13 fold.
+    const named = ['cr-0', 'cr-1', 'cr-2', 'cr-3', 'cr-4', 'cr-5', 'cr-6', 'cr-7'];
+    assert.deepEqual([...over.keys()].sort(), [...named, 'other'].sort());
+    for (const v of named) assert.deepEqual(over.get(v), truth.get(v), v);
     let n = 0;
     let s = 0n;
     for (const [v, [i, sp]] of truth) {
-      if (['cr-0', 'cr-1', 'cr-2'].includes(v)) continue;
+      if (named.includes(v)) continue;
       n += i;
       s += sp;
     }

@@ -6,8 +6,8 @@ import { identifier, stringLiteral, uintLiteral } from './sql-literal.js';
 import { queryRows } from './client.js';
 import { clickHouseErrorCode } from './server-error.js';
 
-/** ILLEGAL_COLUMN: what ADD COLUMN answers when the column is there already. */
-const COLUMN_EXISTS = '44';
+/** What ADD COLUMN answers when the column is there already: ILLEGAL_COLUMN on 18.16, DUPLICATE_COLUMN since. */
+const COLUMN_EXISTS = new Set(['44', '15']);
 const ADD_COLUMN = /^ALTER TABLE \S+ ADD COLUMN /i;
 
 export const sqlDir = path.join(repoRoot, 'sql');
@@ -51,7 +51,7 @@ export async function migrate(ch: ClickHouseClient, database: string): Promise<s
     try {
       await ch.command({ query: statement });
     } catch (err) {
-      if (!(ADD_COLUMN.test(statement) && clickHouseErrorCode(err) === COLUMN_EXISTS)) throw err;
+      if (!(ADD_COLUMN.test(statement) && COLUMN_EXISTS.has(clickHouseErrorCode(err) ?? ''))) throw err;
     }
     await ch.command({ query: `INSERT INTO ${db}.schema_migrations (version, name) VALUES (${uintLiteral(m.version)}, ${stringLiteral(m.name)})` });
     applied.push(m.name);
