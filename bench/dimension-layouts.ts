@@ -12,6 +12,7 @@
  * Rows are what ClickHouse would hold at the end (FINAL); events/s is the core alone.
  */
 import { hashImpressionId, PartitionState, type WindowSettings } from '../server/src/aggregator/core/index.js';
+import { windowSettingsOf } from '../server/src/aggregator/index.js';
 import type { TallyConfig } from '../server/src/config/index.js';
 import { DIMENSIONS } from '../server/src/contracts/dimensions.js';
 import { dimensionFields, homePartition, parseImpression, type Impression } from '../server/src/impression/index.js';
@@ -65,11 +66,7 @@ class CubeCounter {
 }
 
 function settingsOf(config: TallyConfig, layout: Layout): WindowSettings {
-  return {
-    windowMs: config.windowMs, outOfOrdernessMs: config.outOfOrdernessMs, allowedLatenessMs: config.allowedLatenessMs,
-    dedupHorizonMs: config.dedupHorizonMs, maxClockSkewMs: config.maxClockSkewMs, partitions: config.partitions, idleTimeoutMs: config.idleTimeoutMs,
-    dimensions: layout === 'dimension rows' ? DIMENSIONS : [], dimensionValueLimit: config.dimensionValueLimit,
-  };
+  return { ...windowSettingsOf(config), dimensions: layout === 'dimension rows' ? DIMENSIONS : [] };
 }
 
 function runLayout(config: TallyConfig, layout: Layout, byPartition: Impression[][], now: number): LayoutResult {

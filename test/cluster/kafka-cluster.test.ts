@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import { restorePartitions } from '../../server/src/aggregator/restore.js';
+import { windowSettingsOf } from '../../server/src/aggregator/window-settings.js';
 import { loadConfig, type TallyConfig } from '../../server/src/config/index.js';
 import { Consumer, deleteTopics, ensureTopics } from '../../server/src/kafka/index.js';
 import { ensureKafkaJars, type LocalKafkaCluster } from '../../server/src/stack/index.js';
@@ -96,11 +97,7 @@ describe('local stack: a three-node Kafka cluster', function () {
       const end = (await querying.queryWatermarkOffsets(counts, 0, 5_000)).highOffset;
       process.kill(node.pid, 'SIGKILL');
       // At once, before KRaft has fenced the dead broker and elected new leaders (about 9 s).
-      const restored = await restorePartitions(config, {
-        windowMs: config.windowMs, outOfOrdernessMs: config.outOfOrdernessMs, allowedLatenessMs: config.allowedLatenessMs,
-        dedupHorizonMs: config.dedupHorizonMs, maxClockSkewMs: config.maxClockSkewMs, partitions: config.partitions, idleTimeoutMs: config.idleTimeoutMs,
-        dimensions: config.dimensions, dimensionValueLimit: config.dimensionValueLimit,
-      }, Array.from({ length: config.partitions }, (_, p) => p));
+      const restored = await restorePartitions(config, windowSettingsOf(config), Array.from({ length: config.partitions }, (_, p) => p));
       assert.equal(restored.stats.ids, events.length, 'every counted id restored');
       await waitUntil(`the querying client answered by ${counts}:0's new leader`, async () => (await querying.queryWatermarkOffsets(counts, 0, 2_000)).highOffset === end, { timeoutMs: 30_000, everyMs: 250 });
     } finally {

@@ -15,6 +15,7 @@ import { restorePartitions } from './restore.js';
 import { SourceEnds } from './source-ends.js';
 import { TaskGauges } from './task-gauges.js';
 import { TransactionOwner } from './transaction-owner.js';
+import { windowSettingsOf } from './window-settings.js';
 
 /**
  * A transactional call librdkafka has not answered this long after the transaction timeout (its own
@@ -63,17 +64,7 @@ export class Aggregator {
     readonly metrics: AggregatorMetrics = new AggregatorMetrics(),
   ) {
     const { impressions, repartition } = config.topics;
-    this.settings = {
-      windowMs: config.windowMs,
-      outOfOrdernessMs: config.outOfOrdernessMs,
-      allowedLatenessMs: config.allowedLatenessMs,
-      dedupHorizonMs: config.dedupHorizonMs,
-      maxClockSkewMs: config.maxClockSkewMs,
-      partitions: config.partitions,
-      idleTimeoutMs: config.idleTimeoutMs,
-      dimensions: config.dimensions,
-      dimensionValueLimit: config.dimensionValueLimit,
-    };
+    this.settings = windowSettingsOf(config);
     this.dimensionFields = dimensionFields(config.dimensions);
     this.inputs = [impressions, repartition];
     this.rebalances = new RebalanceQueue((err) => log.error({ err: err.message }, 'aggregator.rebalance_error'));

@@ -1,2 +1,3 @@
 export { Aggregator } from './aggregator.js';
 export { AggregatorMetrics } from './aggregator-metrics.js';
+export { windowSettingsOf } from './window-settings.js';
