@@ -17,12 +17,10 @@ import { microsJson, parseUInt64 } from '../contracts/micros.js';
 import { badRequest } from '../http/index.js';
 import { HOUR_MS, maturityOf, queryFrontier, type Frontier } from '../ledger/index.js';
 import type { BreakdownQuery } from './query-params.js';
-import { exactNumber } from './read-queries.js';
+import { exactNumber, PERIOD_SECONDS, periodStartSql } from './read-queries.js';
 
 /** Most rows one breakdown answer holds (value × period). */
 export const MAX_BREAKDOWN_ROWS = 50_000;
-
-const PERIOD_SECONDS = { hour: 3600, day: 86_400 } as const;
 
 type Num = string | number;
 
@@ -48,9 +46,7 @@ function rangeCondition(q: BreakdownQuery, frontier: Frontier): string {
 }
 
 export function breakdownSql(database: string, q: BreakdownQuery, frontier: Frontier, limit: number): string {
-  const period = q.granularity === 'total' ? '0'
-    : q.granularity === 'window' ? 'toUInt32(window_start)'
-      : `intDiv(toUInt32(window_start), ${PERIOD_SECONDS[q.granularity]}) * ${PERIOD_SECONDS[q.granularity]}`;
+  const period = q.granularity === 'total' ? '0' : periodStartSql(q.granularity);
   const where = [`dimension = ${stringLiteral(q.dimension)}`, rangeCondition(q, frontier)];
   if (q.advertiserId !== null) where.push(`advertiser_id = ${idLiteral(q.advertiserId)}`);
   if (q.campaignId !== null) where.push(`campaign_id = ${idLiteral(q.campaignId)}`);

@@ -24,7 +24,14 @@ export const MAX_COUNT_ROWS = 50_000;
 /** Most campaigns one /campaigns answer holds. */
 export const MAX_CAMPAIGN_ROWS = 50_000;
 
-const PERIOD_SECONDS: Record<Exclude<Granularity, 'window'>, number> = { hour: 3600, day: 86_400 };
+export const PERIOD_SECONDS: Record<Exclude<Granularity, 'window'>, number> = { hour: 3600, day: 86_400 };
+
+/** The UTC start (in seconds) of a window row's window, hour or day, as a ClickHouse expression. */
+export function periodStartSql(granularity: Granularity): string {
+  return granularity === 'window'
+    ? 'toUInt32(window_start)'
+    : `intDiv(toUInt32(window_start), ${PERIOD_SECONDS[granularity]}) * ${PERIOD_SECONDS[granularity]}`;
+}
 
 function table(database: string): string {
   return `${identifier(database)}.impression_counts`;
@@ -38,9 +45,7 @@ function advertiserCondition(advertisers: readonly string[] | null): string {
 
 /** The counts query: one row per (period, advertiser, campaign) for windows starting in [from, to). */
 export function countsSql(database: string, q: CountsQuery, limit: number): string {
-  const period = q.granularity === 'window'
-    ? 'toUInt32(window_start)'
-    : `intDiv(toUInt32(window_start), ${PERIOD_SECONDS[q.granularity]}) * ${PERIOD_SECONDS[q.granularity]}`;
+  const period = periodStartSql(q.granularity);
   // Window starts are whole seconds: start*1000 >= from ⇔ start >= ceil(from/1000), and likewise for to.
   const fromS = Math.ceil(q.from / 1000);
   const toS = Math.ceil(q.to / 1000);
