@@ -99,7 +99,8 @@ export class AccessControlWorld {
   readonly A_CMP = `acl${this.run}-cmp-a1`;
   readonly B_CMPS = [`acl${this.run}-secret-b1`, `acl${this.run}-secret-b2`];
   /** When the seeded events happened; the billing day that holds them. */
-  readonly eventTs = Date.now() - 90_000;
+  /** At a window start (the default 60 s window), so every event (ts + 0..999 ms) falls in one window row per campaign and its count appears whole. */
+  readonly eventTs = Math.floor((Date.now() - 90_000) / 60_000) * 60_000;
   readonly dayStart = Math.floor(this.eventTs / 86_400_000) * 86_400_000;
   readonly billingFrom = new Date(this.dayStart).toISOString().slice(0, 10);
   readonly billingTo = new Date(this.dayStart + 86_400_000).toISOString().slice(0, 10);
