@@ -6,7 +6,7 @@
  *   - socket.io: an admin live-feed client (the dashboard's protocol).
  */
 import { performance } from 'node:perf_hooks';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import Kafka from 'node-rdkafka';
 import { io, type Socket } from 'socket.io-client';
 import { identifier, queryRows } from '../../server/src/clickhouse/index.js';

@@ -24,7 +24,7 @@
  */
 import { spawn } from 'node:child_process';
 import Kafka from 'node-rdkafka';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { createClickHouse, identifier, queryRows, stringLiteral, uintLiteral } from '../../server/src/clickhouse/index.js';
 import type { TallyConfig } from '../../server/src/config/index.js';
 import { kafkaError } from '../../server/src/errors/index.js';

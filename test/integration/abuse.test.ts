@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse, queryRows, stringLiteral } from '../../server/src/clickhouse/index.js';
 import { repoRoot } from '../../server/src/config/index.js';

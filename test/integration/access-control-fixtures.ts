@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { io, type Socket } from 'socket.io-client';
 import type { CountsResponse, IngestResponse } from '../../server/src/contracts/api-types.js';
 import { TokenStore } from '../../server/src/auth/index.js';

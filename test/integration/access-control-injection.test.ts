@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { queryRows, stringLiteral } from '../../server/src/clickhouse/index.js';
 import { eventually } from '../kit/harness.js';
 import { AccessControlWorld, type ErrorShape, get, json } from './access-control-fixtures.js';

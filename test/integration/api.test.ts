@@ -6,7 +6,7 @@
  * or ClickHouse unreachable: api-outage.test.ts.
  */
 import assert from 'node:assert/strict';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import type { CampaignsResponse, CountsResponse, IngestResponse } from '../../server/src/contracts/api-types.js';
 import { TokenStore } from '../../server/src/auth/index.js';
 import { createClickHouse } from '../../server/src/clickhouse/index.js';

@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { FORMULA_TRIGGER, isoUtc, type JsonExport } from '../../server/src/billing/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { repoRoot } from '../../server/src/config/index.js';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import express, { type ErrorRequestHandler } from 'express';
 import { ApiMetrics } from '../../server/src/api/index.js';
 import { authenticate, requireAuthenticated } from '../../server/src/api/auth-middleware.js';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { formatMicros, isoUtc } from '../../server/src/billing/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';
 import { createSandbox, type Sandbox } from '../kit/harness.js';

@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import type { BillingPeriodsResponse } from '../../server/src/contracts/api-types.js';
 import { formatMicros, isoUtc } from '../../server/src/billing/index.js';
 import { createClickHouse, queryRows } from '../../server/src/clickhouse/index.js';

@@ -7,7 +7,7 @@
  * another more (the 9th value sent and later new ones are `other`). Access rules and bad parameters are checked on the same data.
  */
 import assert from 'node:assert/strict';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import type {
   BreakdownResponse, CountsResponse, DimensionsResponse, IngestResponse,
 } from '../../server/src/contracts/api-types.js';

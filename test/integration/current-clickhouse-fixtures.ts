@@ -4,7 +4,7 @@
  * a collector of every difference between the sides' answers, so one run reports them all.
  */
 import assert from 'node:assert/strict';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { createClickHouse, identifier } from '../../server/src/clickhouse/index.js';
 import { loadConfig, type TallyConfig } from '../../server/src/config/index.js';
 import { createLogger } from '../../server/src/observability/index.js';

@@ -59,7 +59,7 @@ describe('tally\'s SQL on a current ClickHouse (chdb) and on 18.16: same data, s
     log(`ClickHouse ${current.version} (chdb-core ${CHDB_CORE_VERSION}) at ${current.url}`);
     sides = [side('18.16', sb.env), side(current.version, { ...sb.env, ...current.env })];
     diffs = new Differences(sides);
-    migrated = await migrate(sides[1].ch, db());
+    migrated = await migrate([sides[1].ch], db());
     sinks.push(...await startSinks(sides[0], ''), ...await startSinks(sides[1], 'current-'));
     aggregator = new RoleProcess('aggregator', { ...sb.env, TALLY_INSTANCE_ID: 'agg-1' });
 
@@ -138,15 +138,15 @@ describe('tally\'s SQL on a current ClickHouse (chdb) and on 18.16: same data, s
     const where = (s: Side) => `database = '${identifier(s.config.clickhouse.database)}'`;
     await diffs.compare('tables', async (s) => queryRows(s.ch, `SELECT name, engine FROM system.tables WHERE ${where(s)} ORDER BY name`));
     await diffs.compare('columns', async (s) => queryRows(s.ch, `SELECT table, name, type, default_kind, default_expression FROM system.columns WHERE ${where(s)} ORDER BY table, name`));
-    await diffs.compare('migrate again', (s) => migrate(s.ch, db()));
+    await diffs.compare('migrate again', (s) => migrate([s.ch], db()));
     // A crash after every statement ran but before any was recorded: each runs again harmlessly (the
     // ADD COLUMN of 013 included, which 18.16 cannot say IF NOT EXISTS for).
     await diffs.compare('migrate after losing the record', async (s) => {
       await s.ch.command({ query: `DROP TABLE ${identifier(db())}.schema_migrations` });
-      return migrate(s.ch, db());
+      return migrate([s.ch], db());
     });
     diffs.assertNone();
-    assert.deepEqual(await migrate(sides[0].ch, db()), []);
+    assert.deepEqual(await migrate([sides[0].ch], db()), []);
   });
 
   it('the sinks wrote the same rows into every table (counts, watermarks, dead letters, ledger, roll-ups)', async () => {

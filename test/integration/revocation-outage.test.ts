@@ -32,7 +32,7 @@ describe('token store outage (tally api as a process, a private ClickHouse)', fu
     let api: RoleProcess | undefined;
     const sockets: Array<{ close(): void }> = [];
     try {
-      await migrate(ch, config.clickhouse.database);
+      await migrate([ch], config.clickhouse.database);
       const { token } = await TokenStore.forClickHouse(ch, config.clickhouse.database).create('outage reader', ['advertiser:adv-out']);
       const port = await freePort();
       const base = `http://127.0.0.1:${port}`;

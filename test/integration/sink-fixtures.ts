@@ -4,7 +4,7 @@
  * committed offsets, and a test bed that releases each test's sandbox, clients and processes.
  */
 import assert from 'node:assert/strict';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { encodeWatermark, encodeWindowRow, watermarkKey, type WindowRow } from '../../server/src/contracts/count-record.js';
 import { createClickHouse, identifier, queryRows } from '../../server/src/clickhouse/index.js';
 import type { TallyConfig } from '../../server/src/config/index.js';

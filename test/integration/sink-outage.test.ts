@@ -59,7 +59,7 @@ describe('tally sink: ClickHouse outages (real Kafka + ClickHouse)', function ()
     const ch = bed.track(createClickHouse(config));
     const db = config.clickhouse.database;
     try {
-      await migrate(ch, db);
+      await migrate([ch], db);
       const model = new CountsModel(config.topics.counts, 4, 100, 4);
       await producer.send(model.next(3_000));
       const sink = bed.startSink(env);

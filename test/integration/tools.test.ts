@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import Kafka from 'node-rdkafka';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { createClickHouse, identifier, queryRows, stringLiteral, uintLiteral } from '../../server/src/clickhouse/index.js';
 import { DIMENSIONS, OTHER_VALUE } from '../../server/src/contracts/dimensions.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';

@@ -13,3 +13,4 @@ export { eventually, sleep, waitUntil } from './waiting.js';
 export { latestPartitions, logLines, metricOf, scrapeMetrics, waitForLog, type LogLine } from './role-logs.js';
 export { fetchMetrics, metricValue } from './metrics.js';
 export { stopStartedCluster, useKafkaCluster, type ClusterUnderTest } from './kafka-cluster.js';
+export { stopStartedReplicas, useClickHouseReplicas, type ReplicasUnderTest } from './clickhouse-replicas.js';

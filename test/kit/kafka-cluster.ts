@@ -4,13 +4,12 @@
  * use (free ports, a temporary directory, the same cached jars) and stopped when the run ends.
  * ClickHouse is always the harness stack's.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { KAFKA_NODE_PORT_STEP, loadConfig, type TallyConfig } from '../../server/src/config/index.js';
 import { LocalKafkaCluster } from '../../server/src/stack/index.js';
+import { freePorts } from './free-port.js';
 import { useStack } from './stack.js';
 
 export interface ClusterUnderTest {
@@ -19,9 +18,6 @@ export interface ClusterUnderTest {
   /** Overrides for createSandbox that put the sandbox's topics (and its roles) on this cluster. */
   env: Record<string, string>;
 }
-
-/** Where private clusters' base ports are picked: clear of the stack defaults (19092…, 18123, 19000) and of the ephemeral range. */
-const PORT_RANGE = { from: 20_000, to: 27_000 };
 
 let privateCluster: Promise<{ under: ClusterUnderTest; dir: string }> | undefined;
 
@@ -47,8 +43,7 @@ export async function stopStartedCluster(): Promise<void> {
 
 async function startPrivateCluster(): Promise<{ under: ClusterUnderTest; dir: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-cluster-'));
-  const port = await freeNodePorts([]);
-  const controllerPort = await freeNodePorts(nodePorts(port));
+  const [port, controllerPort] = await freePorts(2, nodePorts);
   const env = { TALLY_KAFKA_NODES: '3', TALLY_KAFKA_PORT: String(port), TALLY_KAFKA_CONTROLLER_PORT: String(controllerPort) };
   // Only the cluster's own files go to the temporary directory: the sandboxes keep the harness's
   // TALLY_STACK_DIR, where its ClickHouse password is.
@@ -60,28 +55,6 @@ async function startPrivateCluster(): Promise<{ under: ClusterUnderTest; dir: st
   return { under: { cluster, env }, dir };
 }
 
-/**
- * A base port whose nodes' ports (base + 100·i, i < 3) are all free on loopback now and none of
- * `taken`, below Linux's ephemeral range (32768 and up): a node stopped there could find its port
- * taken by some outgoing connection when it starts again ("Address already in use").
- */
-async function freeNodePorts(taken: number[]): Promise<number> {
-  for (;;) {
-    const base = PORT_RANGE.from + crypto.randomInt(PORT_RANGE.to - PORT_RANGE.from);
-    const ports = nodePorts(base);
-    if (ports.some((p) => taken.includes(p))) continue;
-    if ((await Promise.all(ports.map(isFree))).every(Boolean)) return base;
-  }
-}
-
 function nodePorts(base: number): number[] {
   return [0, 1, 2].map((i) => base + KAFKA_NODE_PORT_STEP * i);
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
 }

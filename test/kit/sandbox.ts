@@ -1,6 +1,6 @@
 /** One test's own corner of the stack: fresh topics (by prefix) and a fresh, migrated ClickHouse database. */
 import crypto from 'node:crypto';
-import { createClickHouse, identifier, migrate } from '../../server/src/clickhouse/index.js';
+import { dropDatabase, migrateServers } from '../../server/src/clickhouse/index.js';
 import { loadConfig, type TallyConfig } from '../../server/src/config/index.js';
 import { deleteTopics, ensureTopics } from '../../server/src/kafka/index.js';
 import { useStack } from './stack.js';
@@ -29,12 +29,7 @@ export async function createSandbox(name: string, overrides: Record<string, stri
   };
   const config = loadConfig(env);
   await ensureTopics(config);
-  const ch = createClickHouse(config);
-  try {
-    await migrate(ch, config.clickhouse.database);
-  } finally {
-    await ch.close();
-  }
+  await migrateServers(config);
   return {
     env,
     config,
@@ -43,9 +38,7 @@ export async function createSandbox(name: string, overrides: Record<string, stri
       // Only this sandbox's own topics: an input given by TALLY_IMPRESSIONS_TOPIC is shared.
       const own = Object.values(config.topics).filter((t) => t.startsWith(`t-${id}.`));
       await deleteTopics(config.kafka.brokers, own).catch(() => undefined);
-      const c = createClickHouse(config);
-      await c.command({ query: `DROP DATABASE IF EXISTS ${identifier(config.clickhouse.database)}` }).catch(() => undefined);
-      await c.close();
+      await dropDatabase(config);
     },
   };
 }

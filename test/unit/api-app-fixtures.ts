@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { createApiApp, type ApiDeps, type PipelineStatus, type Readiness } from '../../server/src/api/index.js';
 import type { Principal, TokenVerifier } from '../../server/src/auth/index.js';
 import { loadConfig } from '../../server/src/config/index.js';

@@ -3,7 +3,7 @@
  * dead-letter batch, and the ClickHouse side of the loop against a fake client.
  */
 import assert from 'node:assert/strict';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../../server/src/clickhouse/index.js';
 import { loadConfig } from '../../server/src/config/index.js';
 import { encodeWatermark } from '../../server/src/contracts/count-record.js';
 import { deadLetterHeaders } from '../../server/src/contracts/dead-letter.js';

@@ -9,7 +9,7 @@
  * and days, whole final hours starting in [from, finalEnd) (where /counts reads the billing ledger)
  * and windows starting in [finalEnd, to) (see ledger/ sourceBounds).
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { dateTimeLiteral, identifier, idLiteral, queryRows, stringLiteral, uintLiteral } from '../clickhouse/index.js';
 import type { BreakdownResponse, BreakdownRow } from '../contracts/api-types.js';
 import { leastMature, type Maturity } from '../contracts/maturity.js';

@@ -1,4 +1,4 @@
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { fetchMetadata } from '../kafka/index.js';
 

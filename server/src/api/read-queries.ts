@@ -10,7 +10,7 @@
  * 3600) * 3600) rather than toStartOfHour/toStartOfDay, which follow the server's time zone;
  * toStartOfInterval does not exist on 18.16.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { dateTimeLiteral, identifier, idLiteral, queryRows } from '../clickhouse/index.js';
 import type { AdvertisersResponse, CampaignsResponse, CountRow, CountsResponse, Granularity, Micros } from '../contracts/api-types.js';
 import { leastMature, type Maturity } from '../contracts/maturity.js';

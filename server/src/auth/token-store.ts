@@ -12,7 +12,7 @@
  * starve real users' checks of the ClickHouse pool.
  */
 import crypto from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import { setNewest } from './bounded-map.js';

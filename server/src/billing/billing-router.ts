@@ -14,7 +14,7 @@
  * after the last row; `Trailer:` announces it). The same digest ends the file itself. If ClickHouse
  * fails mid-stream the connection is cut, so a client never sees a truncated file as complete.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import express, { type Request, type Response } from 'express';
 import { canReadAdvertiser, type Principal } from '../auth/principal.js';
 import type { TallyConfig } from '../config/index.js';

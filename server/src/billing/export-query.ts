@@ -17,7 +17,7 @@
  * Asked for, the breakdown section (export-breakdown.ts) follows the rows, read with the same
  * frontier.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { clickHouseErrorCode, queryRows } from '../clickhouse/index.js';
 import type { ExportStatus } from '../contracts/billing-export.js';

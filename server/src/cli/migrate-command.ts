@@ -1,20 +1,15 @@
 import { Command } from 'commander';
-import { createClickHouse, migrate } from '../clickhouse/index.js';
+import { migrateServers } from '../clickhouse/index.js';
 import { loadConfig } from '../config/index.js';
 
 export async function migrateCommandAction(): Promise<void> {
   const config = loadConfig();
-  const ch = createClickHouse(config);
-  try {
-    const applied = await migrate(ch, config.clickhouse.database);
-    process.stdout.write(applied.length ? `tally migrate: applied ${applied.join(', ')}\n` : 'tally migrate: schema up to date\n');
-  } finally {
-    await ch.close();
-  }
+  const applied = await migrateServers(config);
+  process.stdout.write(applied.length ? `tally migrate: applied ${applied.join(', ')}\n` : 'tally migrate: schema up to date\n');
 }
 
 export function migrateCommand(): Command {
   return new Command('migrate')
-    .description(`apply the ClickHouse migrations in sql/ that are not yet recorded (idempotent)`)
+    .description('apply the ClickHouse migrations in sql/ that are not yet recorded (idempotent), on every server of CLICKHOUSE_URL; with TALLY_CLICKHOUSE_CLUSTER as Replicated tables')
     .action(migrateCommandAction);
 }

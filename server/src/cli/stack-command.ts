@@ -11,8 +11,10 @@ export function stackCommand(): Command {
     .description('start Kafka and ClickHouse (idempotent), create topics, apply migrations; returns when both answer')
     .option('--no-migrate', 'skip the ClickHouse migrations')
     .option('--brokers <n>', 'Kafka nodes, 1 or 3 (sets TALLY_KAFKA_NODES for this command)')
-    .action(async (opts: { migrate: boolean; brokers?: string }) => {
+    .option('--clickhouse-replicas <n>', 'ClickHouse servers, 1 or 2 replicas with a ZooKeeper (sets TALLY_CLICKHOUSE_REPLICAS for this command)')
+    .action(async (opts: { migrate: boolean; brokers?: string; clickhouseReplicas?: string }) => {
       if (opts.brokers !== undefined) process.env.TALLY_KAFKA_NODES = opts.brokers;
+      if (opts.clickhouseReplicas !== undefined) process.env.TALLY_CLICKHOUSE_REPLICAS = opts.clickhouseReplicas;
       const config = loadConfig();
       await stackUp(config, say);
       if (opts.migrate) await migrateCommandAction();
@@ -26,7 +28,7 @@ export function stackCommand(): Command {
       const line = (name: string, where: string, ext: boolean, up: boolean, pids: number[]) =>
         `${name.padEnd(11)} ${up ? 'up  ' : 'DOWN'}  ${where}${ext ? '  (external)' : pids.length > 0 ? `  pid ${pids.join(', ')}` : ''}`;
       process.stdout.write(`${line('kafka', s.kafka.brokers, s.kafka.external, s.kafka.up, s.kafka.pids)}\n`);
-      process.stdout.write(`${line('clickhouse', s.clickhouse.url, s.clickhouse.external, s.clickhouse.up, s.clickhouse.pid === undefined ? [] : [s.clickhouse.pid])}\n`);
+      process.stdout.write(`${line('clickhouse', s.clickhouse.urls.join(','), s.clickhouse.external, s.clickhouse.up, s.clickhouse.pids)}\n`);
       if (!s.kafka.up || !s.clickhouse.up) process.exitCode = 1;
     });
   cmd.command('logs').description('the last lines of the servers\' logs').option('-n, --lines <n>', 'lines per log', '40')

@@ -1,6 +1,7 @@
-import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ErrorLogParams, type LogParams, type WarnLogParams } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient as RawClient, type ClickHouseSettings, type ErrorLogParams, type LogParams, type WarnLogParams } from '@clickhouse/client';
 import type { TallyConfig } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
+import { ReplicaFailover, type ClickHouseClient } from './replica-failover.js';
 
 export interface ClickHouseClientOptions {
   requestTimeoutMs?: number;
@@ -14,23 +15,46 @@ export interface ClickHouseClientOptions {
   log?: Logger | 'off';
 }
 
-/** One ClickHouse HTTP client for a role. Queries name the database explicitly. */
+/**
+ * One ClickHouse client for a role. Queries name the database explicitly. With several servers
+ * (a cluster) it fails over between them (see ReplicaFailover) and every insert waits for the
+ * configured quorum of replicas.
+ */
 export function createClickHouse(config: TallyConfig, opts: ClickHouseClientOptions = {}): ClickHouseClient {
-  return createClient({
-    url: config.clickhouse.url,
-    username: config.clickhouse.user,
-    password: config.clickhouse.password,
+  const replicas = replicaClients(config, opts);
+  if (replicas.length === 1) return replicas[0];
+  const child = opts.log !== undefined && opts.log !== 'off' ? opts.log.child({ component: 'clickhouse-failover' }) : undefined;
+  const { urls } = config.clickhouse;
+  return new ReplicaFailover(replicas, (from, to, err) => child?.warn({ from: urls[from], to: urls[to], err: err instanceof Error ? err.message : String(err) }, 'clickhouse.replica_failover'));
+}
+
+/** A client per server of CLICKHOUSE_URL (or of the local stack), in order: what must happen on every replica (migrations) goes through these. */
+export function replicaClients(config: TallyConfig, opts: ClickHouseClientOptions = {}): RawClient[] {
+  const { urls, user, password, insertQuorum } = config.clickhouse;
+  // 64-bit integers as JSON strings, as 18.16 sends them by default: since 25.8 ClickHouse sends
+  // numbers, which JSON.parse rounds above 2^53 (spend sums). Only settings 18.16 knows are sent:
+  // it rejects the others.
+  const settings: ClickHouseSettings = { output_format_json_quote_64bit_integers: 1 };
+  if (insertQuorum > 1) {
+    settings.insert_quorum = String(insertQuorum);
+    // A replica gone mid-insert fails the insert within this (the sink retries) instead of the default 10 min.
+    settings.insert_quorum_timeout = INSERT_QUORUM_TIMEOUT_MS;
+  }
+  return urls.map((url) => createClient({
+    url,
+    username: user,
+    password,
     request_timeout: opts.requestTimeoutMs ?? 30_000,
     application: opts.application ?? 'tally',
-    // 64-bit integers as JSON strings, as 18.16 sends them by default: since 25.8 ClickHouse sends
-    // numbers, which JSON.parse rounds above 2^53 (spend sums). The only setting sent: 18.16
-    // rejects those it does not know.
-    clickhouse_settings: { output_format_json_quote_64bit_integers: 1 },
+    clickhouse_settings: settings,
     compression: { request: false, response: false },
     ...(opts.log === 'off' ? { log: { level: ClickHouseLogLevel.OFF } } : {}),
     ...(opts.log && opts.log !== 'off' ? { log: { LoggerClass: pinoBridge(opts.log), level: ClickHouseLogLevel.WARN } } : {}),
-  });
+  }));
 }
+
+/** How long an insert waits for its quorum of replicas before it fails. */
+export const INSERT_QUORUM_TIMEOUT_MS = 10_000;
 
 function pinoBridge(log: Logger) {
   const child = log.child({ component: 'clickhouse-client' });

@@ -11,8 +11,8 @@ const ms = z.coerce.number().int().min(0);
 export const envSchema = z.object({
   KAFKA_BROKERS: z.string().min(1).optional().describe(
     'Kafka bootstrap servers. Unset: the local stack broker is started and used.'),
-  CLICKHOUSE_URL: z.url().optional().describe(
-    'ClickHouse HTTP URL. Unset: the local stack ClickHouse is started and used. user:password@ in it are used as user and password (over CLICKHOUSE_USER/PASSWORD) and never printed or logged.'),
+  CLICKHOUSE_URL: z.string().refine((v) => v.split(',').every((u) => URL.canParse(u.trim())), 'must be a URL, or URLs separated by commas').optional().describe(
+    'ClickHouse HTTP URL, or the replicas\' URLs separated by commas (a request goes to the one that answered last, or on to the next when it cannot be reached). Unset: the local stack ClickHouse is started and used. user:password@ in it are used as user and password (over CLICKHOUSE_USER/PASSWORD) and never printed or logged.'),
   CLICKHOUSE_USER: z.string().default('default').describe('ClickHouse user.'),
   CLICKHOUSE_PASSWORD: z.string().default('').describe(
     'ClickHouse password. Unset or empty with the local stack: the one `tally stack up` generated, read from <stack dir>/clickhouse-password.'),
@@ -28,6 +28,13 @@ export const envSchema = z.object({
     'Local stack Kafka nodes: 1, or 3 (a KRaft quorum; node i listens on TALLY_KAFKA_PORT + 100·i and TALLY_KAFKA_CONTROLLER_PORT + 100·i; topics get replication factor 3, min.insync.replicas 2).'),
   TALLY_CLICKHOUSE_HTTP_PORT: port.default(18123).describe('Local stack ClickHouse HTTP port.'),
   TALLY_CLICKHOUSE_TCP_PORT: port.default(19000).describe('Local stack ClickHouse native port.'),
+  TALLY_CLICKHOUSE_REPLICAS: z.coerce.number().int().refine((n) => n === 1 || n === 2, 'must be 1 or 2').default(1).describe(
+    'Local stack ClickHouse servers: 1, or 2 replicas of every tally table coordinated by a local ZooKeeper (replica i listens on TALLY_CLICKHOUSE_HTTP_PORT + 100·i and TALLY_CLICKHOUSE_TCP_PORT + 100·i, replicates on TALLY_CLICKHOUSE_TCP_PORT + 100·i + 9).'),
+  TALLY_ZOOKEEPER_PORT: port.default(12181).describe('Local stack ZooKeeper client port (started only with TALLY_CLICKHOUSE_REPLICAS=2).'),
+  TALLY_CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional().describe(
+    'Set: the migrations create tally\'s tables as Replicated*MergeTree at ZooKeeper path /clickhouse/tables/<cluster>/<database>/<table>, replica names from each server\'s {replica} macro, on every server of CLICKHOUSE_URL. Default: tally with TALLY_CLICKHOUSE_REPLICAS=2; unset (single-server tables) otherwise.'),
+  TALLY_CLICKHOUSE_INSERT_QUORUM: z.coerce.number().int().min(0).max(16).optional().describe(
+    'With a cluster: replicas that must hold an insert before ClickHouse acknowledges it (insert_quorum). Default: every server of CLICKHOUSE_URL, so an acknowledged row survives losing any one replica; inserts wait (the sink retries) while a replica is down, reads do not.'),
   TALLY_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{0,100}$/).default('').describe(
     'Prefix for every topic and consumer group name (tests use a fresh one each).'),
   TALLY_IMPRESSIONS_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).optional().describe(

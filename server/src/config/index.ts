@@ -10,6 +10,7 @@ import { redactUrl } from '../observability/redact.js';
 
 export { envSchema } from './env-schema.js';
 export { PASSWORD_FILE_NAME, passwordFile, readStackPassword } from './stack-password.js';
+export { CLICKHOUSE_REPLICA_PORT_STEP } from './clickhouse-connection.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -113,6 +114,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
       database: e.TALLY_CLICKHOUSE_DATABASE,
       httpPort: e.TALLY_CLICKHOUSE_HTTP_PORT,
       tcpPort: e.TALLY_CLICKHOUSE_TCP_PORT,
+      replicas: e.TALLY_CLICKHOUSE_REPLICAS,
+      zookeeperPort: e.TALLY_ZOOKEEPER_PORT,
+      cluster: e.TALLY_CLICKHOUSE_CLUSTER,
+      insertQuorum: e.TALLY_CLICKHOUSE_INSERT_QUORUM,
       stackDir,
     }),
     stackDir,

@@ -9,7 +9,7 @@
  * is needed; the roll-up (billing_statement) needs not even that (see rolledRowsSql). ClickHouse 18.16: no query parameters; ids are checked against the contract
  * pattern and escaped, times are integers, identifiers come from configuration.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { dateTimeLiteral, identifier, idLiteral, queryRows, uintLiteral } from '../clickhouse/index.js';
 import type { Maturity } from '../contracts/maturity.js';
 import { parseUInt64 } from '../contracts/micros.js';

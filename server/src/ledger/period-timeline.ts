@@ -4,7 +4,7 @@
  * its watermark passed the period's end + allowed lateness + dedup horizon (the aggregator's close
  * rule, server/src/aggregator/core/partition-state.ts) and the close reached ClickHouse.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { dateTimeLiteral, identifier, queryRows } from '../clickhouse/index.js';
 import type { PeriodStatus } from '../contracts/ledger-status.js';
 import { HOUR_MS, maturityOf, type Frontier } from './ledger-reads.js';

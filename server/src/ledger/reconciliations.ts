@@ -2,7 +2,7 @@
  * The last `tally reconcile` run (written by server/src/tools/reconcile.ts), as the pipeline page
  * shows it: when it ran, what range it checked and whether the ledger matched Kafka.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { identifier, queryRows } from '../clickhouse/index.js';
 import type { ReconciliationRun } from '../contracts/ledger-status.js';
 

@@ -8,7 +8,7 @@
  *   await feed.close();   // before server.close()
  */
 import type http from 'node:http';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { createClickHouse } from '../clickhouse/index.js';
 import type { Registry } from 'prom-client';
 import type { PipelineStatus } from '../contracts/api-types.js';

@@ -3,7 +3,7 @@
  * the preload of the range (rows older than the compacted topic still holds), the published
  * watermarks and the FINAL totals of closed windows for the exact check.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { dateTimeLiteral, identifier, queryRows } from '../clickhouse/index.js';
 import { parseUInt64 } from '../contracts/micros.js';
 import type { LiveRowInput } from './live-state.js';

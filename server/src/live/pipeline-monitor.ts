@@ -12,7 +12,7 @@
  * and counts only the records a reader would actually get (probeGaps).
  */
 import crypto from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import type { PipelineStatus } from '../contracts/api-types.js';
 import type { TallyConfig } from '../config/index.js';
 import { Consumer, readToEnd } from '../kafka/index.js';

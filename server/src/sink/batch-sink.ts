@@ -11,7 +11,7 @@
  * tables are ReplacingMergeTree: a second insert of a row changes nothing). A stop inserts and
  * commits the open batch; a batch ClickHouse still refuses after the shutdown grace stays uncommitted.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { isKafkaError, kafkaErrorAction } from '../errors/index.js';

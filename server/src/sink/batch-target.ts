@@ -3,7 +3,7 @@
  * what it does around the loop's steps, and the loop's settings. The loop does the rest — consuming, rebalances,
  * inserting with backoff, committing — the same way for every sink.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import type Kafka from 'node-rdkafka';
 import type { PartitionOffset } from './partition-offsets.js';
 import type { SinkMetrics } from './sink-metrics.js';

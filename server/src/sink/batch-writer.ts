@@ -4,7 +4,7 @@
  * reported once — `<events>.clickhouse_unavailable` at its first failed attempt,
  * `<events>.clickhouse_recovered` at the first success after it.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { createClickHouse, identifier } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import type { Logger } from '../observability/index.js';

@@ -7,7 +7,7 @@
  * sinks, a retry) has two complete identical sets, and readers take the lowest id listed.
  */
 import crypto from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { dateTimeLiteral, identifier, queryRows, uintLiteral } from '../clickhouse/index.js';
 import { HOUR_MS, queryFrontier } from '../ledger/index.js';
 import type { Logger } from '../observability/index.js';

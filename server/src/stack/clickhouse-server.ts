@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { passwordFile, readStackPassword, type TallyConfig } from '../config/index.js';
+import { CLICKHOUSE_REPLICA_PORT_STEP, passwordFile, readStackPassword, type TallyConfig } from '../config/index.js';
 import { StackError } from '../errors/index.js';
 import { ensureStackPassword, sha256Hex } from './clickhouse-password.js';
 import { ensureDebianPackage, runningPid, startDetached, stopProcess, tail, waitFor } from './processes.js';
@@ -9,16 +9,28 @@ import { ensureDebianPackage, runningPid, startDetached, stopProcess, tail, wait
  * Debian's clickhouse-server (18.16) with a config generated under the stack directory: loopback
  * only, one user (`default`) whose password is generated on the first start and kept in
  * <stackDir>/clickhouse-password (users.xml holds its SHA-256), queries logged to system.query_log.
+ * With TALLY_CLICKHOUSE_REPLICAS=2, server i lives in <stackDir>/clickhouse/replica-<i+1> with the
+ * stack's ZooKeeper, its {replica} macro and an interserver port the other fetches parts from.
  */
 export class LocalClickHouse {
   readonly dir: string;
   readonly logFile: string;
   readonly pidFile: string;
+  /** Replica number, 1-based (1 on a single-server stack). */
+  readonly replica: number;
+  readonly url: string;
+  private readonly httpPort: number;
+  private readonly tcpPort: number;
 
-  constructor(private readonly config: TallyConfig) {
-    this.dir = path.join(config.stackDir, 'clickhouse');
+  constructor(private readonly config: TallyConfig, index = 0) {
+    const root = path.join(config.stackDir, 'clickhouse');
+    this.dir = config.clickhouse.replicas === 1 ? root : path.join(root, `replica-${index + 1}`);
     this.logFile = path.join(this.dir, 'log', 'server.log');
     this.pidFile = path.join(this.dir, 'clickhouse.pid');
+    this.replica = index + 1;
+    this.httpPort = config.clickhouse.httpPort + CLICKHOUSE_REPLICA_PORT_STEP * index;
+    this.tcpPort = config.clickhouse.tcpPort + CLICKHOUSE_REPLICA_PORT_STEP * index;
+    this.url = `http://127.0.0.1:${this.httpPort}`;
   }
 
   get pid(): number | undefined {
@@ -42,7 +54,7 @@ export class LocalClickHouse {
       if (password !== undefined) this.checkPassword(password);
       else log('clickhouse: the running server was started without a password (by an older tally) and is open to every local user; `tally stack down && tally stack up` makes it require one');
     }
-    await waitFor('ClickHouse', async () => {
+    await waitFor(`ClickHouse ${this.url}`, async () => {
       if (this.pid === undefined) {
         throw new StackError(`clickhouse-server exited at start; last log lines:\n${tail(path.join(this.dir, 'log', 'error.log'), 20)}`);
       }
@@ -52,8 +64,8 @@ export class LocalClickHouse {
 
   /** True when the server answers a query with the configured credentials (/ping needs none). */
   async ping(): Promise<boolean> {
-    const { url, user, password } = this.config.clickhouse;
-    const res = await fetch(`${url}/?query=SELECT%201`, {
+    const { user, password } = this.config.clickhouse;
+    const res = await fetch(`${this.url}/?query=SELECT%201`, {
       headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` },
       signal: AbortSignal.timeout(1000),
     });
@@ -73,7 +85,7 @@ export class LocalClickHouse {
   }
 
   private writeConfig(password: string): string {
-    const { httpPort, tcpPort } = this.config.clickhouse;
+    const { httpPort, tcpPort } = this;
     const d = this.dir;
     const configFile = path.join(d, 'config.xml');
     fs.writeFileSync(configFile, `<?xml version="1.0"?>
@@ -94,7 +106,7 @@ export class LocalClickHouse {
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
-</yandex>
+${this.replicationConfig()}</yandex>
 `);
     // Config, not data: rewritten on every start, so a data directory from before passwords works as it is.
     const usersFile = path.join(d, 'users.xml');
@@ -108,5 +120,16 @@ export class LocalClickHouse {
 `, { mode: 0o600 });
     fs.chmodSync(usersFile, 0o600);
     return configFile;
+  }
+
+  /** With replicas: the ZooKeeper, this server's replica name, and where the other fetches parts (a short session, so a killed replica is seen gone soon). */
+  private replicationConfig(): string {
+    const { replicas, zookeeperPort } = this.config.clickhouse;
+    if (replicas === 1) return '';
+    return `  <zookeeper><node><host>127.0.0.1</host><port>${zookeeperPort}</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>
+  <macros><replica>replica-${this.replica}</replica></macros>
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <interserver_http_port>${this.tcpPort + 9}</interserver_http_port>
+`;
   }
 }

@@ -1,6 +1,6 @@
 import type { TallyConfig } from '../config/index.js';
 import { ensureTopics, fetchMetadata } from '../kafka/index.js';
-import { LocalClickHouse } from './clickhouse-server.js';
+import { LocalClickHouseReplicas } from './clickhouse-replicas.js';
 import { LocalKafkaCluster } from './kafka-cluster.js';
 import { tail } from './processes.js';
 
@@ -10,6 +10,8 @@ export { LocalKafkaCluster } from './kafka-cluster.js';
 export { ensureKafkaJars } from './kafka-dist.js';
 export { ensureCurrentClickHouse, CurrentClickHouse, CHDB_CORE_VERSION, type CurrentClickHouseOptions } from './current-clickhouse.js';
 export { LocalClickHouse } from './clickhouse-server.js';
+export { LocalClickHouseReplicas } from './clickhouse-replicas.js';
+export { LocalZooKeeper } from './zookeeper-server.js';
 export { ensureStackPassword } from './clickhouse-password.js';
 export { spawnTally, stopChild, exitOf, isRunning } from './role-process.js';
 
@@ -17,7 +19,7 @@ type Log = (msg: string) => void;
 
 export interface StackStatus {
   kafka: { brokers: string; external: boolean; pids: number[]; up: boolean };
-  clickhouse: { url: string; external: boolean; pid?: number; up: boolean };
+  clickhouse: { url: string; urls: string[]; external: boolean; pids: number[]; up: boolean };
 }
 
 /**
@@ -27,13 +29,13 @@ export interface StackStatus {
  */
 export async function stackUp(config: TallyConfig, log: Log): Promise<{ startedKafka: boolean; startedClickHouse: boolean }> {
   const kafka = new LocalKafkaCluster(config);
-  const ch = new LocalClickHouse(config);
+  const ch = new LocalClickHouseReplicas(config);
   const startedKafka = !config.kafka.external && !kafka.running;
-  const startedClickHouse = !config.clickhouse.external && ch.pid === undefined;
+  const startedClickHouse = !config.clickhouse.external && !ch.running;
   const t0 = Date.now();
   await Promise.all([
     config.kafka.external ? Promise.resolve() : kafka.start(log).then(() => log(`kafka up at ${config.kafka.brokers} (pid ${kafka.pids.join(', ')})`)),
-    config.clickhouse.external ? Promise.resolve() : ch.start(log).then(() => log(`clickhouse up at ${config.clickhouse.url} (pid ${ch.pid})`)),
+    config.clickhouse.external ? Promise.resolve() : ch.start(log).then(() => log(`clickhouse up at ${config.clickhouse.urls.join(', ')} (pid ${ch.pids.join(', ')})`)),
   ]);
   const created = await ensureTopics(config);
   if (created.length > 0) log(`created topics: ${created.join(', ')}`);
@@ -45,26 +47,24 @@ export async function stackUp(config: TallyConfig, log: Log): Promise<{ startedK
 export async function stackDown(config: TallyConfig, log: Log, which = { kafka: true, clickhouse: true }): Promise<void> {
   await Promise.all([
     which.kafka && !config.kafka.external ? new LocalKafkaCluster(config).stop().then((s) => log(s ? 'kafka stopped' : 'kafka was not running')) : undefined,
-    which.clickhouse && !config.clickhouse.external ? new LocalClickHouse(config).stop().then((s) => log(s ? 'clickhouse stopped' : 'clickhouse was not running')) : undefined,
+    which.clickhouse && !config.clickhouse.external ? new LocalClickHouseReplicas(config).stop().then((s) => log(s ? 'clickhouse stopped' : 'clickhouse was not running')) : undefined,
   ]);
 }
 
 export async function stackStatus(config: TallyConfig): Promise<StackStatus> {
   const kafka = new LocalKafkaCluster(config);
-  const ch = new LocalClickHouse(config);
+  const ch = new LocalClickHouseReplicas(config);
   const kafkaUp = await fetchMetadata(config.kafka.brokers, 1500).then(() => true, () => false);
-  const chUp = await ch.ping().catch(() => false);
+  const chUp = await ch.ping();
   return {
     kafka: { brokers: config.kafka.brokers, external: config.kafka.external, pids: kafka.pids, up: kafkaUp },
-    clickhouse: { url: config.clickhouse.url, external: config.clickhouse.external, pid: ch.pid, up: chUp },
+    clickhouse: { url: config.clickhouse.url, urls: config.clickhouse.urls, external: config.clickhouse.external, pids: ch.pids, up: chUp },
   };
 }
 
 export function stackLogs(config: TallyConfig, lines: number): string {
   const kafka = new LocalKafkaCluster(config);
-  const ch = new LocalClickHouse(config);
-  return [
-    ...kafka.nodes.flatMap((n) => [`==> ${n.logFile} <==`, tail(n.logFile, lines)]),
-    `==> ${ch.logFile} <==`, tail(ch.logFile, lines),
-  ].join('\n');
+  const ch = new LocalClickHouseReplicas(config);
+  return [...kafka.nodes.map((n) => n.logFile), ...ch.logFiles()]
+    .flatMap((f) => [`==> ${f} <==`, tail(f, lines)]).join('\n');
 }

@@ -20,7 +20,7 @@
  * cannot be recomputed (it shows as missing).
  */
 import crypto from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { dateTimeLiteral, identifier, queryRows, stringLiteral, uintLiteral } from '../clickhouse/index.js';
 import type { TallyConfig } from '../config/index.js';
 import { DLQ_HEADER, headerValue } from '../contracts/dead-letter.js';

@@ -4,7 +4,7 @@
  * are read as BigInt, never as floats. ClickHouse 18.16 has no query parameters: the database is
  * an `identifier`, the prefix and dimension names `stringLiteral`s.
  */
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient } from '../clickhouse/index.js';
 import { identifier, queryRows, stringLiteral } from '../clickhouse/index.js';
 import type { Dimension } from '../contracts/dimensions.js';
 
