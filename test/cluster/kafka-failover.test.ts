@@ -1,6 +1,6 @@
 /**
  * Failover on a real three-broker KRaft cluster (replication factor 3, min.insync.replicas 2),
- * under steady traffic from the generator and from an HTTP ingest client, with real tally
+ * under steady traffic from the generator, an HTTP ingest client and kcat, with real tally
  * processes: the broker leading most input and state partitions is SIGKILLed (and an aggregator
  * with it), restarted later, then every broker is restarted in turn (an aggregator killed and one
  * added meanwhile). It ends in ClickHouse FINAL == ground truth, the dead letters exactly the
@@ -25,7 +25,7 @@ import { assertExact, Pipeline } from '../kit/pipeline.js';
 import { latestPartitions } from '../kit/role-logs.js';
 import { roleExited } from '../kit/role-process.js';
 import { startApi } from '../integration/api-fixtures.js';
-import { GeneratedTraffic, IngestTraffic } from './kafka-failover-fixtures.js';
+import { GeneratedTraffic, IngestTraffic, KcatTraffic } from './kafka-failover-fixtures.js';
 
 const say = (m: string) => process.stderr.write(`      [failover] ${m}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -39,10 +39,11 @@ describe('Kafka cluster failover under load (three brokers, real processes)', fu
   let progress: CommitProgress | undefined;
   let generated: GeneratedTraffic | undefined;
   let ingest: IngestTraffic | undefined;
+  let kcat: KcatTraffic | undefined;
 
   afterEach(async function () {
     this.timeout(180_000);
-    await Promise.allSettled([generated?.stop(), ingest?.stop()]);
+    await Promise.allSettled([generated?.stop(), ingest?.stop(), kcat?.stop()]);
     await progress?.stop();
     await Promise.all([api?.stop(), pipeline?.stopAll()]);
     // A failure half way leaves a broker down: the next test (and run) wants all three.
@@ -93,6 +94,7 @@ describe('Kafka cluster failover under load (three brokers, real processes)', fu
     await progress.start();
     generated = new GeneratedTraffic(config, { prefix: 'fo-g', seed: 1400, rate: 1000, runS: 5 });
     ingest = new IngestTraffic(started.base, token, 'fo-http-');
+    kcat = new KcatTraffic(config, 'fo-kcat-');
     const everyPartition = Array.from({ length: config.partitions }, (_, p) => p);
     const counting = progress;
     await waitUntil('every partition counted and committed', () => counting.movedPast(everyPartition.map(() => 0), everyPartition) !== undefined, { timeoutMs: 60_000, abortIf });
@@ -163,16 +165,15 @@ describe('Kafka cluster failover under load (three brokers, real processes)', fu
 
     // 3. Traffic ends; everything sent must be counted exactly once.
     const generatedTruth = await generated.stop();
-    await ingest.stop();
-    const ingested = await ingest.truth(config);
-    const truth = mergeTruth(generatedTruth, ingested);
-    say(`traffic: ${generated.completedRuns} generator runs, ${truth.counts.sent} records (${ingest.events.length} by HTTP in ${ingest.stats.requests} requests, ${ingest.stats.retried} retried, longest until accepted ${seconds(ingest.stats.longestAcceptMs)})`);
+    await Promise.all([ingest.stop(), kcat.stop()]);
+    const truth = mergeTruth(mergeTruth(generatedTruth, await ingest.truth(config)), await kcat.truth(config));
+    say(`traffic: ${generated.completedRuns} generator runs, ${truth.counts.sent} records (${ingest.events.length} by HTTP in ${ingest.stats.requests} requests, ${ingest.stats.retried} retried, longest until accepted ${seconds(ingest.stats.longestAcceptMs)}; ${kcat.events.length} by kcat in ${kcat.stats.requests} runs, ${kcat.stats.retried} retried, longest ${seconds(kcat.stats.longestAcceptMs)})`);
     assert.equal(roleExited([...alive]), undefined, 'every role still runs');
     await assertExact(pipeline, truth, { timeoutMs: 240_000 });
 
     const figures = {
       victim: victimId, ...roles, victimCountingAgainMs: victimCountingAgain, allCountingAgainMs: allCountingAgain,
-      aggregatorFailoverMs: aggregatorFailover, victimBackInSyncMs: victimBack, rolling, ingest: ingest.stats, records: truth.counts.sent };
+      aggregatorFailoverMs: aggregatorFailover, victimBackInSyncMs: victimBack, rolling, ingest: ingest.stats, kcat: kcat.stats, records: truth.counts.sent };
     fs.mkdirSync(artifactsDir, { recursive: true });
     fs.writeFileSync(path.join(artifactsDir, `kafka-failover-${Date.now()}.json`), `${JSON.stringify(figures, null, 2)}\n`);
   });

@@ -69,6 +69,8 @@ export const envSchema = z.object({
     'Aggregator transaction interval.'),
   TALLY_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000).describe(
     'Kafka transaction timeout: bounds how long a crashed process can hold back read_committed readers.'),
+  TALLY_STREAM_THREADS: z.coerce.number().int().min(1).max(16).default(1).describe(
+    'Workers in one `tally aggregator` (Kafka Streams\' num.stream.threads), each with its own consumer, transactional producer (id <instance>-<i>) and partitions; a worker that dies is replaced; /metrics sums them. Processes, not worker threads: node-rdkafka cannot load in a worker thread.'),
   TALLY_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional().describe(
     'Stable id of this process; names its transactional id so a restart fences its own zombie at once. Default: hostname-pid.'),
   TALLY_SINK_BATCH_ROWS: z.coerce.number().int().min(1).default(20_000).describe(

@@ -56,6 +56,8 @@ export interface TallyConfig {
   idleTimeoutMs: number;
   transactionTimeoutMs: number;
   instanceId: string;
+  /** TALLY_STREAM_THREADS: aggregator workers in one `tally aggregator`. */
+  streamThreads: number;
   sink: { batchRows: number; batchMs: number };
   http: {
     host: string;
@@ -142,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     commitIntervalMs: e.TALLY_COMMIT_INTERVAL_MS,
     idleTimeoutMs: e.TALLY_IDLE_TIMEOUT_MS,
     transactionTimeoutMs: e.TALLY_TRANSACTION_TIMEOUT_MS,
+    streamThreads: e.TALLY_STREAM_THREADS,
     instanceId: e.TALLY_INSTANCE_ID ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}`,
     sink: { batchRows: e.TALLY_SINK_BATCH_ROWS, batchMs: e.TALLY_SINK_BATCH_MS },
     http: {

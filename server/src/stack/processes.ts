@@ -73,7 +73,7 @@ export function commandExists(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** Installs a Debian package if `binary` is not on PATH (idempotent); clear error without apt or root. */
+/** Installs a Debian package if `binary` is not on PATH (idempotent; waits up to 5 min for another apt run to finish); clear error without apt or root. */
 export function ensureDebianPackage(pkg: string, binary: string, log: (msg: string) => void): void {
   if (commandExists(binary)) return;
   if (!commandExists('apt-get')) {
@@ -81,10 +81,10 @@ export function ensureDebianPackage(pkg: string, binary: string, log: (msg: stri
   }
   log(`installing Debian package ${pkg} (needs root; one time)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const install = () => spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', pkg], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let r = install();
   if (r.status !== 0) {
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
+    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update', '-qq'], { stdio: 'ignore', env });
     r = install();
   }
   if (r.status !== 0 || !commandExists(binary)) {
