@@ -39,7 +39,7 @@ and writes docs/benchmarks.md.
 options:
   --events N           unique events preloaded (5 % duplicates are added)   default 1000000
   --runs N             repetitions of every figure                          default 3
-  --rate N             offered events/s for the latency runs                default 20000
+  --rate LIST          offered events/s for the latency runs, comma-separated  default 20000,50000
   --latency-seconds N  measured seconds per latency run                     default 15
   --held-ids N         ids for the large memory figure                      default 10000000
   --billing-runs N     repetitions of each billing read (p50 and p99)       default 20
@@ -52,7 +52,7 @@ const { values: opts } = parseArgs({
   options: {
     events: { type: 'string', default: '1000000' },
     runs: { type: 'string', default: '3' },
-    rate: { type: 'string', default: '20000' },
+    rate: { type: 'string', default: '20000,50000' },
     'latency-seconds': { type: 'string', default: '15' },
     'held-ids': { type: 'string', default: '10000000' },
     'billing-runs': { type: 'string', default: '20' },
@@ -74,7 +74,9 @@ function positive(name: string, v: string): number {
 }
 const EVENTS = positive('events', opts.events);
 const RUNS = positive('runs', opts.runs);
-const RATE = positive('rate', opts.rate);
+const RATES = opts.rate.split(',').map((r) => positive('rate', r));
+/** The p99 produce → committed count each offered rate must stay under (issue 16). */
+const LATENCY_GOAL_MS = new Map([[20_000, 150], [50_000, 300]]);
 const LATENCY_SECONDS = positive('latency-seconds', opts['latency-seconds']);
 const HELD_IDS = positive('held-ids', opts['held-ids']);
 const BILLING_RUNS = positive('billing-runs', opts['billing-runs']);
@@ -89,13 +91,14 @@ for (const part of ONLY) {
 const started = Date.now();
 const log = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
 
-type Contender = 'kcat' | 'node' | 'eos' | 'eosnodims' | 'eos2' | 'alo' | 'chengine' | 'kstreams';
+type Contender = 'kcat' | 'node' | 'eos' | 'eosnodims' | 'eos2' | 'eost2' | 'alo' | 'chengine' | 'kstreams';
 const CONTENDERS: Array<{ id: Contender; label: string }> = [
   { id: 'kcat', label: 'kcat, consume to the end (ceiling: C, no processing)' },
   { id: 'node', label: 'node-rdkafka, consume only (ceiling for Node)' },
   { id: 'eos', label: '**tally, exactly-once** (100 ms transactions; breakdowns by 4 dimensions)' },
   { id: 'eosnodims', label: 'tally, exactly-once, no breakdowns (TALLY_DIMENSIONS empty)' },
   { id: 'eos2', label: 'tally, exactly-once, 2 processes (partitions split)' },
+  { id: 'eost2', label: 'tally, exactly-once, 1 process with 2 stream threads (TALLY_STREAM_THREADS=2)' },
   { id: 'alo', label: 'tally, at-least-once (same code, no transactions)' },
   { id: 'chengine', label: 'ClickHouse Kafka engine + materialized view (at-least-once, no dedup)' },
   { id: 'kstreams', label: 'Kafka Streams 4.1.1, exactly_once_v2 (dedup + windowed count)' },
@@ -113,6 +116,8 @@ async function runContender(id: Contender, input: BenchInput, round: number): Pr
       return runTally(input, 'exactly_once', { measureRestore: false, env: { TALLY_DIMENSIONS: '' } });
     case 'eos2':
       return runTally(input, 'exactly_once', { measureRestore: false, processes: 2 });
+    case 'eost2':
+      return runTally(input, 'exactly_once', { measureRestore: false, env: { TALLY_STREAM_THREADS: '2' } });
     case 'alo':
       return runTally(input, 'at_least_once', { measureRestore: false });
     case 'chengine':
@@ -133,7 +138,7 @@ const pct = (a: number, b: number) => `${fmt((100 * a) / b)} %`;
 
 interface Measured {
   throughput: Map<Contender, ContenderResult[]>;
-  latency: LatencyResult[];
+  latency: Array<{ rate: number; runs: LatencyResult[] }>;
   heldIds: HeldIdsResult[];
   ledgerReads?: LedgerReadsResult;
   layouts?: LayoutResult[];
@@ -165,11 +170,15 @@ async function measure(): Promise<Measured> {
     }
   }
   if (ONLY.has('latency')) {
-    for (let i = 0; i < RUNS; i++) {
-      log(`latency ${i + 1}/${RUNS}: ${fmt(RATE)} events/s for ${LATENCY_SECONDS} s through aggregator, sink and live feed…`);
-      const r = await measureLatency({ ratePerSec: RATE, seconds: LATENCY_SECONDS, log });
-      log(`  committed p50 ${fmt(r.committed.p50)} / p99 ${fmt(r.committed.p99)} ms, ClickHouse p99 ${fmt(r.clickhouse.p99)} ms, socket.io p99 ${fmt(r.socketio.p99)} ms`);
-      out.latency.push(r);
+    for (const rate of RATES) {
+      const runs: LatencyResult[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        log(`latency ${i + 1}/${RUNS}: ${fmt(rate)} events/s for ${LATENCY_SECONDS} s through aggregator, sink and live feed…`);
+        const r = await measureLatency({ ratePerSec: rate, seconds: LATENCY_SECONDS, log });
+        log(`  committed p50 ${fmt(r.committed.p50)} / p99 ${fmt(r.committed.p99)} ms, ClickHouse p99 ${fmt(r.clickhouse.p99)} ms, socket.io p99 ${fmt(r.socketio.p99)} ms`);
+        runs.push(r);
+      }
+      out.latency.push({ rate, runs });
     }
   }
   if (ONLY.has('memory')) {
@@ -224,6 +233,8 @@ function report(m: Measured): { tables: string; goals: string } {
     goal('exactly-once vs kcat', '≥ 50 %', `${pct(eos, kcat)} (2 processes: ${pct(rate('eos2'), kcat)})`, eos >= 0.5 * kcat);
     goal('exactly-once vs at-least-once', '≥ 80 %', pct(eos, rate('alo')), eos >= 0.8 * rate('alo'));
     goal('exactly-once vs ClickHouse Kafka engine', '≥ 1×', `${fmt(eos / rate('chengine'), 2)}× (2 processes: ${fmt(rate('eos2') / rate('chengine'), 2)}×)`, eos >= rate('chengine'));
+    goal('exactly-once, 2 stream threads, vs ClickHouse Kafka engine', '≥ 1×', `${fmt(rate('eost2') / rate('chengine'), 2)}×`, m.throughput.has('eost2') && m.throughput.has('chengine') ? rate('eost2') >= rate('chengine') : undefined);
+    goal('exactly-once vs node-rdkafka consume-only', '≥ 85 %', pct(eos, rate('node')), m.throughput.has('node') ? eos >= 0.85 * rate('node') : undefined);
     goal('exactly-once vs Kafka Streams EOS v2', '≥ 1×', `${fmt(eos / rate('kstreams'), 2)}×`, eos >= rate('kstreams'));
 
     const eosRuns = (m.throughput.get('eos') ?? []) as TallyResult[];
@@ -244,10 +255,9 @@ function report(m: Measured): { tables: string; goals: string } {
     }
   }
 
-  if (m.latency.length > 0) {
-    const L = m.latency;
+  for (const { rate, runs: L } of m.latency) {
     const p = (f: (r: LatencyResult) => number) => fmt(median(L.map(f)));
-    lines.push('', `### Latency at ${fmt(RATE)} events/s offered (${LATENCY_SECONDS} s measured per run)`, '');
+    lines.push('', `### Latency at ${fmt(rate)} events/s offered (${LATENCY_SECONDS} s measured per run)`, '');
     lines.push(`Achieved ${p((r) => r.achievedPerSec)} events/s; ${fmt(median(L.map((r) => r.events)))} events per run, each timed from its produce call (see bench/latency.ts for how each figure is exact or a bound).`, '');
     lines.push(row(['produce →', 'p50 ms', 'p99 ms', 'max ms', 'p99 of each run']), row(['---', '---:', '---:', '---:', '---']));
     lines.push(row(['committed count (read_committed consumer)', p((r) => r.committed.p50), p((r) => r.committed.p99), p((r) => r.committed.max), L.map((r) => fmt(r.committed.p99)).join(', ')]));
@@ -255,7 +265,10 @@ function report(m: Measured): { tables: string; goals: string } {
     lines.push(row(['received by a socket.io dashboard client', p((r) => r.socketio.p50), p((r) => r.socketio.p99), p((r) => r.socketio.max), L.map((r) => fmt(r.socketio.p99)).join(', ')]));
     lines.push('', `Last run's note: ${L[L.length - 1].note.replace(/\n/g, ' ')}`);
     const p99 = median(L.map((r) => r.committed.p99));
-    goal(`p99 produce → committed count at ${fmt(RATE)}/s`, '≤ 300 ms', `${fmt(p99)} ms`, p99 <= 300);
+    const achieved = median(L.map((r) => r.achievedPerSec));
+    const target = LATENCY_GOAL_MS.get(rate);
+    // A rate the machine could not offer (achieved well below it) is reported as such, not as met.
+    if (target !== undefined) goal(`p99 produce → committed count at ${fmt(rate)}/s`, `≤ ${target} ms`, `${fmt(p99)} ms (achieved ${fmt(achieved)}/s)`, achieved >= 0.95 * rate ? p99 <= target : false);
   }
 
   if (m.layouts !== undefined) {

@@ -29,7 +29,8 @@ export function stackCommand(): Command {
         `${name.padEnd(11)} ${up ? 'up  ' : 'DOWN'}  ${where}${ext ? '  (external)' : pids.length > 0 ? `  pid ${pids.join(', ')}` : ''}`;
       process.stdout.write(`${line('kafka', s.kafka.brokers, s.kafka.external, s.kafka.up, s.kafka.pids)}\n`);
       process.stdout.write(`${line('clickhouse', s.clickhouse.urls.join(','), s.clickhouse.external, s.clickhouse.up, s.clickhouse.pids)}\n`);
-      if (!s.kafka.up || !s.clickhouse.up) process.exitCode = 1;
+      if (s.zookeeper) process.stdout.write(`${line('zookeeper', s.zookeeper.address, false, s.zookeeper.up, s.zookeeper.pid === undefined ? [] : [s.zookeeper.pid])}\n`);
+      if (!s.kafka.up || !s.clickhouse.up || s.zookeeper?.up === false) process.exitCode = 1;
     });
   cmd.command('logs').description('the last lines of the servers\' logs').option('-n, --lines <n>', 'lines per log', '40')
     .action((opts: { lines: string }) => void process.stdout.write(`${stackLogs(loadConfig(), Number(opts.lines))}\n`));

@@ -13,9 +13,9 @@ export class LocalClickHouseReplicas {
     if (config.clickhouse.replicas > 1) this.zookeeper = new LocalZooKeeper(config);
   }
 
-  /** Pids of the running servers (ZooKeeper's last). */
+  /** Pids of the running ClickHouse servers. */
   get pids(): number[] {
-    return [...this.servers.map((s) => s.pid), this.zookeeper?.pid].flatMap((p) => (p === undefined ? [] : [p]));
+    return this.servers.flatMap((s) => (s.pid === undefined ? [] : [s.pid]));
   }
 
   get running(): boolean {

@@ -20,6 +20,8 @@ type Log = (msg: string) => void;
 export interface StackStatus {
   kafka: { brokers: string; external: boolean; pids: number[]; up: boolean };
   clickhouse: { url: string; urls: string[]; external: boolean; pids: number[]; up: boolean };
+  /** With local replicas: their ZooKeeper. */
+  zookeeper?: { address: string; pid?: number; up: boolean };
 }
 
 /**
@@ -56,9 +58,11 @@ export async function stackStatus(config: TallyConfig): Promise<StackStatus> {
   const ch = new LocalClickHouseReplicas(config);
   const kafkaUp = await fetchMetadata(config.kafka.brokers, 1500).then(() => true, () => false);
   const chUp = await ch.ping();
+  const zk = config.clickhouse.external ? undefined : ch.zookeeper;
   return {
     kafka: { brokers: config.kafka.brokers, external: config.kafka.external, pids: kafka.pids, up: kafkaUp },
     clickhouse: { url: config.clickhouse.url, urls: config.clickhouse.urls, external: config.clickhouse.external, pids: ch.pids, up: chUp },
+    ...(zk === undefined ? {} : { zookeeper: { address: zk.address, pid: zk.pid, up: await zk.fourLetter('srvr').then((a) => a.includes('Mode: '), () => false) } }),
   };
 }
 
