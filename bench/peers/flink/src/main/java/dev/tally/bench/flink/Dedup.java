@@ -10,10 +10,9 @@ import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
 
 /**
- * Dedup keyed by impression id: the state holds the start of the window the id was counted in, so
- * a later copy in the same window is a duplicate (tally's dedup is per id and window too). Every
- * record goes on to the window count, marked new or duplicate, because tally counts duplicates per
- * row as well.
+ * Dedup keyed by impression id, as tally's DedupIndex: an id seen before is a duplicate, whatever
+ * window a later copy is stamped in. Every record goes on to the window count, marked new or
+ * duplicate, because tally counts duplicates per row as well.
  *
  * Expiry: Flink's state TTL runs on processing time only (no event-time TTL), so an id lives
  * window + allowed lateness + dedup horizon + out-of-orderness after it was written, the span for
@@ -23,35 +22,31 @@ import org.apache.flink.util.Collector;
 final class Dedup extends KeyedProcessFunction<String, Impression, Impression> implements CheckpointListener {
   private static final long serialVersionUID = 1L;
 
-  private final long windowMs;
   private final long ttlMs;
-  private transient ValueState<Long> countedIn;
+  private transient ValueState<Boolean> seen;
 
-  Dedup(long windowMs, long ttlMs) {
-    this.windowMs = windowMs;
+  Dedup(long ttlMs) {
     this.ttlMs = ttlMs;
   }
 
   @Override
   public void open(OpenContext ctx) {
-    ValueStateDescriptor<Long> d = new ValueStateDescriptor<>("counted-in-window", Long.class);
+    ValueStateDescriptor<Boolean> d = new ValueStateDescriptor<>("seen", Boolean.class);
     d.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(ttlMs))
         .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
         .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
         .cleanupInRocksdbCompactFilter(1000)
         .build());
-    countedIn = getRuntimeContext().getState(d);
+    seen = getRuntimeContext().getState(d);
   }
 
   @Override
   public void processElement(Impression imp, Context ctx, Collector<Impression> out) throws Exception {
-    long start = imp.ts - Math.floorMod(imp.ts, windowMs);
-    Long seen = countedIn.value();
-    imp.duplicate = seen != null && seen == start;
+    imp.duplicate = seen.value() != null;
     if (imp.duplicate) {
       Stats.duplicates.increment();
     } else {
-      countedIn.update(start);
+      seen.update(Boolean.TRUE);
       Stats.counted.increment();
     }
     imp.row = imp.advertiserId + "|" + imp.campaignId;

@@ -125,7 +125,7 @@ public final class Main {
     env.fromSource(source, WatermarkStrategy.<Impression>forBoundedOutOfOrderness(Duration.ofMillis(outOfOrdernessMs))
             .withTimestampAssigner((imp, kafkaTs) -> imp.ts), "impressions")
         .keyBy(imp -> imp.impressionId)
-        .process(new Dedup(windowMs, dedupTtlMs)).name("dedup")
+        .process(new Dedup(dedupTtlMs)).name("dedup")
         .keyBy(imp -> imp.row)
         .window(TumblingEventTimeWindows.of(Duration.ofMillis(windowMs)))
         // tally counts a late event (as a revision of its row) until its window's dedup horizon
