@@ -233,6 +233,8 @@ function report(m: Measured): { tables: string; goals: string } {
 
   if (m.throughput.size > 0) {
     const has = (id: Contender) => m.throughput.has(id);
+    // Rounds interleave the contenders: round i of two of them ran minutes apart under similar load.
+    const perRound = (id: Contender) => (m.throughput.get('eos') ?? []).map((r, i) => `${fmt(r.eventsPerSec / (m.throughput.get(id)?.[i]?.eventsPerSec ?? NaN), 2)}×`).join(', ');
     const kcat = rate('kcat');
     const eos = rate('eos');
     lines.push('### Throughput', '', `One topic, ${fmt(m.input?.records ?? NaN)} records (${fmt(m.input?.unique ?? NaN)} unique + ${fmt(m.input?.duplicates ?? NaN)} duplicates), ${m.input?.partitions} partitions. Each run is timed from process start (JVM start and group join included for the peers too) until every record is counted and its offset committed.`, '');
@@ -245,8 +247,8 @@ function report(m: Measured): { tables: string; goals: string } {
       has('node') && `${pct(eos, rate('node'))} of node-rdkafka's consume-only rate`,
       has('alo') && `${pct(eos, rate('alo'))} of at-least-once`,
       has('chengine') && `${fmt(eos / rate('chengine'), 1)}× the ClickHouse Kafka engine`,
-      has('kstreams') && `${fmt(eos / rate('kstreams'), 1)}× Kafka Streams`,
-      has('flink') && `${fmt(eos / rate('flink'), 2)}× Flink`,
+      has('kstreams') && `${fmt(eos / rate('kstreams'), 1)}× Kafka Streams (per round: ${perRound('kstreams')})`,
+      has('flink') && `${fmt(eos / rate('flink'), 2)}× Flink (per round: ${perRound('flink')})`,
     ].filter((v): v is string => typeof v === 'string');
     if (has('eos') && versus.length > 0) lines.push('', `tally exactly-once = ${versus.join(', ')}.`);
     if (['kcat', 'node', 'eos', 'eos2', 'alo'].every((id) => has(id as Contender))) {
@@ -360,7 +362,8 @@ function billingSection(r: LedgerReadsResult): string {
   ].join('\n');
 }
 const BILLING_HEADING = '## Billing reads over a closed month';
-const SUBSET_HEADING = '## Throughput of selected contenders (`--contenders`)';
+/** One section per selection, so e.g. a Flink-only run with another checkpoint interval keeps the three-way run. */
+const SUBSET_HEADING = `## Throughput of some contenders: ${CONTENDERS.map((c) => c.id).join(', ')}`;
 const COMMAND = ['npm run bench', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
 
 const measured = await measure();
