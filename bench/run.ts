@@ -20,13 +20,15 @@ import { median, type ContenderResult } from './lib/contender-result.js';
 import { measureLatency, type LatencyResult } from './latency.js';
 import { measureLedgerReads, type LedgerReadsResult } from './ledger-reads.js';
 import { runClickHouseKafkaEnginePeer } from './peers/clickhouse-kafka-engine.js';
+import { buildFlinkPeer, FLINK_PARALLELISM, runFlinkPeer } from './peers/flink.js';
 import { buildKafkaStreamsPeer, runKafkaStreamsPeer } from './peers/kafka-streams.js';
 
 const USAGE = `usage: npm run bench -- [options]
 
 Measures on the local stack (started if needed), each figure the median of --runs repetitions:
   throughput  kcat and node-rdkafka (ceilings), tally exactly-once and at-least-once,
-              ClickHouse's Kafka engine + materialized view, Kafka Streams exactly_once_v2
+              ClickHouse's Kafka engine + materialized view, Kafka Streams exactly_once_v2,
+              Flink 2.2 (checkpoints + two-phase-commit Kafka sink)
   latency     produce → committed count / ClickHouse / socket.io at a fixed offered rate
   restore     SIGKILL → processing again, with the ids of the throughput run in dedup state
   memory      bytes per dedup id, aggregator RSS after the run and holding --held-ids ids
@@ -45,6 +47,10 @@ options:
   --billing-runs N     repetitions of each billing read (p50 and p99)       default 20
   --only LIST          comma-separated subset of
                        throughput,latency,memory,billing,dimensions         default all
+  --contenders LIST    throughput contenders, comma-separated subset of
+                       kcat,node,eos,eosnodims,eos2,alo,chengine,kstreams,flink  default all
+                       (a subset writes its tables to their own section of docs/benchmarks.md)
+  --flink-checkpoint-ms N  the Flink peer's checkpoint interval             default 1000
   --help
 `;
 
@@ -57,6 +63,8 @@ const { values: opts } = parseArgs({
     'held-ids': { type: 'string', default: '10000000' },
     'billing-runs': { type: 'string', default: '20' },
     only: { type: 'string', default: 'throughput,latency,memory,billing,dimensions' },
+    contenders: { type: 'string' },
+    'flink-checkpoint-ms': { type: 'string', default: '1000' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -80,6 +88,7 @@ const LATENCY_GOAL_MS = new Map([[20_000, 150], [50_000, 300]]);
 const LATENCY_SECONDS = positive('latency-seconds', opts['latency-seconds']);
 const HELD_IDS = positive('held-ids', opts['held-ids']);
 const BILLING_RUNS = positive('billing-runs', opts['billing-runs']);
+const FLINK_CHECKPOINT_MS = positive('flink-checkpoint-ms', opts['flink-checkpoint-ms']);
 const ONLY = new Set(opts.only.split(','));
 for (const part of ONLY) {
   if (!['throughput', 'latency', 'memory', 'billing', 'dimensions'].includes(part)) {
@@ -91,8 +100,8 @@ for (const part of ONLY) {
 const started = Date.now();
 const log = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
 
-type Contender = 'kcat' | 'node' | 'eos' | 'eosnodims' | 'eos2' | 'eost2' | 'alo' | 'chengine' | 'kstreams';
-const CONTENDERS: Array<{ id: Contender; label: string }> = [
+type Contender = 'kcat' | 'node' | 'eos' | 'eosnodims' | 'eos2' | 'eost2' | 'alo' | 'chengine' | 'kstreams' | 'flink';
+const ALL_CONTENDERS: Array<{ id: Contender; label: string }> = [
   { id: 'kcat', label: 'kcat, consume to the end (ceiling: C, no processing)' },
   { id: 'node', label: 'node-rdkafka, consume only (ceiling for Node)' },
   { id: 'eos', label: '**tally, exactly-once** (100 ms transactions; breakdowns by 4 dimensions)' },
@@ -102,7 +111,19 @@ const CONTENDERS: Array<{ id: Contender; label: string }> = [
   { id: 'alo', label: 'tally, at-least-once (same code, no transactions)' },
   { id: 'chengine', label: 'ClickHouse Kafka engine + materialized view (at-least-once, no dedup)' },
   { id: 'kstreams', label: 'Kafka Streams 4.1.1, exactly_once_v2 (dedup + windowed count)' },
+  { id: 'flink', label: `Flink 2.2.1, ${FLINK_PARALLELISM} slots, exactly-once checkpoints every ${FLINK_CHECKPOINT_MS} ms (dedup + windowed count)` },
 ];
+const isContender = (id: string): id is Contender => ALL_CONTENDERS.some((c) => c.id === id);
+const SELECTED = opts.contenders?.split(',') ?? ALL_CONTENDERS.map((c) => c.id);
+for (const id of SELECTED) {
+  if (!isContender(id)) {
+    process.stderr.write(`bench: unknown contender in --contenders: ${id}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const CONTENDERS = ALL_CONTENDERS.filter((c) => SELECTED.includes(c.id));
+/** A run of some contenders only: its report goes to a section of its own (see the end of this file). */
+const SUBSET = CONTENDERS.length < ALL_CONTENDERS.length;
 
 async function runContender(id: Contender, input: BenchInput, round: number): Promise<ContenderResult> {
   switch (id) {
@@ -130,11 +151,16 @@ async function runContender(id: Contender, input: BenchInput, round: number): Pr
         brokers: input.brokers, inputTopic: input.topic, partitions: input.partitions, events: input.records, windowMs: input.windowMs,
         outputTopic: `${input.topic}-kstreams-${process.pid}-${round}`, log,
       });
+    case 'flink':
+      return runFlinkPeer({
+        brokers: input.brokers, inputTopic: input.topic, partitions: input.partitions, events: input.records, unique: input.unique, duplicates: input.duplicates,
+        windowMs: input.windowMs, checkpointIntervalMs: FLINK_CHECKPOINT_MS, outputTopic: `${input.topic}-flink-${process.pid}-${round}`, log,
+      });
   }
 }
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
-const pct = (a: number, b: number) => `${fmt((100 * a) / b)} %`;
+const pct = (a: number, b: number) => (Number.isFinite(a / b) ? `${fmt((100 * a) / b)} %` : '–');
 
 interface Measured {
   throughput: Map<Contender, ContenderResult[]>;
@@ -148,8 +174,10 @@ interface Measured {
 async function measure(): Promise<Measured> {
   const out: Measured = { throughput: new Map(), latency: [], heldIds: [] };
   if (ONLY.has('throughput')) {
-    ensureDebianPackage('kcat', 'kcat', log);
-    await buildKafkaStreamsPeer(log);
+    const selected = (id: Contender) => CONTENDERS.some((c) => c.id === id);
+    if (selected('kcat')) ensureDebianPackage('kcat', 'kcat', log);
+    if (selected('kstreams')) await buildKafkaStreamsPeer(log);
+    if (selected('flink')) await buildFlinkPeer(log);
     const input = await preloadInput(EVENTS, log);
     out.input = { records: input.records, unique: input.unique, duplicates: input.duplicates, partitions: input.partitions };
     try {
@@ -206,36 +234,61 @@ function report(m: Measured): { tables: string; goals: string } {
   const runsOf = (id: Contender) => (m.throughput.get(id) ?? []).map((r) => fmt(r.eventsPerSec)).join(', ');
   const lines: string[] = [];
   const goals: string[] = [];
-  const goal = (name: string, target: string, measured: string, met: boolean | undefined) =>
+  const goal = (name: string, target: string, measured: string, met: boolean | undefined) => {
+    // A --contenders subset leaves most goals unmeasured: list only what it measured.
+    if (met === undefined && SUBSET) return;
     goals.push(row([name, target, measured, met === undefined ? 'not measured' : met ? '**met**' : '**missed**']));
+  };
 
   if (m.throughput.size > 0) {
+    const has = (id: Contender) => m.throughput.has(id);
+    // Rounds interleave the contenders: round i of two of them ran minutes apart under similar load.
+    const perRound = (id: Contender) => (m.throughput.get('eos') ?? []).map((r, i) => `${fmt(r.eventsPerSec / (m.throughput.get(id)?.[i]?.eventsPerSec ?? NaN), 2)}×`).join(', ');
     const kcat = rate('kcat');
+    const eos = rate('eos');
     lines.push('### Throughput', '', `One topic, ${fmt(m.input?.records ?? NaN)} records (${fmt(m.input?.unique ?? NaN)} unique + ${fmt(m.input?.duplicates ?? NaN)} duplicates), ${m.input?.partitions} partitions. Each run is timed from process start (JVM start and group join included for the peers too) until every record is counted and its offset committed.`, '');
     lines.push(row(['contender', 'records/s (median)', 'vs kcat', 'runs', 'counted (median)']), row(['---', '---:', '---:', '---', '---:']));
     for (const { id, label } of CONTENDERS) {
-      if (!m.throughput.has(id)) continue;
+      if (!has(id)) continue;
       lines.push(row([label, fmt(rate(id)), id === 'kcat' ? '100 %' : pct(rate(id), kcat), runsOf(id), id === 'kcat' || id === 'node' ? '–' : fmt(med(id, (r) => r.counted))]));
     }
-    const eos = rate('eos');
-    lines.push('', `tally exactly-once = ${pct(eos, rate('node'))} of node-rdkafka's consume-only rate, ${pct(eos, rate('alo'))} of at-least-once, ${fmt(eos / rate('chengine'), 1)}× the ClickHouse Kafka engine, ${fmt(eos / rate('kstreams'), 1)}× Kafka Streams.`);
-    lines.push('', '**What limits it.** ' + [
-      `node-rdkafka alone, handing records to JavaScript and doing nothing with them, reaches ${pct(rate('node'), kcat)} of kcat on this machine: every record becomes a JS object with a copied Buffer on the one JS thread (about 7 µs of CPU a record, measured with process.cpuUsage).`,
-      `So no single Node process can reach the 50 % of kcat goal here, nor the ClickHouse engine, which parses whole blocks in C++.`,
-      `tally's own work (byte-scan parse, dedup, windows, transactions) costs the other ${fmt(100 - (100 * eos) / rate('node'))} % of the Node ceiling; exactly-once costs ${fmt(100 - (100 * eos) / rate('alo'))} % more than at-least-once because the transaction runs while the loop keeps processing.`,
-      `Scale-out is the way past it: two aggregator processes (partitions split) make ${fmt(rate('eos2'))} records/s, ${fmt(rate('eos2') / eos, 2)}× one process, on two cores that also run the broker.`,
-    ].join(' '));
-    if (m.throughput.has('eosnodims')) {
+    const versus = [
+      has('node') && `${pct(eos, rate('node'))} of node-rdkafka's consume-only rate`,
+      has('alo') && `${pct(eos, rate('alo'))} of at-least-once`,
+      has('chengine') && `${fmt(eos / rate('chengine'), 1)}× the ClickHouse Kafka engine`,
+      has('kstreams') && `${fmt(eos / rate('kstreams'), 1)}× Kafka Streams (per round: ${perRound('kstreams')})`,
+      has('flink') && `${fmt(eos / rate('flink'), 2)}× Flink (per round: ${perRound('flink')})`,
+    ].filter((v): v is string => typeof v === 'string');
+    if (has('eos') && versus.length > 0) lines.push('', `tally exactly-once = ${versus.join(', ')}.`);
+    if (['kcat', 'node', 'eos', 'eos2', 'alo'].every((id) => has(id as Contender))) {
+      lines.push('', '**What limits it.** ' + [
+        `node-rdkafka alone, handing records to JavaScript and doing nothing with them, reaches ${pct(rate('node'), kcat)} of kcat on this machine: every record becomes a JS object with a copied Buffer on the one JS thread (about 7 µs of CPU a record, measured with process.cpuUsage).`,
+        `So no single Node process can reach the 50 % of kcat goal here, nor the ClickHouse engine, which parses whole blocks in C++.`,
+        `tally's own work (byte-scan parse, dedup, windows, transactions) costs the other ${fmt(100 - (100 * eos) / rate('node'))} % of the Node ceiling; exactly-once costs ${fmt(100 - (100 * eos) / rate('alo'))} % more than at-least-once because the transaction runs while the loop keeps processing.`,
+        `Scale-out is the way past it: two aggregator processes (partitions split) make ${fmt(rate('eos2'))} records/s, ${fmt(rate('eos2') / eos, 2)}× one process, on two cores that also run the broker.`,
+      ].join(' '));
+    }
+    if (has('eos') && has('eosnodims')) {
       lines.push('', `**What breakdowns cost.** With its 4 dimensions counted (the default) tally makes ${fmt(eos)} records/s, ${pct(eos, rate('eosnodims'))} of the ${fmt(rate('eosnodims'))} it makes without them (TALLY_DIMENSIONS empty), same topic, same rounds.`);
     }
-    const notes = CONTENDERS.filter(({ id }) => id === 'chengine' || id === 'kstreams').map(({ id }) => m.throughput.get(id)?.[0]?.note).filter((n): n is string => !!n);
+    const notes = CONTENDERS.filter(({ id }) => id === 'chengine' || id === 'kstreams' || id === 'flink').map(({ id }) => m.throughput.get(id)?.[0]?.note).filter((n): n is string => !!n);
     if (notes.length > 0) lines.push('', 'Peer settings (from their runners):', '', ...notes.map((n) => `- ${n}`));
-    goal('exactly-once vs kcat', '≥ 50 %', `${pct(eos, kcat)} (2 processes: ${pct(rate('eos2'), kcat)})`, eos >= 0.5 * kcat);
-    goal('exactly-once vs at-least-once', '≥ 80 %', pct(eos, rate('alo')), eos >= 0.8 * rate('alo'));
-    goal('exactly-once vs ClickHouse Kafka engine', '≥ 1×', `${fmt(eos / rate('chengine'), 2)}× (2 processes: ${fmt(rate('eos2') / rate('chengine'), 2)}×)`, eos >= rate('chengine'));
-    goal('exactly-once, 2 stream threads, vs ClickHouse Kafka engine', '≥ 1×', `${fmt(rate('eost2') / rate('chengine'), 2)}×`, m.throughput.has('eost2') && m.throughput.has('chengine') ? rate('eost2') >= rate('chengine') : undefined);
-    goal('exactly-once vs node-rdkafka consume-only', '≥ 85 %', pct(eos, rate('node')), m.throughput.has('node') ? eos >= 0.85 * rate('node') : undefined);
-    goal('exactly-once vs Kafka Streams EOS v2', '≥ 1×', `${fmt(eos / rate('kstreams'), 2)}×`, eos >= rate('kstreams'));
+    // A goal whose contenders did not run (a --contenders subset) is "not measured", not missed.
+    const asPct = (r: number) => `${fmt(100 * r)} %`;
+    const asX = (r: number) => `${fmt(r, 2)}×`;
+    const ratioGoal = (name: string, target: string, min: number, vs: Contender, shown: (r: number) => string, withEos2: boolean) => {
+      const r = eos / rate(vs);
+      const two = withEos2 && has('eos2') ? ` (2 processes: ${shown(rate('eos2') / rate(vs))})` : '';
+      goal(name, target, Number.isFinite(r) ? `${shown(r)}${two}` : '–', Number.isFinite(r) ? r >= min : undefined);
+    };
+    ratioGoal('exactly-once vs kcat', '≥ 50 %', 0.5, 'kcat', asPct, true);
+    ratioGoal('exactly-once vs at-least-once', '≥ 80 %', 0.8, 'alo', asPct, false);
+    ratioGoal('exactly-once vs ClickHouse Kafka engine', '≥ 1×', 1, 'chengine', asX, true);
+    ratioGoal('exactly-once vs Kafka Streams EOS v2', '≥ 1×', 1, 'kstreams', asX, false);
+    ratioGoal('exactly-once vs Flink (checkpointed exactly-once)', '≥ 1.5×', 1.5, 'flink', asX, false);
+    ratioGoal('exactly-once vs node-rdkafka consume-only', '≥ 85 %', 0.85, 'node', asPct, false);
+    const threads = rate('eost2') / rate('chengine');
+    goal('exactly-once, 2 stream threads, vs ClickHouse Kafka engine', '≥ 1×', Number.isFinite(threads) ? asX(threads) : '–', Number.isFinite(threads) ? threads >= 1 : undefined);
 
     const eosRuns = (m.throughput.get('eos') ?? []) as TallyResult[];
     const restores = eosRuns.map((r) => r.restore).filter((r) => r !== undefined);
@@ -290,7 +343,7 @@ function report(m: Measured): { tables: string; goals: string } {
     lines.push(row(['restore', `${fmt(median(H.map((r) => r.restoreMs)))} ms`, H.map((r) => fmt(r.restoreMs)).join(', ')]));
     lines.push(row(['dedup memory per id', `${median(H.map((r) => r.bytesPerId)).toFixed(1)} bytes`, H.map((r) => r.bytesPerId.toFixed(1)).join(', ')]));
   }
-  const goalTable = goals.length === 0 ? '' : ['| goal (issue 6) | target | measured (median) | |', '|---|---|---|---|', ...goals].join('\n');
+  const goalTable = goals.length === 0 ? '' : ['| goal (issues 6, 16) | target | measured (median) | |', '|---|---|---|---|', ...goals].join('\n');
   return { tables: lines.join('\n'), goals: goalTable };
 }
 
@@ -323,6 +376,8 @@ function billingSection(r: LedgerReadsResult): string {
   ].join('\n');
 }
 const BILLING_HEADING = '## Billing reads over a closed month';
+/** One section per selection, so e.g. a Flink-only run with another checkpoint interval keeps the three-way run. */
+const SUBSET_HEADING = `## Throughput of some contenders: ${CONTENDERS.map((c) => c.id).join(', ')}`;
 const COMMAND = ['npm run bench', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
 
 const measured = await measure();
@@ -331,25 +386,41 @@ const minutes = ((Date.now() - started) / 60_000).toFixed(1);
 const docPath = path.join(repoRoot, 'docs', 'benchmarks.md');
 let previous = fs.existsSync(docPath) ? fs.readFileSync(docPath, 'utf8') : '';
 
+/** `doc` with the second-level section starting with `heading` replaced by `section` (appended if absent). */
+function withSection(doc: string, heading: string, section: string): string {
+  const at = doc.indexOf(`\n${heading}\n`);
+  if (at < 0) return `${doc.trimEnd()}\n\n${section}`;
+  const next = doc.indexOf('\n## ', at + 1);
+  return `${doc.slice(0, at + 1)}${section}${next >= 0 ? doc.slice(next) : ''}`;
+}
+
 if (measured.ledgerReads) {
   const section = billingSection(measured.ledgerReads);
   process.stdout.write(`\n${section}\n`);
-  const at = previous.indexOf(`\n${BILLING_HEADING}\n`);
-  if (at >= 0) {
-    const next = previous.indexOf('\n## ', at + 1);
-    previous = `${previous.slice(0, at + 1)}${section}${next >= 0 ? previous.slice(next) : ''}`;
-  } else {
-    previous = `${previous.trimEnd()}\n\n${section}`;
-  }
+  previous = withSection(previous, BILLING_HEADING, section);
 }
 
 if (ONLY.has('throughput') || ONLY.has('latency') || ONLY.has('memory') || ONLY.has('dimensions')) {
   const { tables, goals } = report(measured);
   process.stdout.write(`\n${goals}\n\n${tables}\n`);
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  const doc = `# Benchmarks
+  const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  if (SUBSET) {
+    // Some contenders only: a section of their own, so the full run's tables at the top stay whole.
+    previous = withSection(previous, SUBSET_HEADING, `${SUBSET_HEADING}
 
-Measured by \`${COMMAND}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${machine}), against the
+Measured by \`${COMMAND}\` on ${when} UTC (${machine}), in ${minutes} min. Every figure is the median
+of ${RUNS} runs; the contenders took turns in each round on a machine shared with other engineers' stacks and tests,
+so compare them with each other, not with the full run at the top.
+
+${goals}
+
+${tables.replace(/^### /gm, '#### ')}
+`);
+  } else {
+    const doc = `# Benchmarks
+
+Measured by \`${COMMAND}\` on ${when} UTC (${machine}), against the
 local stack (Kafka 4.1.1 KRaft, ClickHouse 18.16), in ${minutes} min. Every figure is the median of ${RUNS} runs made in this
 one bench run; contenders take turns in each round, so the machine's noise (it is shared) falls on all of them. Compare
 figures of one run with each other, not across days.
@@ -358,10 +429,11 @@ ${goals}
 
 ${tables}
 `;
-  // Everything from the first second-level heading on is written by hand, by `npm run load` or by
-  // the billing part above: kept.
-  const keep = previous.indexOf('\n## ');
-  previous = keep >= 0 ? `${doc}${previous.slice(keep)}` : doc;
+    // Everything from the first second-level heading on is written by hand, by `npm run load` or by
+    // the billing part above: kept.
+    const keep = previous.indexOf('\n## ');
+    previous = keep >= 0 ? `${doc}${previous.slice(keep)}` : doc;
+  }
 }
 fs.writeFileSync(docPath, previous);
 process.stdout.write(`\nbench took ${minutes} min\n`);

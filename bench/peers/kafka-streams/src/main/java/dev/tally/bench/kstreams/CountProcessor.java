@@ -1,5 +1,6 @@
 package dev.tally.bench.kstreams;
 
+import dev.tally.bench.shared.ImpressionParser;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;

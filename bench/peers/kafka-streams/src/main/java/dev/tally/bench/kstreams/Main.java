@@ -1,20 +1,15 @@
 package dev.tally.bench.kstreams;
 
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions;
-import org.apache.kafka.common.errors.GroupNotEmptyException;
+import dev.tally.bench.shared.Cli;
+import dev.tally.bench.shared.ConsumerGroups;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.Serdes;
@@ -51,38 +46,39 @@ public final class Main {
       "or:    java -jar tally-kafka-streams-peer.jar --bootstrap HOST:PORT --application-id ID --delete-group true",
       "  deletes the consumer group of a stopped run (removing its members first)");
 
+  private static final List<String> OPTIONS = List.of("bootstrap", "application-id", "input", "output", "dlq", "threads", "state-dir", "window-ms",
+      "out-of-orderness-ms", "allowed-lateness-ms", "dedup-horizon-ms", "max-clock-skew-ms", "commit-interval-ms", "summary-ms", "log-level", "delete-group");
+
   private Main() {}
 
   public static void main(String[] argv) throws Exception {
-    Map<String, String> args = parseArgs(argv);
+    Map<String, String> args = Cli.parse(argv, OPTIONS, USAGE);
     if (args.containsKey("help")) {
       System.out.println(USAGE);
       return;
     }
     // Before the first logger exists.
-    System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", args.getOrDefault("log-level", "warn"));
-    System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
-    System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+    Cli.logToStderr(args.getOrDefault("log-level", "warn"));
 
-    String bootstrap = required(args, "bootstrap");
-    String appId = required(args, "application-id");
+    String bootstrap = Cli.required(args, "bootstrap", USAGE);
+    String appId = Cli.required(args, "application-id", USAGE);
     if (args.containsKey("delete-group")) {
-      deleteGroup(bootstrap, appId);
+      ConsumerGroups.delete(bootstrap, appId);
       return;
     }
-    String input = required(args, "input");
-    String output = required(args, "output");
-    String dlq = required(args, "dlq");
+    String input = Cli.required(args, "input", USAGE);
+    String output = Cli.required(args, "output", USAGE);
+    String dlq = Cli.required(args, "dlq", USAGE);
     int threads = Integer.parseInt(args.getOrDefault("threads", "1"));
     long summaryMs = Long.parseLong(args.getOrDefault("summary-ms", "1000"));
 
     CountProcessor.Settings settings = new CountProcessor.Settings();
-    settings.windowMs = longArg(args, "window-ms", settings.windowMs);
-    settings.outOfOrdernessMs = longArg(args, "out-of-orderness-ms", settings.outOfOrdernessMs);
-    settings.allowedLatenessMs = longArg(args, "allowed-lateness-ms", settings.allowedLatenessMs);
-    settings.dedupHorizonMs = longArg(args, "dedup-horizon-ms", settings.dedupHorizonMs);
-    settings.maxClockSkewMs = longArg(args, "max-clock-skew-ms", settings.maxClockSkewMs);
-    settings.commitIntervalMs = longArg(args, "commit-interval-ms", settings.commitIntervalMs);
+    settings.windowMs = Cli.longArg(args, "window-ms", settings.windowMs);
+    settings.outOfOrdernessMs = Cli.longArg(args, "out-of-orderness-ms", settings.outOfOrdernessMs);
+    settings.allowedLatenessMs = Cli.longArg(args, "allowed-lateness-ms", settings.allowedLatenessMs);
+    settings.dedupHorizonMs = Cli.longArg(args, "dedup-horizon-ms", settings.dedupHorizonMs);
+    settings.maxClockSkewMs = Cli.longArg(args, "max-clock-skew-ms", settings.maxClockSkewMs);
+    settings.commitIntervalMs = Cli.longArg(args, "commit-interval-ms", settings.commitIntervalMs);
 
     Properties props = new Properties();
     props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
@@ -100,17 +96,17 @@ public final class Main {
     long started = System.currentTimeMillis();
     CountDownLatch stopped = new CountDownLatch(1);
     streams.setStateListener((to, from) -> {
-      line("{\"type\":\"state\",\"from\":\"" + from + "\",\"to\":\"" + to + "\",\"elapsed_ms\":" + (System.currentTimeMillis() - started) + "}");
+      Cli.line("{\"type\":\"state\",\"from\":\"" + from + "\",\"to\":\"" + to + "\",\"elapsed_ms\":" + (System.currentTimeMillis() - started) + "}");
       if (to == KafkaStreams.State.ERROR || to == KafkaStreams.State.NOT_RUNNING) stopped.countDown();
     });
     streams.setUncaughtExceptionHandler(e -> {
-      line("{\"type\":\"error\",\"message\":" + quote(String.valueOf(e)) + "}");
+      Cli.line("{\"type\":\"error\",\"message\":" + Cli.quote(String.valueOf(e)) + "}");
       e.printStackTrace();
       return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
     });
 
-    line("{\"type\":\"config\",\"application_id\":" + quote(appId) + ",\"threads\":" + threads
-        + ",\"processing_guarantee\":\"exactly_once_v2\",\"settings\":" + quote(String.join(" ", settings.describe()))
+    Cli.line("{\"type\":\"config\",\"application_id\":" + Cli.quote(appId) + ",\"threads\":" + threads
+        + ",\"processing_guarantee\":\"exactly_once_v2\",\"settings\":" + Cli.quote(String.join(" ", settings.describe()))
         + ",\"stores\":\"dedup: RocksDB window store, counts: RocksDB key-value store with caching; both logged\"}");
 
     Thread summary = new Thread(() -> {
@@ -130,7 +126,7 @@ public final class Main {
       // A clean close commits every task (rows, store changelogs and offsets in one last transaction).
       boolean closed = streams.close(Duration.ofSeconds(30));
       summaryLine(streams, started, true);
-      if (!closed) line("{\"type\":\"error\",\"message\":\"close timed out\"}");
+      if (!closed) Cli.line("{\"type\":\"error\",\"message\":\"close timed out\"}");
       System.out.flush();
     }, "shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
@@ -148,29 +144,6 @@ public final class Main {
     }
     // NOT_RUNNING reached during the hook's close: let the hook finish.
     TimeUnit.SECONDS.sleep(60);
-  }
-
-  /**
-   * Cleanup after a run: the consumer group (= application.id); topics are the runner's job. A
-   * stopped Kafka Streams member stays in the group until its session times out (Streams does not
-   * send LeaveGroup on close for dynamic members), so the members are removed first.
-   */
-  private static void deleteGroup(String bootstrap, String appId) throws InterruptedException {
-    Properties p = new Properties();
-    p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-    try (Admin admin = Admin.create(p)) {
-      try {
-        admin.deleteConsumerGroups(List.of(appId)).all().get(30, TimeUnit.SECONDS);
-      } catch (ExecutionException e) {
-        if (!(e.getCause() instanceof GroupNotEmptyException)) throw e;
-        admin.removeMembersFromConsumerGroup(appId, new RemoveMembersFromConsumerGroupOptions()).all().get(30, TimeUnit.SECONDS);
-        admin.deleteConsumerGroups(List.of(appId)).all().get(30, TimeUnit.SECONDS);
-      }
-      line("{\"type\":\"group_deleted\",\"group\":" + quote(appId) + "}");
-    } catch (ExecutionException | TimeoutException e) {
-      line("{\"type\":\"error\",\"message\":" + quote("could not delete group " + appId + ": " + (e.getCause() != null ? e.getCause() : e)) + "}");
-      System.exit(1);
-    }
   }
 
   static Topology buildTopology(String input, String output, String dlq, CountProcessor.Settings settings) {
@@ -199,63 +172,11 @@ public final class Main {
   }
 
   private static void summaryLine(KafkaStreams streams, long started, boolean last) {
-    line("{\"type\":\"summary\",\"final\":" + last + ",\"state\":\"" + streams.state() + "\",\"elapsed_ms\":" + (System.currentTimeMillis() - started)
+    Cli.line("{\"type\":\"summary\",\"final\":" + last + ",\"state\":\"" + streams.state() + "\",\"elapsed_ms\":" + (System.currentTimeMillis() - started)
         + ",\"records\":" + Stats.records.sum() + ",\"counted\":" + Stats.counted.sum() + ",\"duplicates\":" + Stats.duplicates.sum()
         + ",\"dead_letters\":" + Stats.deadLetters.sum() + ",\"rows_emitted\":" + Stats.rowsEmitted.sum() + ",\"emits\":" + Stats.emits.sum()
         + ",\"dirty_rows\":" + Stats.dirtyTotal() + ",\"tasks\":" + Stats.dirtyRows.size()
         + ",\"heap_used_mb\":" + (Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory()) / 1048576 + "}");
   }
 
-  private static synchronized void line(String json) {
-    System.out.println(json);
-    System.out.flush();
-  }
-
-  private static String quote(String s) {
-    StringBuilder b = new StringBuilder(s.length() + 2).append('"');
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if (c == '"' || c == '\\') b.append('\\').append(c);
-      else if (c < 0x20) b.append(String.format("\\u%04x", (int) c));
-      else b.append(c);
-    }
-    return b.append('"').toString();
-  }
-
-  private static Map<String, String> parseArgs(String[] argv) {
-    Map<String, String> out = new HashMap<>();
-    for (int i = 0; i < argv.length; i++) {
-      String a = argv[i];
-      if (a.equals("--help") || a.equals("-h")) {
-        out.put("help", "");
-        continue;
-      }
-      if (!a.startsWith("--")) throw new IllegalArgumentException("unexpected argument " + a + "\n" + USAGE);
-      int eq = a.indexOf('=');
-      if (eq > 0) {
-        out.put(a.substring(2, eq), a.substring(eq + 1));
-      } else {
-        if (i + 1 >= argv.length) throw new IllegalArgumentException(a + " needs a value\n" + USAGE);
-        out.put(a.substring(2), argv[++i]);
-      }
-    }
-    for (String k : out.keySet()) {
-      if (!List.of("help", "bootstrap", "application-id", "input", "output", "dlq", "threads", "state-dir", "window-ms", "out-of-orderness-ms",
-          "allowed-lateness-ms", "dedup-horizon-ms", "max-clock-skew-ms", "commit-interval-ms", "summary-ms", "log-level", "delete-group").contains(k)) {
-        throw new IllegalArgumentException("unknown option --" + k + "\n" + USAGE);
-      }
-    }
-    return out;
-  }
-
-  private static String required(Map<String, String> args, String name) {
-    String v = args.get(name);
-    if (v == null || v.isEmpty()) throw new IllegalArgumentException("--" + name + " is required\n" + USAGE);
-    return v;
-  }
-
-  private static long longArg(Map<String, String> args, String name, long def) {
-    String v = args.get(name);
-    return v == null ? def : Long.parseLong(v);
-  }
 }

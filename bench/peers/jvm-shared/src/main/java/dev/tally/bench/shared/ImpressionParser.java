@@ -1,4 +1,4 @@
-package dev.tally.bench.kstreams;
+package dev.tally.bench.shared;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
@@ -10,26 +10,27 @@ import java.time.format.DateTimeParseException;
 /**
  * The impression contract of README.md, as tally's server/src/impression/parse-impression.ts checks
  * it: same fields, same dead-letter reasons, same order of checks. One streaming pass with Jackson
- * (no tree); duplicate fields: the last one wins, like JSON.parse.
+ * (no tree); duplicate fields: the last one wins, like JSON.parse. Shared by the Kafka Streams and
+ * Flink peers (each pom adds ../jvm-shared/src/main/java to its sources).
  *
  * Minimal differences from tally, none of which the bench data exercises: invalid UTF-8 is caught by
  * Jackson only inside strings it decodes, and ISO timestamps go through OffsetDateTime.parse (which
  * also accepts an offset with seconds, e.g. +01:00:30).
  */
-final class ImpressionParser {
+public final class ImpressionParser {
   static final int MAX_EVENT_BYTES = 16384;
   static final long MAX_COST_MICROS = 1_000_000_000_000L;
   static final long MAX_EPOCH_MS = 8_640_000_000_000_000L;
 
   /** A valid impression, or the reason (and detail) it goes to the dead-letter topic. */
-  static final class Result {
-    final String reason;
-    final String detail;
-    final String impressionId;
-    final long ts;
-    final String advertiserId;
-    final String campaignId;
-    final long costMicros;
+  public static final class Result {
+    public final String reason;
+    public final String detail;
+    public final String impressionId;
+    public final long ts;
+    public final String advertiserId;
+    public final String campaignId;
+    public final long costMicros;
 
     private Result(String reason, String detail, String impressionId, long ts, String advertiserId, String campaignId, long costMicros) {
       this.reason = reason;
@@ -41,7 +42,7 @@ final class ImpressionParser {
       this.costMicros = costMicros;
     }
 
-    boolean ok() {
+    public boolean ok() {
       return reason == null;
     }
 
@@ -61,7 +62,7 @@ final class ImpressionParser {
 
   private final JsonFactory factory = new JsonFactory();
 
-  Result parse(byte[] value) {
+  public Result parse(byte[] value) {
     if (value == null || value.length == 0) return Result.fail("bad_json", "empty value");
     if (value.length > MAX_EVENT_BYTES) return Result.fail("too_large", "value is " + value.length + " bytes, limit " + MAX_EVENT_BYTES);
     Field id = null, adv = null, cmp = null, ts = null, cost = null;
