@@ -48,7 +48,7 @@ options:
   --only LIST          comma-separated subset of
                        throughput,latency,memory,billing,dimensions         default all
   --contenders LIST    throughput contenders, comma-separated subset of
-                       kcat,node,eos,eosnodims,eos2,alo,chengine,kstreams,flink  default all
+                       kcat,node,eos,eosnodims,eos2,eost2,alo,chengine,kstreams,flink  default all
                        (a subset writes its tables to their own section of docs/benchmarks.md)
   --flink-checkpoint-ms N  the Flink peer's checkpoint interval             default 1000
   --help
