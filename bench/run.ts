@@ -17,6 +17,7 @@ import { runKcat, runNodeConsume } from './contenders/raw-consumers.js';
 import { runTally, type TallyResult } from './contenders/tally.js';
 import { preloadInput, type BenchInput } from './lib/bench-input.js';
 import { median, type ContenderResult } from './lib/contender-result.js';
+import { summarizeProfiles, type CpuProfile } from './lib/cpu-profile-summary.js';
 import { measureLatency, type LatencyResult } from './latency.js';
 import { measureLedgerReads, type LedgerReadsResult } from './ledger-reads.js';
 import { runClickHouseKafkaEnginePeer } from './peers/clickhouse-kafka-engine.js';
@@ -51,6 +52,8 @@ options:
                        kcat,node,eos,eosnodims,eos2,eost2,alo,chengine,kstreams,flink  default all
                        (a subset writes its tables to their own section of docs/benchmarks.md)
   --flink-checkpoint-ms N  the Flink peer's checkpoint interval             default 1000
+  --profile            CPU-profile the exactly-once runs (start → caught up) and print
+                       their top frames and files by self time
   --help
 `;
 
@@ -65,6 +68,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string', default: 'throughput,latency,memory,billing,dimensions' },
     contenders: { type: 'string' },
     'flink-checkpoint-ms': { type: 'string', default: '1000' },
+    profile: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -89,6 +93,8 @@ const LATENCY_SECONDS = positive('latency-seconds', opts['latency-seconds']);
 const HELD_IDS = positive('held-ids', opts['held-ids']);
 const BILLING_RUNS = positive('billing-runs', opts['billing-runs']);
 const FLINK_CHECKPOINT_MS = positive('flink-checkpoint-ms', opts['flink-checkpoint-ms']);
+/** Where the exactly-once runs leave their CPU profiles (--profile). */
+const PROFILE_DIR = opts.profile ? fs.mkdtempSync(path.join(os.tmpdir(), 'tally-bench-profile-')) : undefined;
 const ONLY = new Set(opts.only.split(','));
 for (const part of ONLY) {
   if (!['throughput', 'latency', 'memory', 'billing', 'dimensions'].includes(part)) {
@@ -132,7 +138,7 @@ async function runContender(id: Contender, input: BenchInput, round: number): Pr
     case 'node':
       return runNodeConsume(input);
     case 'eos':
-      return runTally(input, 'exactly_once', { measureRestore: true });
+      return runTally(input, 'exactly_once', { measureRestore: true, profileDir: PROFILE_DIR });
     case 'eosnodims':
       return runTally(input, 'exactly_once', { measureRestore: false, env: { TALLY_DIMENSIONS: '' } });
     case 'eos2':
@@ -224,6 +230,21 @@ async function measure(): Promise<Measured> {
   return out;
 }
 
+/** The exactly-once runs' CPU profiles summed: where one process spends its time from start until caught up. */
+function profileSection(dir: string): string[] {
+  const profiles = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as CpuProfile);
+  if (profiles.length === 0) return [];
+  const s = summarizeProfiles(profiles);
+  const table = (title: string, rows: typeof s.byFunction) => [
+    row([title, 'self time']), row(['---', '---:']), ...rows.map((r) => row([`\`${r.what}\``, `${fmt(100 * r.share, 1)} %`])),
+  ];
+  return [
+    '', '### Where one exactly-once process spends its time', '',
+    `CPU samples (every 0.5 ms, ${fmt(s.samples)} in all) of the ${profiles.length} exactly-once runs above, from process start until caught up (bench/lib/cpu-profile-preload.mjs). "(idle)": the JS thread waiting (for librdkafka's consume, a transaction); "(program)": native code outside JS (node-rdkafka building messages).`, '',
+    ...table('function', s.byFunction), '', ...table('file', s.byFile),
+  ];
+}
+
 function row(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
 }
@@ -307,6 +328,8 @@ function report(m: Measured): { tables: string; goals: string } {
       goal('bytes per dedup id', '≤ 32', median(eosRuns.map((r) => r.bytesPerId)).toFixed(1), median(eosRuns.map((r) => r.bytesPerId)) <= 32);
     }
   }
+
+  if (PROFILE_DIR !== undefined) lines.push(...profileSection(PROFILE_DIR));
 
   for (const { rate, runs: L } of m.latency) {
     const p = (f: (r: LatencyResult) => number) => fmt(median(L.map(f)));

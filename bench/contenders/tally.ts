@@ -3,6 +3,9 @@
  * topic, timed from process start until its group committed the end of every partition; then,
  * for the restore figure, SIGKILLed and started again on the state it left in Kafka.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { BenchInput } from '../lib/bench-input.js';
 import type { ContenderResult } from '../lib/contender-result.js';
 import { watchGroup } from '../lib/group-progress.js';
@@ -41,6 +44,15 @@ export async function waitForRestore(proc: RoleProcess, timeoutMs: number): Prom
   return { ids: line.ids ?? NaN, ms: line.ms ?? NaN, time: line.time };
 }
 
+const PROFILE_PRELOAD = fileURLToPath(new URL('../lib/cpu-profile-preload.mjs', import.meta.url));
+
+/** Ends the CPU profile the aggregator has taken since its start (bench/lib/cpu-profile-preload.mjs) and waits for its file. */
+async function takeProfile(agg: RoleProcess, dir: string): Promise<void> {
+  agg.child.kill('SIGUSR2');
+  const file = path.join(dir, `${agg.child.pid}.cpuprofile`);
+  await waitFor('its CPU profile written', agg, 30_000, () => fs.existsSync(file));
+}
+
 /** Polls `probe` every 50 ms; gives up at once if the aggregator exits. */
 function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe: () => Promise<boolean> | boolean): Promise<void> {
   return waitUntil(`${what} (aggregator log ${proc.logFile})`, probe, { timeoutMs, everyMs: 50, abortIf: () => roleExited([proc]) });
@@ -51,7 +63,7 @@ function waitFor(what: string, proc: RoleProcess, timeoutMs: number, probe: () =
  * between them); memory figures are then the first process's, and no restore is measured.
  */
 export async function runTally(
-  input: BenchInput, guarantee: Guarantee, opts: { measureRestore: boolean; processes?: number; env?: Record<string, string> },
+  input: BenchInput, guarantee: Guarantee, opts: { measureRestore: boolean; processes?: number; env?: Record<string, string>; profileDir?: string },
 ): Promise<TallyResult> {
   const processes = opts.processes ?? 1;
   const sb = await createSandbox(`bench-${guarantee === 'exactly_once' ? 'eos' : 'alo'}`, {
@@ -61,6 +73,7 @@ export async function runTally(
     TALLY_INSTANCE_ID: 'bench-1',
     LOG_LEVEL: 'info',
     ...opts.env,
+    ...(opts.profileDir === undefined ? {} : { NODE_OPTIONS: `--import=${PROFILE_PRELOAD}`, TALLY_CPU_PROFILE_DIR: opts.profileDir }),
   });
   const progress = await watchGroup(input.brokers, sb.config.groups.aggregator, input.topic, input.partitions);
   let agg: RoleProcess | undefined;
@@ -71,6 +84,7 @@ export async function runTally(
     for (let i = 2; i <= processes; i++) others.push(new RoleProcess('aggregator', { ...sb.env, TALLY_INSTANCE_ID: `bench-${i}` }));
     await waitFor('all offsets committed', agg, 600_000, () => progress.caughtUp().catch(() => false));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (opts.profileDir !== undefined) await takeProfile(agg, opts.profileDir);
     // The aggregator refreshes its gauges (ids held, dedup bytes) at most once a second, at a commit,
     // and they carry no time: only waiting out one period shows values taken after the catch-up.
     await sleep(1_200);
