@@ -184,6 +184,28 @@ describe('TransactionOwner', () => {
     assert.deepEqual(replacement.calls.slice(2), TRANSACTION);
   });
 
+  it('offsets met a moved group generation (a rebalance round): aborted and the same transaction run again, then committed', async () => {
+    const quick = new TransactionOwner(kafka.newClient, pino({ level: 'silent' }), metrics, { initRetryDelayMs: 1, generationRetryDelayMs: 1 });
+    await quick.init();
+    kafka.fail('sendOffsetsToTransaction', kafkaErr(E.ERR_ILLEGAL_GENERATION), kafkaErr(E.ERR_REBALANCE_IN_PROGRESS));
+    let committed = false;
+    quick.begin([record(1), record(2)], OFFSETS, () => { committed = true; });
+    await quick.settle();
+    assert.equal(committed, true);
+    const run = ['beginTransaction', 'produce', 'produce', 'sendOffsetsToTransaction'];
+    assert.deepEqual(kafka.clients.at(-1)?.calls.slice(2), [...run, 'abortTransaction', ...run, 'abortTransaction', ...TRANSACTION]);
+    assert.deepEqual(kafka.clients.at(-1)?.offsets, [OFFSETS, OFFSETS, OFFSETS]);
+  });
+
+  it('a generation that stays wrong through every run (membership lost) is a migration', async () => {
+    const quick = new TransactionOwner(kafka.newClient, pino({ level: 'silent' }), metrics, { initRetryDelayMs: 1, generationAttempts: 3, generationRetryDelayMs: 1 });
+    await quick.init();
+    kafka.fail('sendOffsetsToTransaction', ...Array.from({ length: 3 }, () => kafkaErr(E.ERR_ILLEGAL_GENERATION)));
+    quick.begin([record(1)], OFFSETS, () => assert.fail('committed'));
+    await assert.rejects(quick.settle(), TaskMigratedError);
+    assert.equal(kafka.clients.at(-2)?.calls.filter((c) => c === 'sendOffsetsToTransaction').length, 3);
+  });
+
   it('a call librdkafka never answers (nor its disconnect): after callDeadlineMs the producer is replaced, migrated', async () => {
     const stuck = new TransactionOwner(kafka.newClient, pino({ level: 'silent' }), metrics, { initRetryDelayMs: 1, callDeadlineMs: 30 });
     await stuck.init();
