@@ -63,7 +63,7 @@ export interface TransactionOwnerOptions {
 
 /**
  * The one owner of the aggregator's transactions (Kafka Streams' StreamsProducer): it runs each
- * commit — begin, produce the records, send the input offsets, commit — and decides, by
+ * commit — begin, send the input offsets, produce the records, commit — and decides, by
  * kafkaErrorAction alone, what a failure means:
  *   retry           retry commitTransaction (idempotent: the same transaction commits once);
  *   abort           (or retries run out) abort → TaskCorruptedError: restore the tasks in place;
@@ -167,13 +167,16 @@ export class TransactionOwner {
       for (let attempt = 1; ; attempt++) {
         try {
           await client.beginTransaction();
-          for (const r of records) await client.produce(r);
+          // Offsets first: the one call a rebalance can refuse fails before any record is on its
+          // way, so the abort below has nothing in flight to purge (an abort that purged records
+          // left librdkafka's idempotent sequence behind: the next commit failed, seen here).
           if (offsets.length > 0) await this.within('sendOffsetsToTransaction', client.sendOffsetsToTransaction(offsets));
+          for (const r of records) await client.produce(r);
           break;
         } catch (err) {
-          // A rebalance round moved the generation: abort and run the same transaction again. The
-          // aborted records are invisible to read_committed readers; a member that really lost its
-          // partitions fails every run, and the last failure is a migration as before.
+          // A rebalance round moved the generation: abort and run the same transaction again (a
+          // member that really lost its partitions fails every run, and the last failure is a
+          // migration as before).
           if (!isGenerationMoved(err) || attempt >= this.generationAttempts) throw err;
           this.log.warn({ err: String(err), attempt }, 'aggregator.commit_generation_moved');
           this.metrics.transactions.inc({ outcome: 'aborted' });
