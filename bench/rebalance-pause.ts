@@ -2,27 +2,30 @@
  * What a process joining the aggregators' group costs the partitions that stay where they are,
  * eager (`range`) against cooperative (`cooperative-sticky`), on the local stack (issue 14).
  *
- * Per strategy, a fresh sandbox: one aggregator owns every partition under steady traffic (fresh
- * ids, ts = now, to their home partitions); then, `joins` times, a second one joins, the group
- * settles, and the second stops again (SIGTERM; a static member, so the first takes its partitions
- * back once its 10 s session runs out). The moment of a join is the second process's
- * `aggregator.started` line (it has just subscribed; its start-up before that is not counted).
- * The partitions that stay are those the first owns before and after the join. Measured from the
- * group's committed offsets, sampled every 50 ms (test/kit/commit-progress.ts):
- *   staying resumed — join → every staying partition has committed an offset past its end at the
- *                     join (it counted a record produced after the join): the pause they see;
- *   staying stall   — the longest a staying partition had records waiting while its committed
- *                     offset stood still, from the join until it resumed;
- *   moved resumed   — the same as the first, for the partitions that moved to the new process.
+ * Per strategy, a fresh sandbox: one aggregator counts `state` events first (unique ids: the
+ * dedup state a restore reads back; what a rebalance costs grows with it), then owns every
+ * partition under steady traffic (fresh ids, ts = now, `rate` a second); then, `joins` times, a
+ * second one joins, the group settles, and the second stops again (SIGTERM; a static member, so
+ * the first takes its partitions back once its 10 s session runs out). The join starts at the
+ * second process's `aggregator.started` line (it has just subscribed; its start-up before that is
+ * not counted). The partitions that stay are those the first owns before and after the join.
+ * Measured from the group's committed offsets and the partitions' ends, sampled every 50 ms
+ * (test/kit/commit-progress.ts), from the join until 2 s after the group settled:
+ *   staying stall — the longest a staying partition had records waiting while its committed
+ *                   offset stood still: the pause the partitions that stay see;
+ *   moved stall   — the same for the partitions that moved to the new process;
+ *   no rebalance  — the same as the first over an equally long time just before the join: what the
+ *                   sampling, the commit interval and the machine's load show without a rebalance.
  * Medians of the joins; every run listed. Figures carry the 50 ms sampling and the commit
- * interval (100 ms): a partition that never pauses shows about 100–250 ms.
+ * interval (100 ms): a partition that never pauses shows a stall of about 100–300 ms.
  *
- * Usage: npx tsx bench/rebalance-pause.ts [--joins N] [--rate EVENTS_PER_S]
+ * Usage: npx tsx bench/rebalance-pause.ts [--joins N] [--rate EVENTS_PER_S] [--state EVENTS]
  */
 import crypto from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { TallyConfig } from '../server/src/config/index.js';
 import { DeliveringProducer } from '../server/src/kafka/index.js';
+import { generate } from '../server/src/tools/index.js';
 import { CommitProgress } from '../test/kit/commit-progress.js';
 import { latestPartitions, waitForLog } from '../test/kit/role-logs.js';
 import { RoleProcess, roleExited } from '../test/kit/role-process.js';
@@ -34,10 +37,9 @@ const STRATEGIES = ['range', 'cooperative-sticky'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 interface JoinResult {
-  stayingResumedMs: number;
   stayingStallMs: number;
-  movedResumedMs: number;
-  staying: number;
+  movedStallMs: number;
+  baselineStallMs: number;
 }
 
 /** Fresh valid events stamped now, `rate` a second in 20 ticks, until stopped. */
@@ -77,7 +79,7 @@ class SteadyTraffic {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-async function measureStrategy(strategy: Strategy, joins: number, rate: number, log: (m: string) => void): Promise<JoinResult[]> {
+async function measureStrategy(strategy: Strategy, joins: number, rate: number, state: number, log: (m: string) => void): Promise<JoinResult[]> {
   const sb = await createSandbox(`pause-${strategy}`, { TALLY_ASSIGNMENT_STRATEGY: strategy });
   const all = Array.from({ length: sb.config.partitions }, (_, p) => p);
   const first = new RoleProcess('aggregator', { ...sb.env, TALLY_INSTANCE_ID: 'pause-a' });
@@ -85,33 +87,36 @@ async function measureStrategy(strategy: Strategy, joins: number, rate: number, 
   const progress = new CommitProgress(sb.config, 50);
   const roles = [first];
   const results: JoinResult[] = [];
+  const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned');
+  const wait = (what: string, probe: () => boolean | Promise<boolean>) => waitUntil(what, probe, { timeoutMs: 300_000, everyMs: 50, abortIf: () => roleExited(roles) });
   try {
-    await traffic.start();
     await progress.start();
+    await generate(sb.config, { seed: 1414, count: state, idPrefix: 'pause-state-', duplicates: 0, bad: 0, tooLate: 0, lateWithinHorizon: 0 });
+    const loaded = await progress.ends();
+    await wait('the state to be counted', () => progress.movedPast(loaded.map((e) => e - 1), all) !== undefined);
+    log(`  ${strategy}: ${state.toLocaleString('en')} events of state counted`);
+    await traffic.start();
     for (let i = 0; i < joins; i++) {
-      const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned');
-      const wait = (what: string, probe: () => boolean | Promise<boolean>) => waitUntil(what, probe, { timeoutMs: 120_000, everyMs: 50, abortIf: () => roleExited(roles) });
       const counting = await progress.ends();
       await wait('the first aggregator to own and count every partition', () => owned(first).length === all.length && progress.movedPast(counting, all) !== undefined);
       const before = owned(first);
       const joiner = new RoleProcess('aggregator', { ...sb.env, TALLY_INSTANCE_ID: `pause-b${i}` });
       roles.push(joiner);
-      const started = await waitForLog(joiner, 'aggregator.started', 120_000);
-      const ends = await progress.ends();
-      const joinedAt = Number(started.time);
+      const joinedAt = Number((await waitForLog(joiner, 'aggregator.started', 120_000)).time);
       await wait('the group to settle with both', () => owned(joiner).length > 0 && owned(first).length + owned(joiner).length === all.length);
+      const settledAt = Date.now();
       const staying = owned(first).filter((p) => before.includes(p));
       const moved = owned(joiner);
-      await wait('every partition to count again', () => progress.movedPast(ends, all) !== undefined);
-      const stayingResumed = progress.movedPast(ends, staying) as number;
+      const ends = await progress.ends();
+      await wait('every partition to count again', () => progress.movedPast(ends, all) !== undefined && Date.now() > settledAt + 2_000);
+      const until = settledAt + 2_000;
       const result = {
-        stayingResumedMs: stayingResumed - joinedAt,
-        stayingStallMs: progress.longestStall(joinedAt, stayingResumed, staying).ms,
-        movedResumedMs: (progress.movedPast(ends, moved) as number) - joinedAt,
-        staying: staying.length,
+        stayingStallMs: progress.longestStall(joinedAt, until, staying).ms,
+        movedStallMs: progress.longestStall(joinedAt, until, moved).ms,
+        baselineStallMs: progress.longestStall(joinedAt - (until - joinedAt), joinedAt, staying).ms,
       };
       results.push(result);
-      log(`  ${strategy} join ${i + 1}/${joins}: staying ${staying.join(',')} resumed after ${result.stayingResumedMs} ms (longest stall ${result.stayingStallMs} ms); moved ${moved.join(',')} after ${result.movedResumedMs} ms`);
+      log(`  ${strategy} join ${i + 1}/${joins}: staying ${staying.join(',')}: longest stall ${result.stayingStallMs} ms (before the join: ${result.baselineStallMs} ms); moved ${moved.join(',')}: ${result.movedStallMs} ms`);
       await joiner.stop();
       roles.pop();
     }
@@ -130,17 +135,17 @@ function table(results: Map<Strategy, JoinResult[]>): string {
     return `${median(xs).toLocaleString('en')} ms (${xs.map((x) => x.toLocaleString('en')).join(', ')})`;
   };
   const lines = [
-    '| strategy | join → staying partitions counting again | longest stall of a staying partition | join → moved partitions counting again |',
+    '| strategy | longest stall of a staying partition | longest stall of a moved partition | staying partitions, no rebalance (as long before the join) |',
     '| --- | ---: | ---: | ---: |',
   ];
-  for (const s of STRATEGIES) lines.push(`| ${s} | ${row(s, (r) => r.stayingResumedMs)} | ${row(s, (r) => r.stayingStallMs)} | ${row(s, (r) => r.movedResumedMs)} |`);
+  for (const s of STRATEGIES) lines.push(`| ${s} | ${row(s, (r) => r.stayingStallMs)} | ${row(s, (r) => r.movedStallMs)} | ${row(s, (r) => r.baselineStallMs)} |`);
   return lines.join('\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
   if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write('Usage: npx tsx bench/rebalance-pause.ts [--joins N (3)] [--rate EVENTS_PER_S (1000)]\n'
+    process.stdout.write('Usage: npx tsx bench/rebalance-pause.ts [--joins N (3)] [--rate EVENTS_PER_S (1000)] [--state EVENTS (500000)]\n'
       + 'The pause a process joining the aggregators\' group causes the partitions that stay, range against cooperative-sticky.\n');
     process.exit(0);
   }
@@ -150,10 +155,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   };
   const joins = arg('--joins', 3);
   const rate = arg('--rate', 1_000);
+  const state = arg('--state', 500_000);
   const log = (m: string) => process.stderr.write(`${m}\n`);
   const results = new Map<Strategy, JoinResult[]>();
   try {
-    for (const s of STRATEGIES) results.set(s, await measureStrategy(s, joins, rate, log));
+    for (const s of STRATEGIES) results.set(s, await measureStrategy(s, joins, rate, state, log));
     process.stdout.write(`${table(results)}\n`);
   } finally {
     await stopStartedStack();
