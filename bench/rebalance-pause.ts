@@ -9,10 +9,15 @@
  * the first takes its partitions back once its 10 s session runs out). The join starts at the
  * second process's `aggregator.started` line (it has just subscribed; its start-up before that is
  * not counted). The partitions that stay are those the first owns before and after the join.
- * Measured from the group's committed offsets and the partitions' ends, sampled every 50 ms
- * (test/kit/commit-progress.ts), from the join until 2 s after the group settled:
+ * Measured from the join until 2 s after the group settled:
+ *   staying out   — the longest time the first process did not process its staying partitions,
+ *                   from its own log: inside a rebalance event (a revocation's commit, a restore)
+ *                   or holding no task for one of them (eager: from its revocation until their
+ *                   restore);
+ * and from the group's committed offsets and the partitions' ends, sampled every 50 ms
+ * (test/kit/commit-progress.ts):
  *   staying stall — the longest a staying partition had records waiting while its committed
- *                   offset stood still: the pause the partitions that stay see;
+ *                   offset stood still: the pause as a reader of committed offsets sees it;
  *   moved stall   — the same for the partitions that moved to the new process;
  *   no rebalance  — the same as the first over an equally long time just before the join: what the
  *                   sampling, the commit interval and the machine's load show without a rebalance.
@@ -37,6 +42,7 @@ const STRATEGIES = ['range', 'cooperative-sticky'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 interface JoinResult {
+  stayingOutMs: number;
   stayingStallMs: number;
   movedStallMs: number;
   baselineStallMs: number;
@@ -77,6 +83,46 @@ class SteadyTraffic {
   }
 }
 
+/**
+ * The longest time within [from, to] the aggregator did not process all of `staying`: inside the
+ * handling of a rebalance event (its partitions_revoked / partitions_assigned line until the
+ * tasks_owned line that ends it), or without a task for one of them.
+ */
+function longestOutOfService(proc: RoleProcess, staying: number[], from: number, to: number): number {
+  const spans: Array<[number, number]> = [];
+  let eventSince: number | undefined;
+  let missingSince: number | undefined;
+  for (const text of proc.log().split('\n')) {
+    if (!text.startsWith('{')) continue;
+    let line: { time: number; msg: string; partitions?: number[] };
+    try {
+      line = JSON.parse(text) as typeof line;
+    } catch {
+      continue; // the last line, half written
+    }
+    if (line.time < from || line.time > to) continue;
+    if (line.msg === 'aggregator.partitions_revoked' || line.msg === 'aggregator.partitions_assigned') eventSince ??= line.time;
+    if (line.msg !== 'aggregator.tasks_owned') continue;
+    if (eventSince !== undefined) spans.push([eventSince, line.time]);
+    eventSince = undefined;
+    const holdsAll = staying.every((p) => line.partitions?.includes(p));
+    if (!holdsAll) missingSince ??= line.time;
+    else if (missingSince !== undefined) {
+      spans.push([missingSince, line.time]);
+      missingSince = undefined;
+    }
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  let longest = 0;
+  let current: [number, number] | undefined;
+  for (const [start, end] of spans) {
+    if (current !== undefined && start <= current[1]) current[1] = Math.max(current[1], end);
+    else current = [start, end];
+    longest = Math.max(longest, current[1] - current[0]);
+  }
+  return longest;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 async function measureStrategy(strategy: Strategy, joins: number, rate: number, state: number, log: (m: string) => void): Promise<JoinResult[]> {
@@ -111,12 +157,13 @@ async function measureStrategy(strategy: Strategy, joins: number, rate: number, 
       await wait('every partition to count again', () => progress.movedPast(ends, all) !== undefined && Date.now() > settledAt + 2_000);
       const until = settledAt + 2_000;
       const result = {
+        stayingOutMs: longestOutOfService(first, staying, joinedAt, until),
         stayingStallMs: progress.longestStall(joinedAt, until, staying).ms,
         movedStallMs: progress.longestStall(joinedAt, until, moved).ms,
         baselineStallMs: progress.longestStall(joinedAt - (until - joinedAt), joinedAt, staying).ms,
       };
       results.push(result);
-      log(`  ${strategy} join ${i + 1}/${joins}: staying ${staying.join(',')}: longest stall ${result.stayingStallMs} ms (before the join: ${result.baselineStallMs} ms); moved ${moved.join(',')}: ${result.movedStallMs} ms`);
+      log(`  ${strategy} join ${i + 1}/${joins}: staying ${staying.join(',')}: not processed ${result.stayingOutMs} ms, longest stall ${result.stayingStallMs} ms (before the join: ${result.baselineStallMs} ms); moved ${moved.join(',')}: ${result.movedStallMs} ms`);
       await joiner.stop();
       roles.pop();
     }
@@ -135,10 +182,12 @@ function table(results: Map<Strategy, JoinResult[]>): string {
     return `${median(xs).toLocaleString('en')} ms (${xs.map((x) => x.toLocaleString('en')).join(', ')})`;
   };
   const lines = [
-    '| strategy | longest stall of a staying partition | longest stall of a moved partition | staying partitions, no rebalance (as long before the join) |',
-    '| --- | ---: | ---: | ---: |',
+    '| strategy | staying partitions not processed (log) | longest stall of a staying partition (offsets) | the same, no rebalance (as long before the join) | longest stall of a moved partition (offsets) |',
+    '| --- | ---: | ---: | ---: | ---: |',
   ];
-  for (const s of STRATEGIES) lines.push(`| ${s} | ${row(s, (r) => r.stayingStallMs)} | ${row(s, (r) => r.movedStallMs)} | ${row(s, (r) => r.baselineStallMs)} |`);
+  for (const s of STRATEGIES) {
+    lines.push(`| ${s} | ${row(s, (r) => r.stayingOutMs)} | ${row(s, (r) => r.stayingStallMs)} | ${row(s, (r) => r.baselineStallMs)} | ${row(s, (r) => r.movedStallMs)} |`);
+  }
   return lines.join('\n');
 }
 
