@@ -70,6 +70,9 @@ export interface TransactionOwnerOptions {
  *   rejoin, fatal   (fenced, unusable, stuck: a call unanswered past callDeadlineMs, or the abort
  *                   failed too) a new producer, whose initTransactions aborts what the old one
  *                   left open → TaskMigratedError.
+ * Before any of these, offsets refused for a moved group generation (isGenerationMoved: a
+ * rebalance round completed meanwhile) abort and run the same transaction again, up to
+ * generationAttempts runs; only the last refusal is a migration.
  *
  * Pipelining: `begin` starts a commit and returns at once, so the loop keeps processing while the
  * broker commits; `settle` waits for it and reports how it ended. One is in flight at a time:
