@@ -88,7 +88,7 @@ describe('Kafka cluster failover under load (three brokers, real processes)', fu
     const started = await startApi({ ...sb.env, TALLY_INGEST_RATE_LIMIT_PER_MIN: '100000' });
     api = started.api;
 
-    const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.restored').length;
+    const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned').length;
     await waitUntil('both aggregators to own partitions, all between them', () => owned(a) > 0 && owned(b) > 0 && owned(a) + owned(b) === config.partitions, { timeoutMs: 60_000, abortIf });
     progress = new CommitProgress(config);
     await progress.start();

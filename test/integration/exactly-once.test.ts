@@ -113,7 +113,7 @@ describe('exactly-once pipeline (real Kafka + ClickHouse, real processes)', func
     const a = pipeline.startAggregator('agg-a');
     const b = pipeline.startAggregator('agg-b');
     const producing = generate(sb.config, { seed: 44, count: 60_000, idPrefix: 'reb-', duplicates: 0.15, rate: 10_000, durationS: 6 });
-    const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.restored').length;
+    const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned').length;
     await eventually('both aggregators to own partitions, all between them', async () => owned(a) > 0 && owned(b) > 0 && owned(a) + owned(b) === sb.config.partitions, 60_000, 100);
     await eventually('the first to count', async () => (await metricOf(a, 'tally_aggregator_transactions_total{outcome="committed"}')) > 0, 30_000, 100);
     await a.kill();

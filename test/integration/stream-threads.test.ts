@@ -12,10 +12,10 @@ import { metricOf } from '../kit/role-logs.js';
 
 const THREADS = { TALLY_STREAM_THREADS: '2' };
 
-/** The partitions each worker restored last, by thread index. */
+/** The partitions each worker owns after its latest rebalance, by thread index. */
 function ownedByThread(agg: RoleProcess): Map<number, number[]> {
   const owned = new Map<number, number[]>();
-  for (const l of logLines(agg, 'aggregator.restored')) owned.set(Number(l.thread), (l.partitions as number[] | undefined) ?? []);
+  for (const l of logLines(agg, 'aggregator.tasks_owned')) owned.set(Number(l.thread), (l.partitions as number[] | undefined) ?? []);
   return owned;
 }
 

@@ -33,7 +33,7 @@ export async function waitForLog(proc: RoleProcess, msg: string, timeoutMs: numb
   return found as LogLine;
 }
 
-/** The partitions named by the role's latest `msg` line (e.g. aggregator.restored, sink.partitions_assigned); [] before the first. */
+/** The partitions named by the role's latest `msg` line (e.g. aggregator.tasks_owned, sink.partitions_assigned); [] before the first. */
 export function latestPartitions(proc: RoleProcess, msg: string): number[] {
   return (logLines(proc, msg).at(-1)?.partitions as number[] | undefined) ?? [];
 }

@@ -77,7 +77,7 @@ class FakeClient implements TransactionalClient {
 
 const record = (n: number): OutgoingRecord => ({ topic: 'impression-counts', partition: 0, key: `k${n}`, value: Buffer.from(`v${n}`) });
 const OFFSETS: Kafka.TopicPartitionOffset[] = [{ topic: 'impressions', partition: 0, offset: 42 }];
-const TRANSACTION: Call[] = ['beginTransaction', 'produce', 'produce', 'sendOffsetsToTransaction', 'commitTransaction'];
+const TRANSACTION: Call[] = ['beginTransaction', 'sendOffsetsToTransaction', 'produce', 'produce', 'commitTransaction'];
 
 describe('TransactionOwner', () => {
   let kafka: FakeKafka;
@@ -102,7 +102,7 @@ describe('TransactionOwner', () => {
     return { committed: () => committed };
   }
 
-  it('commits: begin, every record, the offsets, commit; settle resolves and the next may begin', async () => {
+  it('commits: begin, the offsets, every record, commit; settle resolves and the next may begin', async () => {
     assert.equal(owner.state, 'ready');
     assert.deepEqual(kafka.clients[0].calls, ['connect', 'initTransactions']);
     const tx = begin();
@@ -177,11 +177,33 @@ describe('TransactionOwner', () => {
     await assert.rejects(owner.settle(), TaskMigratedError);
     assert.equal(tx.committed(), false);
     const [old, replacement] = kafka.clients;
-    assert.deepEqual(old.calls.slice(2), ['beginTransaction', 'produce', 'produce', 'sendOffsetsToTransaction', 'disconnect']);
+    assert.deepEqual(old.calls.slice(2), ['beginTransaction', 'sendOffsetsToTransaction', 'disconnect']);
     assert.deepEqual(replacement.calls, ['connect', 'initTransactions']);
     begin();
     await owner.settle();
     assert.deepEqual(replacement.calls.slice(2), TRANSACTION);
+  });
+
+  it('offsets met a moved group generation (a rebalance round): aborted and the same transaction run again, then committed', async () => {
+    const quick = new TransactionOwner(kafka.newClient, pino({ level: 'silent' }), metrics, { initRetryDelayMs: 1, generationRetryDelayMs: 1 });
+    await quick.init();
+    kafka.fail('sendOffsetsToTransaction', kafkaErr(E.ERR_ILLEGAL_GENERATION), kafkaErr(E.ERR_REBALANCE_IN_PROGRESS));
+    let committed = false;
+    quick.begin([record(1), record(2)], OFFSETS, () => { committed = true; });
+    await quick.settle();
+    assert.equal(committed, true);
+    const run = ['beginTransaction', 'sendOffsetsToTransaction'];
+    assert.deepEqual(kafka.clients.at(-1)?.calls.slice(2), [...run, 'abortTransaction', ...run, 'abortTransaction', ...TRANSACTION]);
+    assert.deepEqual(kafka.clients.at(-1)?.offsets, [OFFSETS, OFFSETS, OFFSETS]);
+  });
+
+  it('a generation that stays wrong through every run (membership lost) is a migration', async () => {
+    const quick = new TransactionOwner(kafka.newClient, pino({ level: 'silent' }), metrics, { initRetryDelayMs: 1, generationAttempts: 3, generationRetryDelayMs: 1 });
+    await quick.init();
+    kafka.fail('sendOffsetsToTransaction', ...Array.from({ length: 3 }, () => kafkaErr(E.ERR_ILLEGAL_GENERATION)));
+    quick.begin([record(1)], OFFSETS, () => assert.fail('committed'));
+    await assert.rejects(quick.settle(), TaskMigratedError);
+    assert.equal(kafka.clients.at(-2)?.calls.filter((c) => c === 'sendOffsetsToTransaction').length, 3);
   });
 
   it('a call librdkafka never answers (nor its disconnect): after callDeadlineMs the producer is replaced, migrated', async () => {
@@ -195,7 +217,7 @@ describe('TransactionOwner', () => {
       && /sendOffsetsToTransaction: librdkafka did not answer within 30 ms; producer recreated/.test(err.message));
     assert.equal(committed, false);
     const [, old, replacement] = kafka.clients;
-    assert.deepEqual(old.calls.slice(2), ['beginTransaction', 'produce', 'sendOffsetsToTransaction', 'disconnect']);
+    assert.deepEqual(old.calls.slice(2), ['beginTransaction', 'sendOffsetsToTransaction', 'disconnect']);
     assert.deepEqual(replacement.calls.slice(0, 2), ['connect', 'initTransactions']);
     assert.equal(stuck.state, 'ready');
   });

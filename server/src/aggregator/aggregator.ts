@@ -1,7 +1,7 @@
 import type Kafka from 'node-rdkafka';
 import type { TallyConfig } from '../config/index.js';
 import { TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
-import { Consumer, ensureTopics, OFFSET_BEGINNING, RebalanceQueue, retry, type OutgoingRecord } from '../kafka/index.js';
+import { Consumer, ensureTopics, OFFSET_BEGINNING, RebalanceQueue, rebalanceProtocolOf, retry, type OutgoingRecord, type RebalanceEvent, type RebalanceProtocol } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import { dimensionFields, type DimensionFields } from '../impression/index.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';
@@ -11,6 +11,7 @@ import { aggregatorConsumerSettings } from './consumer-settings.js';
 import type { WindowSettings } from './core/index.js';
 import { PartitionTask, type RecordOutcome, type TaskCommit } from './partition-task.js';
 import { processingGuarantee } from './processing-guarantee.js';
+import { planRebalance } from './rebalance-plan.js';
 import { restorePartitions } from './restore.js';
 import { SourceEnds } from './source-ends.js';
 import { TaskGauges } from './task-gauges.js';
@@ -47,7 +48,8 @@ export class Aggregator {
   private readonly guarantee: string;
   private readonly settings: WindowSettings;
   private readonly dimensionFields: DimensionFields;
-  private readonly inputs: string[];
+  /** What the group assigns: the source topic only; each task's repartition channel follows its source partition. */
+  private readonly subscription: string[];
   private readonly tasks = new Map<number, PartitionTask>();
   private readonly batchSize = new ConsumeBatchSize();
   private readonly pollTimeoutMs: number;
@@ -63,10 +65,13 @@ export class Aggregator {
     private readonly log: Logger,
     readonly metrics: AggregatorMetrics = new AggregatorMetrics(),
   ) {
-    const { impressions, repartition } = config.topics;
+    const { impressions } = config.topics;
     this.settings = windowSettingsOf(config);
     this.dimensionFields = dimensionFields(config.dimensions);
-    this.inputs = [impressions, repartition];
+    // A task is partition p of both inputs. The group assigns only the source's partitions and the
+    // loop adds the channel's partition p itself: no assignor but range keeps two topics'
+    // partitions together, and cooperative-sticky moves topic-partitions one by one.
+    this.subscription = [impressions];
     this.rebalances = new RebalanceQueue((err) => log.error({ err: err.message }, 'aggregator.rebalance_error'));
     this.consumer = new Consumer(aggregatorConsumerSettings(config, this.rebalances));
     const guarantee = processingGuarantee(config, this.consumer.client);
@@ -82,8 +87,8 @@ export class Aggregator {
     await ensureTopics(this.config);
     await this.transactions.init();
     await this.consumer.connect();
-    this.consumer.client.subscribe(this.inputs);
-    this.log.info({ guarantee: this.guarantee, group: this.config.groups.aggregator }, 'aggregator.started');
+    this.consumer.client.subscribe(this.subscription);
+    this.log.info({ guarantee: this.guarantee, group: this.config.groups.aggregator, assignment: this.config.assignmentStrategy }, 'aggregator.started');
     this.loopDone = this.runLoop();
   }
 
@@ -216,23 +221,26 @@ export class Aggregator {
       await this.transactions.settle();
     } catch (err) {
       if (err instanceof TaskCorruptedError) await this.restoreInPlace(err);
-      else if (err instanceof TaskMigratedError) this.rejoin(err);
+      else if (err instanceof TaskMigratedError) await this.migrated(err);
       else throw err;
     }
   }
 
   /**
-   * Commits what every task holds and waits for it (on revoke and on stop). A failure is only
-   * logged: the tasks are dropped next, and whoever owns them next re-reads what was not committed.
+   * Commits what every task holds and waits for it (on revoke and on stop). A failed transaction
+   * is logged and returned: the tasks it covered are dropped next or, if they stay (a cooperative
+   * revocation), recovered by the caller; whoever owns a task next re-reads what was not committed.
    */
-  private async commitAll(failureMessage: string): Promise<void> {
+  private async commitAll(failureMessage: string): Promise<TaskCorruptedError | TaskMigratedError | undefined> {
     try {
       await this.transactions.settle();
       this.beginCommit();
       await this.transactions.settle();
+      return undefined;
     } catch (err) {
       if (!(err instanceof TaskCorruptedError || err instanceof TaskMigratedError)) throw err;
       this.log.warn({ err: err.message, kind: err.name }, failureMessage);
+      return err;
     }
   }
 
@@ -249,43 +257,71 @@ export class Aggregator {
   /**
    * The producer was fenced (a newer process has our transactional id), is unusable, or could not
    * even abort: the tasks may be someone else's now, and restoring them here would race their new
-   * owner for the same partitions. Drop every task without restoring and rejoin the group
+   * owner for the same partitions. Eager: drop every task without restoring and rejoin the group
    * (unsubscribe, subscribe): the revocation lets the partitions go, and whatever the group
-   * assigns next is restored then, from what was committed.
+   * assigns next is restored then, from what was committed. Cooperative: see below.
    */
-  private rejoin(err: TaskMigratedError): void {
+  private async migrated(err: TaskMigratedError): Promise<void> {
+    if (rebalanceProtocolOf(this.consumer.client) === 'cooperative') {
+      // The group takes partitions back only through a revocation (librdkafka reports a lost
+      // membership as one), and a rejoin would not give them back: librdkafka still counts them as
+      // this member's, so no assignment would name them again. They stay ours until revoked:
+      // restore them in place. If another member does own them now, our next commit is fenced by
+      // its generation, and the revocation follows.
+      this.log.warn({ err: err.message, kind: err.name, partitions: [...this.tasks.keys()] }, 'aggregator.tasks_migrated_restoring');
+      await this.reinitialize([...this.tasks.keys()], 'seek');
+      return;
+    }
     this.log.warn({ err: err.message, kind: err.name, partitions: [...this.tasks.keys()] }, 'aggregator.tasks_migrated_rejoining');
     this.tasks.clear();
     this.metrics.assigned.set(0);
     this.consumer.client.unsubscribe();
-    this.consumer.client.subscribe(this.inputs);
+    this.consumer.client.subscribe(this.subscription);
   }
 
   private async handleRebalances(): Promise<void> {
-    for (let ev = this.rebalances.next(); ev !== undefined; ev = this.rebalances.next()) {
-      if (ev.kind === 'revoke') {
-        this.log.info({ partitions: ev.partitions }, 'aggregator.partitions_revoked');
-        // Commit what the revoked tasks hold (first settling the transaction in flight).
-        await this.commitAll('aggregator.revoke_commit_failed');
-        this.tasks.clear();
-        this.consumer.client.unassign();
-      } else {
-        this.log.info({ partitions: ev.partitions }, 'aggregator.partitions_assigned');
-        await this.reinitialize(ev.partitions, 'assign');
+    for (let ev = this.rebalances.next(); ev !== undefined; ev = this.rebalances.next()) await this.handleRebalance(ev);
+  }
+
+  /**
+   * One assignment or revocation. A revocation first commits what every task holds (settling the
+   * transaction in flight): one producer, one transaction for all tasks (Kafka Streams' EOS v2
+   * commits all tasks on a revocation too), so the revoked partitions' work is in Kafka before
+   * they are let go, and the partitions that stay lose nothing by it. Under the cooperative
+   * protocol the staying tasks are neither dropped nor restored: they keep their state and go on
+   * counting, and an assignment restores only the partitions that are new here.
+   */
+  private async handleRebalance(ev: RebalanceEvent): Promise<void> {
+    const plan = planRebalance(this.tasks.keys(), ev);
+    if (ev.kind === 'revoke') {
+      this.log.info({ partitions: ev.partitions, protocol: ev.protocol, keep: plan.keep }, 'aggregator.partitions_revoked');
+      const failed = await this.commitAll('aggregator.revoke_commit_failed');
+      for (const p of plan.drop) this.tasks.delete(p);
+      this.consumer.release(ev.partitions, ev.protocol);
+      // The staying tasks were in the failed transaction too: their memory is ahead of Kafka.
+      if (failed !== undefined && plan.keep.length > 0) {
+        if (failed instanceof TaskCorruptedError) await this.restoreInPlace(failed);
+        else await this.migrated(failed);
       }
-      this.metrics.assigned.set(this.tasks.size);
+    } else {
+      this.log.info({ partitions: ev.partitions, protocol: ev.protocol, keep: plan.keep }, 'aggregator.partitions_assigned');
+      for (const p of plan.drop) this.tasks.delete(p);
+      await this.reinitialize(plan.restore, { assign: ev.protocol });
     }
+    this.metrics.assigned.set(this.tasks.size);
+    this.log.info({ partitions: [...this.tasks.keys()].sort((a, b) => a - b) }, 'aggregator.tasks_owned');
   }
 
   /**
    * (Re)builds the tasks of `partitions`: committed offsets first (stable: a pending transaction on
    * them finishes before we read), then their state from the changelog, then the consumer is
-   * positioned at the committed offsets.
+   * positioned at the committed offsets: assigned (answering an assignment, under its protocol)
+   * or, for tasks it consumes already, sought.
    */
-  private async reinitialize(partitions: number[], how: 'assign' | 'seek'): Promise<void> {
+  private async reinitialize(partitions: number[], how: { assign: RebalanceProtocol } | 'seek'): Promise<void> {
     for (const p of partitions) this.tasks.delete(p);
     if (partitions.length === 0) {
-      if (how === 'assign') this.consumer.client.assign([]);
+      if (how !== 'seek') this.consumer.take([], how.assign);
       return;
     }
     const { impressions, repartition } = this.config.topics;
@@ -304,8 +340,8 @@ export class Aggregator {
       { topic: impressions, partition: p, offset: committed.get(p)?.source ?? OFFSET_BEGINNING },
       { topic: repartition, partition: p, offset: committed.get(p)?.channel ?? OFFSET_BEGINNING },
     ]);
-    if (how === 'assign') {
-      this.consumer.client.assign(positions);
+    if (how !== 'seek') {
+      this.consumer.take(positions, how.assign);
       return;
     }
     for (const tp of positions) {

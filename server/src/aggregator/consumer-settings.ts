@@ -1,7 +1,10 @@
 import type { TallyConfig } from '../config/index.js';
 import { GROUP_MEMBER_TIMING, type ConsumerSettings, type RebalanceQueue } from '../kafka/index.js';
 
-/** The aggregator's consumer: read_committed, subscribed to both inputs, offsets only in its transactions. */
+/**
+ * The aggregator's consumer: read_committed, offsets only in its transactions. The group assigns
+ * partitions of the source topic; the loop adds each one's repartition channel (Aggregator).
+ */
 export function aggregatorConsumerSettings(config: TallyConfig, rebalances: RebalanceQueue): ConsumerSettings {
   return {
     brokers: config.kafka.brokers,
@@ -16,9 +19,9 @@ export function aggregatorConsumerSettings(config: TallyConfig, rebalances: Reba
       // Static membership: a restarted instance takes its partitions back at once instead of
       // waiting out the dead member's session; a second process with the same id is fenced.
       'group.instance.id': `tally-aggregator-${config.instanceId}`,
-      // range gives partition p of both input topics (same partition count) to the same member:
-      // a task needs its source and its repartition channel together.
-      'partition.assignment.strategy': 'range',
+      // cooperative-sticky (the default): a rebalance moves only the partitions that change owner,
+      // and the others keep counting through it; range: eager, every rebalance revokes all.
+      'partition.assignment.strategy': config.assignmentStrategy,
       ...GROUP_MEMBER_TIMING,
     },
   };

@@ -1,6 +1,6 @@
 import type Kafka from 'node-rdkafka';
-import { IllegalStateError, KafkaClientStuckError, kafkaErrorAction, TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
-import { retry, type OutgoingRecord, type TransactionalClient } from '../kafka/index.js';
+import { IllegalStateError, isGenerationMoved, KafkaClientStuckError, kafkaErrorAction, TaskCorruptedError, TaskMigratedError } from '../errors/index.js';
+import { retry, sleep, type OutgoingRecord, type TransactionalClient } from '../kafka/index.js';
 import type { Logger } from '../observability/index.js';
 import type { AggregatorMetrics } from './aggregator-metrics.js';
 
@@ -45,6 +45,14 @@ export interface TransactionOwnerOptions {
   /** Wait between those tries, in ms. @default 1000 */
   initRetryDelayMs?: number;
   /**
+   * Runs of one transaction whose offsets met a group generation that had moved on (a rebalance
+   * round completed meanwhile): each is aborted and run again, records and offsets alike, with the
+   * consumer's new generation, before the failure counts as a migration. @default 10
+   */
+  generationAttempts?: number;
+  /** Wait before such a run, for the consumer to learn the new generation, in ms. @default 200 */
+  generationRetryDelayMs?: number;
+  /**
    * Longest wait for one call in a transaction (send offsets, commit, abort) and for a disconnect.
    * librdkafka does not always keep its own timeouts: a call still unanswered after this long
    * means the producer is stuck, and it is replaced as after a fatal error (KafkaClientStuckError).
@@ -55,13 +63,16 @@ export interface TransactionOwnerOptions {
 
 /**
  * The one owner of the aggregator's transactions (Kafka Streams' StreamsProducer): it runs each
- * commit — begin, produce the records, send the input offsets, commit — and decides, by
+ * commit — begin, send the input offsets, produce the records, commit — and decides, by
  * kafkaErrorAction alone, what a failure means:
  *   retry           retry commitTransaction (idempotent: the same transaction commits once);
  *   abort           (or retries run out) abort → TaskCorruptedError: restore the tasks in place;
  *   rejoin, fatal   (fenced, unusable, stuck: a call unanswered past callDeadlineMs, or the abort
  *                   failed too) a new producer, whose initTransactions aborts what the old one
  *                   left open → TaskMigratedError.
+ * Before any of these, offsets refused for a moved group generation (isGenerationMoved: a
+ * rebalance round completed meanwhile) abort and run the same transaction again, up to
+ * generationAttempts runs; only the last refusal is a migration.
  *
  * Pipelining: `begin` starts a commit and returns at once, so the loop keeps processing while the
  * broker commits; `settle` waits for it and reports how it ended. One is in flight at a time:
@@ -79,6 +90,8 @@ export class TransactionOwner {
   private readonly commitAttempts: number;
   private readonly initAttempts: number;
   private readonly initRetryDelayMs: number;
+  private readonly generationAttempts: number;
+  private readonly generationRetryDelayMs: number;
   private readonly callDeadlineMs: number;
 
   constructor(
@@ -90,6 +103,8 @@ export class TransactionOwner {
     this.commitAttempts = options.commitAttempts ?? 5;
     this.initAttempts = options.initAttempts ?? 10;
     this.initRetryDelayMs = options.initRetryDelayMs ?? 1_000;
+    this.generationAttempts = options.generationAttempts ?? 10;
+    this.generationRetryDelayMs = options.generationRetryDelayMs ?? 200;
     this.callDeadlineMs = options.callDeadlineMs ?? 45_000;
   }
 
@@ -152,9 +167,26 @@ export class TransactionOwner {
   private async run(client: TransactionalClient, records: OutgoingRecord[], offsets: Kafka.TopicPartitionOffset[], onCommitted: () => void): Promise<void> {
     const stopTimer = this.metrics.commitSeconds.startTimer();
     try {
-      await client.beginTransaction();
-      for (const r of records) await client.produce(r);
-      if (offsets.length > 0) await this.within('sendOffsetsToTransaction', client.sendOffsetsToTransaction(offsets));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.beginTransaction();
+          // Offsets first: the one call a rebalance can refuse fails before any record is on its
+          // way, so the abort below has nothing in flight to purge (an abort that purged records
+          // left librdkafka's idempotent sequence behind: the next commit failed, seen here).
+          if (offsets.length > 0) await this.within('sendOffsetsToTransaction', client.sendOffsetsToTransaction(offsets));
+          for (const r of records) await client.produce(r);
+          break;
+        } catch (err) {
+          // A rebalance round moved the generation: abort and run the same transaction again (a
+          // member that really lost its partitions fails every run, and the last failure is a
+          // migration as before).
+          if (!isGenerationMoved(err) || attempt >= this.generationAttempts) throw err;
+          this.log.warn({ err: String(err), attempt }, 'aggregator.commit_generation_moved');
+          this.metrics.transactions.inc({ outcome: 'aborted' });
+          await this.within('abortTransaction', client.abortTransaction());
+          await sleep(this.generationRetryDelayMs);
+        }
+      }
       this.moveTo('committing');
       await retry(() => this.within('commitTransaction', client.commitTransaction()), {
         what: 'commitTransaction',

@@ -65,6 +65,8 @@ export const envSchema = z.object({
     'Distinct values one campaign keeps per dimension, window and partition; further new values are counted exactly in the `other` bucket.'),
   TALLY_PROCESSING_GUARANTEE: z.enum(['exactly_once', 'at_least_once']).default('exactly_once').describe(
     'exactly_once: window rows, dedup state and input offsets commit in one Kafka transaction. at_least_once: no transaction (offsets after the records), a crash may count twice; for measuring what exactly-once costs, not for billing.'),
+  TALLY_ASSIGNMENT_STRATEGY: z.enum(['cooperative-sticky', 'range']).default('cooperative-sticky').describe(
+    'How the aggregators share partitions. cooperative-sticky: a process joining or leaving moves only the partitions that change owner; the others keep counting without a restore. range: every rebalance revokes and restores all of a process\'s partitions (eager). All aggregators of a group must use the same one: to switch, stop them all first.'),
   TALLY_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(100).describe(
     'Aggregator transaction interval.'),
   TALLY_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000).describe(

@@ -52,6 +52,7 @@ export interface TallyConfig {
   dimensions: Dimension[];
   dimensionValueLimit: number;
   processingGuarantee: 'exactly_once' | 'at_least_once';
+  assignmentStrategy: 'cooperative-sticky' | 'range';
   commitIntervalMs: number;
   idleTimeoutMs: number;
   transactionTimeoutMs: number;
@@ -141,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TallyConfig {
     dimensions: e.TALLY_DIMENSIONS,
     dimensionValueLimit: e.TALLY_DIMENSION_LIMIT,
     processingGuarantee: e.TALLY_PROCESSING_GUARANTEE,
+    assignmentStrategy: e.TALLY_ASSIGNMENT_STRATEGY,
     commitIntervalMs: e.TALLY_COMMIT_INTERVAL_MS,
     idleTimeoutMs: e.TALLY_IDLE_TIMEOUT_MS,
     transactionTimeoutMs: e.TALLY_TRANSACTION_TIMEOUT_MS,

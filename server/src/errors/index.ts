@@ -51,4 +51,4 @@ export class KafkaUnavailableError extends TallyError {
   }
 }
 
-export { kafkaErrorAction, isKafkaError, kafkaError, type KafkaErrorAction, type KafkaErrorLike } from './kafka-errors.js';
+export { kafkaErrorAction, isGenerationMoved, isKafkaError, kafkaError, type KafkaErrorAction, type KafkaErrorLike } from './kafka-errors.js';

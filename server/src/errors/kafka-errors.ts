@@ -34,6 +34,15 @@ const UNUSABLE = new Set<number>([
   E.ERR__FATAL, E.ERR_GROUP_AUTHORIZATION_FAILED, E.ERR_TOPIC_AUTHORIZATION_FAILED, E.ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 ]);
 
+/**
+ * The group's generation moved under a transaction's offsets (a rebalance completed a round while
+ * they were on their way): the member may well still own its partitions, and the same offsets sent
+ * again with the new generation are accepted. Whether it does is for the retry to find out.
+ */
+export function isGenerationMoved(err: unknown): boolean {
+  return isKafkaError(err) && (err.code === E.ERR_ILLEGAL_GENERATION || err.code === E.ERR_REBALANCE_IN_PROGRESS);
+}
+
 export function isKafkaError(err: unknown): err is KafkaErrorLike {
   return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number' && typeof (err as { message?: unknown }).message === 'string';
 }

@@ -5,7 +5,7 @@
  */
 import Kafka from 'node-rdkafka';
 import { kafkaError, TallyError } from '../errors/index.js';
-import type { RebalanceQueue } from './rebalance-queue.js';
+import type { RebalanceProtocol, RebalanceQueue } from './rebalance-queue.js';
 
 export const OFFSET_BEGINNING = -2;
 
@@ -52,6 +52,31 @@ export class Consumer {
       if (!this.client.isConnected()) return resolve();
       this.client.disconnect(() => resolve());
     });
+  }
+
+  /**
+   * Adds `positions` to what this member consumes (the loop's answer to an assignment): under the
+   * eager protocol they are the whole assignment, under the cooperative one an increment.
+   * librdkafka waits for this call, even with nothing to add, before the rebalance goes on.
+   */
+  take(positions: Kafka.TopicPartitionOffset[], protocol: RebalanceProtocol): void {
+    if (protocol === 'cooperative') this.client.incrementalAssign(positions);
+    else this.client.assign(positions);
+  }
+
+  /**
+   * Stops consuming every assigned topic-partition numbered in `partitions` (the loop's answer to
+   * a revocation; a consumer's topics share partition numbers, so one that follows a revoked
+   * partition goes with it). Eager: everything goes. Called even with nothing to let go: librdkafka
+   * waits for it.
+   */
+  release(partitions: readonly number[], protocol: RebalanceProtocol): void {
+    if (protocol === 'eager') {
+      this.client.unassign();
+      return;
+    }
+    const going = new Set(partitions);
+    this.client.incrementalUnassign(this.client.assignments().filter((a) => going.has(a.partition)));
   }
 
   /** Up to `n` records; waits at most `timeoutMs` for each one still missing (librdkafka's semantics). */
