@@ -24,7 +24,7 @@
  *
  * Options: --ingest-rate 50 --ingest-duration 30s --batch 100 --retry-p 0.1
  *          --viewers 100 (0: no live viewers) --readers-rate 40 --readers-duration 20s --no-docs
- *          --scenarios constant,ramp --ramp-batches 100,1000 --ramp-steps 10000,…,100000
+ *          --scenarios constant,ramp --ramp-batches 100,1000 --ramp-steps 5000,10000,…,100000
  *          --ramp-step-duration 10s --ramp-p99-ms 200 --profile-api DIR
  */
 import crypto from 'node:crypto';
@@ -44,6 +44,7 @@ import { stopStartedStack, useStack } from '../test/kit/stack.js';
 import { sleep, waitUntil } from '../test/kit/waiting.js';
 import { k6Version, metric, parseDurationS, runK6, type K6Result } from './lib/k6.js';
 import { profileTables, readProfile, summariseProfile, type ProfileSummary } from './lib/cpu-profile.js';
+import { pidFromFile } from './lib/proc-cpu.js';
 import { runRamp, type RampResult } from './lib/ramp.js';
 import { appendToDocs, resultsTable } from './lib/report.js';
 import { truthFromTopic } from './lib/topic-truth.js';
@@ -61,7 +62,8 @@ const { values: args } = parseArgs({
     'no-docs': { type: 'boolean', default: false },
     scenarios: { type: 'string', default: 'constant,ramp' },
     'ramp-batches': { type: 'string', default: '100,1000' },
-    'ramp-steps': { type: 'string', default: '10000,20000,30000,40000,50000,60000,70000,80000,90000,100000' },
+    // 5,000, 10,000, … 100,000 events/s.
+    'ramp-steps': { type: 'string', default: Array.from({ length: 20 }, (_, i) => (i + 1) * 5_000).join(',') },
     'ramp-step-duration': { type: 'string', default: '10s' },
     'ramp-p99-ms': { type: 'string', default: '200' },
     'profile-api': { type: 'string' },
@@ -87,7 +89,7 @@ options (defaults in brackets):
   --no-docs                do not write docs/benchmarks.md
   --scenarios LIST         constant (ingest + viewers + readers), ramp (the step ramp) [constant,ramp]
   --ramp-batches LIST      events per request, one ramp each [100,1000]
-  --ramp-steps LIST        offered events/s, each held in turn [10000,20000,…,100000]
+  --ramp-steps LIST        offered events/s, each held in turn [5000,10000,…,100000]
   --ramp-step-duration D   how long each step is held [10s]
   --ramp-p99-ms N          a step is met when its p99 is at most this and no request failed [200]
   --profile-api DIR        run the api with node --cpu-prof into DIR and print its top frames
@@ -190,7 +192,9 @@ async function main(): Promise<number> {
         ramps.push(await runRamp(k6, {
           batch, steps: args['ramp-steps'].split(',').map(Number),
           stepS: parseDurationS(args['ramp-step-duration']), p99Ms: Number(args['ramp-p99-ms']),
-        }, { ...common, INGEST_TOKEN: ingestToken }, log));
+        }, { ...common, INGEST_TOKEN: ingestToken }, {
+          api: apiProc.child.pid, broker: process.env.KAFKA_BROKERS ? undefined : pidFromFile(path.join(config.stackDir, 'kafka', 'broker.pid')),
+        }, log));
       }
       pipeline.startAggregator();
       pipeline.startSink();

@@ -5,6 +5,7 @@
  * of met steps, and the results as a Markdown table.
  */
 import { metric, runK6, type K6Result } from './k6.js';
+import { cpuSeconds } from './proc-cpu.js';
 
 export interface RampPlan {
   /** Events per request. */
@@ -43,6 +44,8 @@ export interface RampResult {
   /** True when every step was met: the limit lies at or above the last step. */
   limitAtTop: boolean;
   eventsAcked: number;
+  /** CPU seconds (all threads) the api process and the broker used during the ramp, where /proc tells. */
+  cpu: { apiS: number | undefined; brokerS: number | undefined };
   /** k6's exit code and the thresholds it reported failed (the abort at the first failing step). */
   k6: K6Result;
 }
@@ -91,18 +94,32 @@ export function foundLimit(steps: readonly StepResult[]): { limitEventsPerS: num
   return { limitEventsPerS: limit, limitAtTop: steps.length > 0 };
 }
 
+/** The processes whose CPU time a ramp reports. */
+export interface RampPids {
+  api: number | undefined;
+  broker: number | undefined;
+}
+
+const cpuUsed = (pid: number | undefined, before: number | undefined): number | undefined => {
+  const after = cpuSeconds(pid);
+  return after === undefined || before === undefined ? undefined : after - before;
+};
+
 /** Runs the ramp for one batch size; `env` carries BASE_URL, INGEST_TOKEN, RUN_ID and the data set. */
-export async function runRamp(k6: string, plan: RampPlan, env: Record<string, string>, log: (m: string) => void): Promise<RampResult> {
+export async function runRamp(k6: string, plan: RampPlan, env: Record<string, string>, pids: RampPids, log: (m: string) => void): Promise<RampResult> {
   const runId = env.RUN_ID;
+  const apiBefore = cpuSeconds(pids.api);
+  const brokerBefore = cpuSeconds(pids.broker);
   const result = await runK6(k6, 'ingest-ramp.js', {
     ...env, ID_PREFIX: `${runId}-ramp${plan.batch}`, BATCH: String(plan.batch), STEPS: plan.steps.join(','),
     STEP_S: String(plan.stepS), P99_MS: String(plan.p99Ms),
   }, `${runId}-ramp${plan.batch}`, log);
+  const cpu = { apiS: cpuUsed(pids.api, apiBefore), brokerS: cpuUsed(pids.broker, brokerBefore) };
   const steps = judgeSteps(plan, (name, field) => metric(result, name, field));
   const { limitEventsPerS, limitAtTop } = foundLimit(steps);
   log(`ramp, batches of ${plan.batch}: limit ${limitEventsPerS} events/s${limitAtTop ? ' (every step met)' : ''}; `
     + `k6 dropped ${metric(result, 'dropped_iterations', 'count')} iterations (no VU free), used up to ${metric(result, 'vus_max', 'value')} VUs`);
-  return { plan, steps, limitEventsPerS, limitAtTop, eventsAcked: metric(result, 'events_acked', 'count'), k6: result };
+  return { plan, steps, limitEventsPerS, limitAtTop, eventsAcked: metric(result, 'events_acked', 'count'), cpu, k6: result };
 }
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -125,6 +142,13 @@ export function rampTable(r: RampResult): string {
     '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    `Highest sustained rate, batches of ${fmt(plan.batch)}: ${limit}.`,
+    `Highest sustained rate, batches of ${fmt(plan.batch)}: ${limit}.${cpuLine(r)}`,
   ].join('\n');
+}
+
+/** CPU per acknowledged event: what the ramp cost the api process and the broker, whatever else ran. */
+function cpuLine(r: RampResult): string {
+  const per = (s: number | undefined, who: string) => (s === undefined ? [] : [`${who} ${fmt(s, 1)} s (${fmt((s * 1e6) / Math.max(1, r.eventsAcked), 1)} µs per event)`]);
+  const parts = [...per(r.cpu.apiS, 'the api process'), ...per(r.cpu.brokerS, 'the broker')];
+  return parts.length === 0 ? '' : ` CPU time over the ramp's ${fmt(r.eventsAcked)} acknowledged events: ${parts.join(', ')}.`;
 }
