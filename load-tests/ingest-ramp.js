@@ -60,9 +60,12 @@ export const options = {
       timeUnit: '1s',
       // A jump to each step's rate (0 s), then held: fixed arrival rates, step after step.
       stages: requestRates.flatMap((rate) => [{ target: rate, duration: '0s' }, { target: rate, duration: `${STEP_S}s` }]),
-      // Enough VUs for 1 s of requests in flight at the top rate: a step whose answers take longer fails on p99 anyway.
-      preAllocatedVUs: Math.max(20, Math.ceil(maxRate / 4)),
-      maxVUs: Math.max(40, Math.ceil(maxRate)),
+      // Few VUs at first, more as the rate needs them (up to 1 s of requests in flight at the top rate:
+      // a step whose answers take longer fails on p99 anyway). Not more than that: k6 takes its VUs in
+      // turn, so each VU's keep-alive connection idles VUs ÷ rate seconds, and one idle for the api's
+      // keep-alive timeout (Node's 5 s) is closed by it just as k6 may write the next request on it.
+      preAllocatedVUs: Math.max(2, Math.ceil(requestRates[0] / 2)),
+      maxVUs: Math.max(10, Math.ceil(maxRate)),
       gracefulStop: '5s',
     },
   },
