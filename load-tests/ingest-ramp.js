@@ -60,11 +60,12 @@ export const options = {
       timeUnit: '1s',
       // A jump to each step's rate (0 s), then held: fixed arrival rates, step after step.
       stages: requestRates.flatMap((rate) => [{ target: rate, duration: '0s' }, { target: rate, duration: `${STEP_S}s` }]),
-      // Few VUs at first, more as the rate needs them (up to 1 s of requests in flight at the top rate:
-      // a step whose answers take longer fails on p99 anyway). Not more than that: k6 takes its VUs in
-      // turn, so each VU's keep-alive connection idles VUs ÷ rate seconds, and one idle for the api's
-      // keep-alive timeout (Node's 5 s) is closed by it just as k6 may write the next request on it.
-      preAllocatedVUs: Math.max(2, Math.ceil(requestRates[0] / 2)),
+      // VUs for 2 s of requests in flight at the first step, more as the rate needs them (up to 1 s
+      // in flight at the top rate: a step whose answers take longer fails on p99 anyway). Not more
+      // at first: k6 takes its VUs in turn, so each VU's keep-alive connection idles VUs ÷ rate
+      // seconds, and one idle for the api's keep-alive timeout (Node's 5 s) is closed by it just as
+      // k6 may write the next request on it. Not fewer: VUs started mid-step come late on a busy machine.
+      preAllocatedVUs: Math.max(4, Math.ceil(2 * requestRates[0])),
       maxVUs: Math.max(10, Math.ceil(maxRate)),
       gracefulStop: '5s',
     },
