@@ -66,7 +66,7 @@ export const options = {
       // seconds, and one idle for the api's keep-alive timeout (Node's 5 s) is closed by it just as
       // k6 may write the next request on it. Not fewer: VUs started mid-step come late on a busy machine.
       preAllocatedVUs: Math.max(4, Math.ceil(2 * requestRates[0])),
-      maxVUs: Math.max(10, Math.ceil(maxRate)),
+      maxVUs: Math.max(10, Math.ceil(2 * requestRates[0]), Math.ceil(maxRate)),
       gracefulStop: '5s',
     },
   },
