@@ -127,12 +127,17 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFracti
 /** One table per batch size: each step, then the found limit. */
 export function rampTable(r: RampResult): string {
   const { plan } = r;
-  const rows = r.steps.map((s) => `| ${fmt(s.offeredEventsPerS)} (${fmt(s.offeredEventsPerS / plan.batch, 1)} req/s) | `
-    + (s.verdict === 'not run' && s.requests === 0
-      ? '– | – | – | – | – | not run (after the first step not met) |'
-      : `${fmt(s.achievedEventsPerS)} | ${fmt(s.requests)} | ${fmt(s.p50Ms, 1)} / ${fmt(s.p99Ms, 1)} ms `
-        + `| ${fmt(s.kafkaP99Ms, 1)} / ${fmt(s.outsideP99Ms, 1)} ms | ${fmt(s.failures)} | `
-        + `${s.verdict === 'met' ? 'met' : s.verdict === 'not met' ? `**not met** (${s.why})` : 'not judged (after the first step not met; k6 aborted)'} |`));
+  // The steps k6 never reached (it aborted before them) are summed up in one line.
+  const reached = r.steps.filter((s) => s.verdict !== 'not run' || s.requests > 0);
+  const rows = reached.map((s) => `| ${fmt(s.offeredEventsPerS)} (${fmt(s.offeredEventsPerS / plan.batch, 1)} req/s) | `
+    + `${fmt(s.achievedEventsPerS)} | ${fmt(s.requests)} | ${fmt(s.p50Ms, 1)} / ${fmt(s.p99Ms, 1)} ms `
+    + `| ${fmt(s.kafkaP99Ms, 1)} / ${fmt(s.outsideP99Ms, 1)} ms | ${fmt(s.failures)} | `
+    + `${s.verdict === 'met' ? 'met' : s.verdict === 'not met' ? `**not met** (${s.why})` : 'not judged (after the first step not met; k6 aborted)'} |`);
+  const skipped = r.steps.length - reached.length;
+  if (skipped > 0) {
+    const from = r.steps[reached.length].offeredEventsPerS;
+    rows.push(`| ${fmt(from)} … ${fmt(plan.steps[plan.steps.length - 1])} | – | – | – | – | – | not run (${skipped} steps after the first step not met) |`);
+  }
   const limit = r.limitEventsPerS === 0
     ? `none: the first step (${fmt(plan.steps[0])} events/s) was not met`
     : `**${fmt(r.limitEventsPerS)} events/s**${r.limitAtTop ? ' (every step met: the limit is at or above it)' : ''}`;

@@ -3,7 +3,8 @@
  * step not met ends the judging, the found limit is the top of the leading met steps.
  */
 import assert from 'node:assert/strict';
-import { foundLimit, judgeSteps, type RampPlan } from '../../load-tests/lib/ramp.js';
+import type { K6Result } from '../../load-tests/lib/k6.js';
+import { foundLimit, judgeSteps, rampTable, type RampPlan } from '../../load-tests/lib/ramp.js';
 
 const plan: RampPlan = { batch: 100, steps: [10_000, 20_000, 30_000, 40_000], stepS: 10, p99Ms: 200 };
 
@@ -50,5 +51,16 @@ describe('ingest step ramp: judging the steps', () => {
   it('every step met: the limit is the top step, at or above which the real one lies', () => {
     const steps = judgeSteps(plan, summary([full(1000, 10), full(2000, 10), full(3000, 10), full(4000, 199)]));
     assert.deepEqual(foundLimit(steps), { limitEventsPerS: 40_000, limitAtTop: true });
+  });
+
+  it('the table shows the steps run, one line for those never reached, the limit and the CPU per event', () => {
+    const steps = judgeSteps(plan, summary([full(1000, 50), full(2000, 201)]));
+    const k6: K6Result = { script: 'ingest-ramp.js', exitCode: 99, summary: { metrics: {} }, failedThresholds: [] };
+    const table = rampTable({ plan, steps, ...foundLimit(steps), eventsAcked: 300_000, cpu: { apiS: 6, brokerS: undefined }, k6 });
+    assert.match(table, /\| 20,000 \(200\.0 req\/s\) \| 20,000 \| 2,000 \|.*\*\*not met\*\* \(p99 > 200 ms\) \|/);
+    assert.match(table, /\| 30,000 … 40,000 \|.*not run \(2 steps after the first step not met\) \|/);
+    assert.match(table, /Highest sustained rate, batches of 100: \*\*10,000 events\/s\*\*\./);
+    assert.match(table, /the api process 6\.0 s \(20\.0 µs per event\)/);
+    assert.doesNotMatch(table, /broker/);
   });
 });

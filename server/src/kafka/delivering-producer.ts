@@ -82,8 +82,9 @@ export class DeliveringProducer {
   /**
    * Produces every record, in order; resolves when all are acknowledged, rejects on the first
    * failure. The records go to librdkafka's queue in one synchronous loop sharing one pending
-   * count (a promise, a closure and a map entry per record were a fifth of the ingest's CPU,
-   * measured with --cpu-prof); once the queue is full, the rest wait for room one by one (enqueue).
+   * count: promises, a retry closure and a map entry per record took a tenth of the api's busy
+   * time under the ingest ramp, and half its garbage collection (--cpu-prof, docs/benchmarks.md).
+   * Once the queue is full, the rest wait for room one by one (enqueue).
    */
   send(records: OutgoingRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
