@@ -74,8 +74,11 @@ if (args.help) {
   process.stdout.write(`usage: npm run load -- [options]
 
 Real k6 (built once with go install, cached) against the local stack: HTTP ingest at a constant
-arrival rate with client retries, socket.io live viewers, REST readers; then the counts in
-ClickHouse must equal the unique events on the topic. Exit 1 on a failed threshold or a mismatch.
+arrival rate with client retries, socket.io live viewers, REST readers; then the ingest step ramp
+(fixed rates held in turn, per batch size, up to the first step with p99 over the bound or a failed
+request: the highest sustained rate of one api process); then the counts in ClickHouse must equal
+the unique events on the topic. Exit 1 on a failed threshold of the constant-rate scenarios or a
+mismatch (a ramp step not met is its finding, not a failure).
 
 options (defaults in brackets):
   --ingest-rate N          ingest requests/s [50]
