@@ -17,7 +17,7 @@ import { runKcat, runNodeConsume } from './contenders/raw-consumers.js';
 import { runTally, type TallyResult } from './contenders/tally.js';
 import { preloadInput, type BenchInput } from './lib/bench-input.js';
 import { median, type ContenderResult } from './lib/contender-result.js';
-import { summarizeProfiles, type CpuProfile } from './lib/cpu-profile-summary.js';
+import { profileTables, readProfile, summariseProfile } from '../load-tests/lib/cpu-profile.js';
 import { measureLatency, type LatencyResult } from './latency.js';
 import { measureLedgerReads, type LedgerReadsResult } from './ledger-reads.js';
 import { runClickHouseKafkaEnginePeer } from './peers/clickhouse-kafka-engine.js';
@@ -232,16 +232,12 @@ async function measure(): Promise<Measured> {
 
 /** The exactly-once runs' CPU profiles summed: where one process spends its time from start until caught up. */
 function profileSection(dir: string): string[] {
-  const profiles = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as CpuProfile);
+  const profiles = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => readProfile(path.join(dir, f)));
   if (profiles.length === 0) return [];
-  const s = summarizeProfiles(profiles);
-  const table = (title: string, rows: typeof s.byFunction) => [
-    row([title, 'self time']), row(['---', '---:']), ...rows.map((r) => row([`\`${r.what}\``, `${fmt(100 * r.share, 1)} %`])),
-  ];
   return [
     '', '### Where one exactly-once process spends its time', '',
-    `CPU samples (every 0.5 ms, ${fmt(s.samples)} in all) of the ${profiles.length} exactly-once runs above, from process start until caught up (bench/lib/cpu-profile-preload.mjs). "(idle)": the JS thread waiting (for librdkafka's consume, a transaction); "(program)": native code outside JS (node-rdkafka building messages).`, '',
-    ...table('function', s.byFunction), '', ...table('file', s.byFile),
+    `CPU samples of the ${profiles.length} exactly-once runs above, from process start until caught up (bench/lib/cpu-profile-preload.mjs, load-tests/lib/cpu-profile.ts). "(program)": native code outside JS (node-rdkafka building messages); idle: the JS thread waiting (for librdkafka's consume, a transaction).`, '',
+    profileTables(summariseProfile(profiles)),
   ];
 }
 

@@ -7,6 +7,7 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
+import { serverPhases } from './server-timing.js';
 
 const BASE = __ENV.BASE_URL;
 const TOKEN = __ENV.INGEST_TOKEN;
@@ -97,22 +98,13 @@ export default function () {
   if (anyAcked) uniqueAcked.add(BATCH);
 }
 
-/** `Server-Timing: body;dur=0.3, validate;dur=2.1, kafka;dur=35.0` → the phase trends. */
 function recordServerTiming(res) {
-  const header = res.headers['Server-Timing'];
-  if (!header) return;
-  const phases = {};
-  for (const part of header.split(',')) {
-    const m = /^\s*(\w+);dur=([\d.]+)/.exec(part);
-    if (m) phases[m[1]] = Number(m[2]);
-  }
-  let inHandler = 0;
-  for (const [name, trend] of [['kafka', serverKafka], ['validate', serverValidate], ['body', serverBody]]) {
-    if (phases[name] === undefined) return;
-    trend.add(phases[name]);
-    inHandler += phases[name];
-  }
-  outsideHandler.add(Math.max(0, res.timings.waiting - inHandler));
+  const p = serverPhases(res);
+  if (p === undefined) return;
+  serverKafka.add(p.kafka);
+  serverValidate.add(p.validate);
+  serverBody.add(p.body);
+  outsideHandler.add(p.outside);
 }
 
 export function handleSummary(data) {

@@ -9,6 +9,10 @@
  *    posts constant-arrival-rate JSON-array batches, some re-sent as client retries; the viewers stay
  *    until a few seconds after the ingest ended;
  * 3. k6 load-tests/readers.js: advertisers reading /api/v1/counts and /api/v1/campaigns;
+ * 3b. the step ramp (load-tests/ingest-ramp.js, lib/ramp.ts), once per batch size: fixed arrival rates
+ *    held in turn until the first step whose p99 exceeds the bound or where a request failed; the
+ *    aggregator and sink are stopped meanwhile (the api process and the broker get the machine), and
+ *    started again afterwards to count every event the ramp got acknowledged;
  * 4. the truth: the impressions topic read back to its end, unique valid events grouped by
  *    (window, advertiser, campaign); verify() compares ClickHouse FINAL with it, and the
  *    duplicates column with the copies found on the topic;
@@ -20,8 +24,12 @@
  *
  * Options: --ingest-rate 50 --ingest-duration 30s --batch 100 --retry-p 0.1
  *          --viewers 100 (0: no live viewers) --readers-rate 40 --readers-duration 20s --no-docs
+ *          --scenarios constant,ramp --ramp-batches 100,1000 --ramp-steps 5000,10000,…,100000
+ *          --ramp-step-duration 10s --ramp-p99-ms 200 --profile-api DIR
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { TokenStore } from '../server/src/auth/index.js';
 import { createClickHouse, identifier, queryRows } from '../server/src/clickhouse/index.js';
@@ -35,6 +43,9 @@ import { createSandbox } from '../test/kit/sandbox.js';
 import { stopStartedStack, useStack } from '../test/kit/stack.js';
 import { sleep, waitUntil } from '../test/kit/waiting.js';
 import { k6Version, metric, parseDurationS, runK6, type K6Result } from './lib/k6.js';
+import { profileTables, readProfile, summariseProfile, type ProfileSummary } from './lib/cpu-profile.js';
+import { pidFromFile } from './lib/proc-cpu.js';
+import { runRamp, type RampResult } from './lib/ramp.js';
 import { appendToDocs, resultsTable } from './lib/report.js';
 import { truthFromTopic } from './lib/topic-truth.js';
 
@@ -49,6 +60,13 @@ const { values: args } = parseArgs({
     'readers-duration': { type: 'string', default: '20s' },
     'window-ms': { type: 'string', default: '10000' },
     'no-docs': { type: 'boolean', default: false },
+    scenarios: { type: 'string', default: 'constant,ramp' },
+    'ramp-batches': { type: 'string', default: '100,1000' },
+    // 5,000, 10,000, … 100,000 events/s.
+    'ramp-steps': { type: 'string', default: Array.from({ length: 20 }, (_, i) => (i + 1) * 5_000).join(',') },
+    'ramp-step-duration': { type: 'string', default: '10s' },
+    'ramp-p99-ms': { type: 'string', default: '200' },
+    'profile-api': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -56,8 +74,11 @@ if (args.help) {
   process.stdout.write(`usage: npm run load -- [options]
 
 Real k6 (built once with go install, cached) against the local stack: HTTP ingest at a constant
-arrival rate with client retries, socket.io live viewers, REST readers; then the counts in
-ClickHouse must equal the unique events on the topic. Exit 1 on a failed threshold or a mismatch.
+arrival rate with client retries, socket.io live viewers, REST readers; then the ingest step ramp
+(fixed rates held in turn, per batch size, up to the first step with p99 over the bound or a failed
+request: the highest sustained rate of one api process); then the counts in ClickHouse must equal
+the unique events on the topic. Exit 1 on a failed threshold of the constant-rate scenarios or a
+mismatch (a ramp step not met is its finding, not a failure).
 
 options (defaults in brackets):
   --ingest-rate N          ingest requests/s [50]
@@ -69,6 +90,12 @@ options (defaults in brackets):
   --readers-duration D     [20s]
   --window-ms N            aggregator window [10000]
   --no-docs                do not write docs/benchmarks.md
+  --scenarios LIST         constant (ingest + viewers + readers), ramp (the step ramp) [constant,ramp]
+  --ramp-batches LIST      events per request, one ramp each [100,1000]
+  --ramp-steps LIST        offered events/s, each held in turn [5000,10000,…,100000]
+  --ramp-step-duration D   how long each step is held [10s]
+  --ramp-p99-ms N          a step is met when its p99 is at most this and no request failed [200]
+  --profile-api DIR        run the api with node --cpu-prof into DIR and print its top frames
 `);
   process.exit(0);
 }
@@ -104,8 +131,14 @@ async function main(): Promise<number> {
     const viewerToken = (await store.create('k6 viewer', advertisers.map((a) => `advertiser:${a}`))).token;
     const viewers = Number(args.viewers);
 
-    pipeline.startAggregator();
-    pipeline.startSink();
+    const scenarios = new Set(args.scenarios.split(',').map((x) => x.trim()));
+    const constant = scenarios.has('constant');
+    // Without the constant-rate scenarios the aggregator and sink start after the ramp (they would only compete with it).
+    if (constant) {
+      pipeline.startAggregator();
+      pipeline.startSink();
+    }
+    const profileDir = args['profile-api'] === undefined ? undefined : path.resolve(args['profile-api']);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const apiProc = new RoleProcess('api', {
@@ -118,7 +151,7 @@ async function main(): Promise<number> {
       // Every viewer shares one token here: its socket and snapshot budgets must hold them all.
       TALLY_LIVE_SOCKETS_PER_TOKEN: '1000000',
       TALLY_LIVE_SNAPSHOTS_PER_MIN_PER_TOKEN: '1000000',
-    }, ['--no-web-build']);
+    }, ['--no-web-build'], profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
     api = apiProc;
     await waitUntil('tally api /readyz', async () => {
       const res = await fetch(`${base}/readyz`);
@@ -133,29 +166,54 @@ async function main(): Promise<number> {
 
     const common = { BASE_URL: base, RUN_ID, ADVERTISERS: String(ADVERTISERS), CAMPAIGNS: String(CAMPAIGNS) };
     const viewersHoldMs = VIEWERS_LEAD_MS + parseDurationS(args['ingest-duration']) * 1000 + VIEWERS_TAIL_MS;
-    const live = viewers > 0
+    const live = constant && viewers > 0
       ? runK6(k6, 'live-viewers.js', {
         ...common, VIEWER_TOKEN: viewerToken, VIEWERS: String(viewers), RAMP_MS: String(VIEWERS_RAMP_MS),
         HOLD_MS: String(viewersHoldMs), OUT_OF_ORDERNESS_MS: String(sb.config.outOfOrdernessMs),
       }, RUN_ID, log)
       : undefined;
     if (live) await viewersConnected(live, viewers, `${base}/metrics`, apiProc);
-    const ingest = await runK6(k6, 'ingest.js', {
-      ...common, INGEST_TOKEN: ingestToken, RATE: args['ingest-rate'], DURATION: args['ingest-duration'],
-      BATCH: args.batch, RETRY_P: args['retry-p'],
-    }, RUN_ID, log);
+    const ingest = constant
+      ? await runK6(k6, 'ingest.js', {
+        ...common, INGEST_TOKEN: ingestToken, RATE: args['ingest-rate'], DURATION: args['ingest-duration'],
+        BATCH: args.batch, RETRY_P: args['retry-p'],
+      }, RUN_ID, log)
+      : undefined;
     const viewersResult = await live;
-    const readers = await runK6(k6, 'readers.js', {
-      ...common, READER_TOKEN: readerToken, RATE: args['readers-rate'], DURATION: args['readers-duration'],
-    }, RUN_ID, log);
+    const readers = constant
+      ? await runK6(k6, 'readers.js', {
+        ...common, READER_TOKEN: readerToken, RATE: args['readers-rate'], DURATION: args['readers-duration'],
+      }, RUN_ID, log)
+      : undefined;
+
+    const ramps: RampResult[] = [];
+    if (scenarios.has('ramp')) {
+      // The ramp measures one api process and the broker: the aggregator and sink pause meanwhile (a
+      // clean stop commits their transactions) and count the ramp's events once they start again.
+      if (constant) await pipeline.stopAll();
+      for (const batch of args['ramp-batches'].split(',').map(Number)) {
+        ramps.push(await runRamp(k6, {
+          batch, steps: args['ramp-steps'].split(',').map(Number),
+          stepS: parseDurationS(args['ramp-step-duration']), p99Ms: Number(args['ramp-p99-ms']),
+        }, { ...common, INGEST_TOKEN: ingestToken }, {
+          api: apiProc.child.pid, broker: process.env.KAFKA_BROKERS ? undefined : pidFromFile(path.join(config.stackDir, 'kafka', 'broker.pid')),
+        }, log));
+      }
+      pipeline.startAggregator();
+      pipeline.startSink();
+    }
+    const profile = profileDir === undefined ? undefined : await stopAndSummarise(apiProc, profileDir);
+    if (profile !== undefined) api = undefined;
 
     log('reading the impressions topic back for the truth');
     const { truth, records, invalid } = await truthFromTopic(sb, `${RUN_ID}-`);
-    const uniqueAcked = metric(ingest, 'events_unique_acked', 'count');
+    const rampEvents = ramps.reduce((n, r) => n + r.eventsAcked, 0);
+    const uniqueAcked = (ingest === undefined ? 0 : metric(ingest, 'events_unique_acked', 'count')) + rampEvents;
     log(`topic: ${records} records, ${truth.counts.unique} unique, ${truth.counts.duplicatesSent} duplicates, ${invalid} invalid; k6 saw ${uniqueAcked} unique events acknowledged`);
     log('verifying ClickHouse FINAL against the truth');
     const result = await verify(sb.config, truth, {
-      timeoutMs: 120_000, stableMs: 2_000,
+      // The ramp's events are counted after it (the aggregator paused): allow for ~10,000 events/s of catching up.
+      timeoutMs: 120_000 + Math.ceil(rampEvents / 10), stableMs: 2_000,
       onProgress: (p) => { if (p.attempt % 5 === 1) log(`  verify attempt ${p.attempt}: ${p.actual.impressions}/${p.expected.impressions} impressions, ${p.differences} differences`); },
     });
     const dupRows = await queryRows<{ d: string }>(ch,
@@ -176,7 +234,7 @@ async function main(): Promise<number> {
 
     const table = resultsTable({
       options: args, viewers, k6Version: version, partitions: sb.config.partitions, windowMs: sb.config.windowMs,
-      ingest, readers, live: viewersResult, viewersHoldMs, records, truth, warmUpEvents, verified: result, duplicatesRemoved, exact,
+      ingest, readers, live: viewersResult, viewersHoldMs, ramps, profile, records, truth, warmUpEvents, verified: result, duplicatesRemoved, exact,
     });
     process.stdout.write(`\n${table}\n`);
     if (!args['no-docs']) appendToDocs(table, log);
@@ -192,6 +250,20 @@ async function main(): Promise<number> {
     await sb.cleanup();
     await stopStartedStack();
   }
+}
+
+/**
+ * Stops the api (a clean exit writes its --cpu-prof profiles into `dir`, one per thread) and
+ * summarises its main thread's (CPU.<date>.<time>.<pid>.0.<seq>.cpuprofile); printed on stderr too.
+ */
+async function stopAndSummarise(api: RoleProcess, dir: string): Promise<ProfileSummary> {
+  const pid = api.child.pid;
+  await api.stop();
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.split('.').slice(-4, -2).join('.') === `${pid}.0`);
+  if (file === undefined) throw new Error(`the api (pid ${pid}) wrote no main-thread .cpuprofile into ${dir}`);
+  const summary = summariseProfile(readProfile(path.join(dir, file)));
+  log(`api CPU profile ${path.join(dir, file)}:\n${profileTables(summary)}`);
+  return summary;
 }
 
 /**

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../server/src/config/index.js';
 import type { GroundTruth, VerifyResult } from '../../server/src/tools/index.js';
+import { profileTables, type ProfileSummary } from './cpu-profile.js';
 import { metric, parseDurationS, type K6Result } from './k6.js';
+import { rampTable, type RampResult } from './ramp.js';
 
 /** The command line's options, as the table describes the run. */
 export interface LoadOptions {
@@ -14,6 +16,7 @@ export interface LoadOptions {
   'retry-p': string;
   'readers-rate': string;
   'readers-duration': string;
+  'ramp-step-duration': string;
 }
 
 export interface LoadRun {
@@ -23,9 +26,13 @@ export interface LoadRun {
   k6Version: string;
   partitions: number;
   windowMs: number;
-  ingest: K6Result;
-  readers: K6Result;
+  /** The constant-rate scenarios; undefined when the run was the ramp only. */
+  ingest: K6Result | undefined;
+  readers: K6Result | undefined;
   live: K6Result | undefined;
+  ramps: RampResult[];
+  /** The api's CPU profile over the whole run (--profile-api). */
+  profile: ProfileSummary | undefined;
   /** How long the viewers stayed connected, for their updates per second. */
   viewersHoldMs: number;
   /** Records read back from the impressions topic, and the truth made of them. */
@@ -92,13 +99,9 @@ function liveBreakdown(r: K6Result | undefined, viewers: number, holdMs: number)
   ];
 }
 
-/** The run's table: the scenarios, where the ingest time goes, the live viewers, and the exactness check. */
-export function resultsTable(run: LoadRun): string {
-  const { options: o, viewers, k6Version, ingest, readers, live, truth, verified: result } = run;
-  const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const evRate = metric(ingest, 'events_acked', 'count') / Math.max(1, parseDurationS(o['ingest-duration']));
+function constantScenarios(run: LoadRun, ingest: K6Result, readers: K6Result): string[] {
+  const { options: o, viewers, live } = run;
   return [
-    `### ${when}, ${k6Version.split(' ')[0] ?? 'k6'} ${k6Version.split(' ')[1] ?? ''} (${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version})`,
     '',
     `\`npm run load\`: ingest ${o['ingest-rate']} req/s × ${o.batch} events for ${o['ingest-duration']} `
       + `(${Number(o['retry-p']) * 100} % of batches re-sent as client retries)`
@@ -112,10 +115,42 @@ export function resultsTable(run: LoadRun): string {
     ...liveScenarioRow(live),
     ...ingestBreakdown(ingest),
     ...liveBreakdown(live, viewers, run.viewersHoldMs),
+  ];
+}
+
+function rampSection(run: LoadRun): string[] {
+  if (run.ramps.length === 0) return [];
+  const first = run.ramps[0].plan;
+  return [
+    '',
+    `Ingest step ramp (load-tests/ingest-ramp.js): offered rates held ${run.options['ramp-step-duration']} each, up to the first step whose `
+      + `p99 exceeds ${first.p99Ms} ms or where a request failed; one \`tally api\`, aggregator and sink paused during the ramp.`,
+    ...run.ramps.flatMap((r) => ['', rampTable(r)]),
+  ];
+}
+
+function profileSection(profile: ProfileSummary | undefined): string[] {
+  if (profile === undefined) return [];
+  return ['', 'The api\'s CPU profile (node --cpu-prof, the whole process life):', '', profileTables(profile)];
+}
+
+/** The run's table: the scenarios, where the ingest time goes, the live viewers, the ramp, and the exactness check. */
+export function resultsTable(run: LoadRun): string {
+  const { k6Version, ingest, readers, truth, verified: result } = run;
+  const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const constantAcked = ingest === undefined ? 0 : metric(ingest, 'events_acked', 'count');
+  const evRate = constantAcked / Math.max(1, parseDurationS(run.options['ingest-duration']));
+  const rampAcked = run.ramps.reduce((n, r) => n + r.eventsAcked, 0);
+  return [
+    `### ${when}, ${k6Version.split(' ')[0] ?? 'k6'} ${k6Version.split(' ')[1] ?? ''} (${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version})`,
+    ...(ingest !== undefined && readers !== undefined ? constantScenarios(run, ingest, readers) : []),
+    ...rampSection(run),
+    ...profileSection(run.profile),
     '',
     `| exactness | value |`,
     '|---|---|',
-    `| events acknowledged (202), all copies | ${fmt(metric(ingest, 'events_acked', 'count'))} (${fmt(evRate)} events/s) |`,
+    ...(ingest === undefined ? [] : [`| events acknowledged (202) at the constant rate, all copies | ${fmt(constantAcked)} (${fmt(evRate)} events/s) |`]),
+    ...(run.ramps.length === 0 ? [] : [`| events acknowledged (202) in the ramps | ${fmt(rampAcked)} |`]),
     `| records on \`impressions\` / unique / duplicates | ${fmt(run.records)} / ${fmt(truth.counts.unique)} / ${fmt(truth.counts.duplicatesSent)} (incl. ${fmt(run.warmUpEvents)} warm-up events) |`,
     `| ClickHouse FINAL impressions / spend (micros) | ${result.actual.impressions} / ${result.actual.spendMicros} (truth ${result.expected.impressions} / ${result.expected.spendMicros}) |`,
     `| rows (window × advertiser × campaign) | ${result.actual.rows} (truth ${result.expected.rows}), ${result.differences.length} differences |`,

@@ -115,6 +115,27 @@ describe('local stack: Kafka transactions (real broker)', function () {
   });
 });
 
+describe('local stack: DeliveringProducer (real broker)', function () {
+  let sb: Sandbox;
+  before(async function () {
+    this.timeout(300_000);
+    sb = await createSandbox('deliver', { TALLY_PARTITIONS: '1' });
+  });
+  after(async () => sb?.cleanup());
+
+  it('a send larger than librdkafka\'s local queue waits for room, resolves once all are acknowledged, keeps the order', async () => {
+    const { brokers } = sb.config.kafka;
+    const topic = sb.config.topics.impressions;
+    // Room for 50 records: the other 1,950 of one send go through the wait-for-room path.
+    const producer = new DeliveringProducer(brokers, { 'queue.buffering.max.messages': 50 });
+    await producer.connect();
+    const values = Array.from({ length: 2_000 }, (_, i) => `v${i}`);
+    await producer.send(values.map((v, i) => ({ topic, partition: 0, key: `k${i}`, value: Buffer.from(v) })));
+    await producer.disconnect();
+    assert.deepEqual(await readAll(brokers, topic, 1, 'read_uncommitted'), values);
+  });
+});
+
 describe('local stack: ClickHouse ReplacingMergeTree (real server)', function () {
   let sb: Sandbox;
   before(async function () {

@@ -13,11 +13,12 @@ export class RoleProcess {
   readonly child: ChildProcess;
   readonly logFile: string;
 
-  constructor(readonly role: string, env: NodeJS.ProcessEnv, args: string[] = []) {
+  /** `nodeArgs`: options for node itself (e.g. `--cpu-prof`). */
+  constructor(readonly role: string, env: NodeJS.ProcessEnv, args: string[] = [], nodeArgs: string[] = []) {
     fs.mkdirSync(artifactsDir, { recursive: true });
     this.logFile = path.join(artifactsDir, `${env.TALLY_TOPIC_PREFIX ?? ''}${role}-${Date.now()}.log`);
     const out = fs.openSync(this.logFile, 'a');
-    this.child = spawnTally([role, ...args], env, out);
+    this.child = spawnTally([role, ...args], env, out, nodeArgs);
     fs.closeSync(out);
   }
 

@@ -10,11 +10,12 @@ import { repoRoot } from '../config/index.js';
 /**
  * Runs `tally <args>` (server/src/cli.ts through tsx) from the repository root. `output` is where
  * its stdout and stderr go: 'pipe' to read them here, or an open file descriptor to append to.
+ * `nodeArgs` go to node itself (`--cpu-prof`, which NODE_OPTIONS does not take).
  */
-export function spawnTally(args: string[], env: NodeJS.ProcessEnv, output: 'pipe'): ChildProcessByStdio<null, Readable, Readable>;
-export function spawnTally(args: string[], env: NodeJS.ProcessEnv, output: number): ChildProcess;
-export function spawnTally(args: string[], env: NodeJS.ProcessEnv, output: 'pipe' | number): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server/src/cli.ts'), ...args], {
+export function spawnTally(args: string[], env: NodeJS.ProcessEnv, output: 'pipe', nodeArgs?: string[]): ChildProcessByStdio<null, Readable, Readable>;
+export function spawnTally(args: string[], env: NodeJS.ProcessEnv, output: number, nodeArgs?: string[]): ChildProcess;
+export function spawnTally(args: string[], env: NodeJS.ProcessEnv, output: 'pipe' | number, nodeArgs: string[] = []): ChildProcess {
+  return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(repoRoot, 'server/src/cli.ts'), ...args], {
     cwd: repoRoot, env, stdio: ['ignore', output, output],
   });
 }
