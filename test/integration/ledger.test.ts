@@ -16,7 +16,7 @@ import { homePartition } from '../../server/src/impression/index.js';
 import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { ensureDebianPackage } from '../../server/src/stack/index.js';
 import { awaitWatermark } from '../../server/src/tools/index.js';
-import { createSandbox, eventually, sleep, type Sandbox } from '../kit/harness.js';
+import { createSandbox, eventually, latestPartitions, sleep, type RoleProcess, type Sandbox } from '../kit/harness.js';
 import { produceEvents, spreadEvents, truthOf, type HandEvent } from '../kit/hand-events.js';
 import { assertExact, awaitFinal, Pipeline, randomBetween } from '../kit/pipeline.js';
 
@@ -153,8 +153,8 @@ describe('billing ledger (real Kafka + ClickHouse, real processes)', function ()
     pipeline.startSink();
     const a = pipeline.startAggregator('beh-a');
     const b = pipeline.startAggregator('beh-b');
-    const restoredFour = /"partitions":\[\d,\d,\d,\d\][^\n]*"msg":"aggregator\.restored"/;
-    await eventually('the partitions split between the two', async () => restoredFour.test(a.log()) && restoredFour.test(b.log()), 60_000);
+    const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned').length;
+    await eventually('the partitions split between the two', async () => owned(a) === 4 && owned(b) === 4, 60_000);
     const H = await currentHour();
     const { events, produced, copies } = pastHours('beh-', H, 1, 400);
     const db = sb.config.clickhouse.database;
