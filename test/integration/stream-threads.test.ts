@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { generate } from '../../server/src/tools/index.js';
-import { createSandbox, eventually, logLines, sleep, type LogLine, type RoleProcess, type Sandbox } from '../kit/harness.js';
-import { assertExact, Pipeline, randomBetween } from '../kit/pipeline.js';
+import { eventually, logLines, sleep, type LogLine, type RoleProcess } from '../kit/harness.js';
+import { assertExact, pipelinePerTest, randomBetween } from '../kit/pipeline.js';
 import { metricOf } from '../kit/role-logs.js';
 
 const THREADS = { TALLY_STREAM_THREADS: '2' };
@@ -37,18 +37,10 @@ function alive(pid: number): boolean {
 
 describe('stream threads: two workers in one aggregator (real Kafka + ClickHouse)', function () {
   this.timeout(600_000);
-  let sb: Sandbox;
-  let pipeline: Pipeline;
-
-  afterEach(async function () {
-    this.timeout(120_000);
-    await pipeline?.stopAll();
-    await sb?.cleanup();
-  });
+  const setUp = pipelinePerTest();
 
   it('spreads the partitions over both, replaces a worker SIGKILLed, sums their metrics, and is exact', async () => {
-    sb = await createSandbox('threads', THREADS);
-    pipeline = new Pipeline(sb);
+    const { sb, pipeline } = await setUp('threads', THREADS);
     pipeline.startSink();
     const agg = pipeline.startAggregator('st');
     const { partitions } = sb.config;
@@ -77,8 +69,7 @@ describe('stream threads: two workers in one aggregator (real Kafka + ClickHouse
   });
 
   it('stays exact when the whole aggregator is SIGKILLed at random moments, and leaves no worker behind', async () => {
-    sb = await createSandbox('threadskill', THREADS);
-    pipeline = new Pipeline(sb);
+    const { sb, pipeline } = await setUp('threadskill', THREADS);
     pipeline.startSink();
     let agg = pipeline.startAggregator('stk');
     const producing = generate(sb.config, { seed: 32, count: 50_000, idPrefix: 'stk-', duplicates: 0.1, bad: 15, tooLate: 6, lateWithinHorizon: 30, rate: 5_000, durationS: 10 });

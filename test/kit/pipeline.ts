@@ -11,7 +11,7 @@ import { DeliveringProducer } from '../../server/src/kafka/index.js';
 import { queryFrontier } from '../../server/src/ledger/index.js';
 import { formatVerifyReport, readDeadLetters, verify, type GroundTruth } from '../../server/src/tools/index.js';
 import { RoleProcess } from './role-process.js';
-import type { Sandbox } from './sandbox.js';
+import { createSandbox, type Sandbox } from './sandbox.js';
 import { eventually } from './waiting.js';
 
 export class Pipeline {
@@ -46,6 +46,25 @@ export class Pipeline {
       .map((p) => `--- ${p.role} ${p.logFile}\n${p.log().split('\n').filter((l) => /"level":(4|5|6)0/.test(l)).slice(-8).join('\n')}`)
       .join('\n');
   }
+}
+
+/**
+ * For a describe block whose tests each run a pipeline: `setUp(name, env)` makes the test's
+ * sandbox and pipeline; after each test every process is stopped and the sandbox removed.
+ */
+export function pipelinePerTest(): (name: string, env?: Record<string, string>) => Promise<{ sb: Sandbox; pipeline: Pipeline }> {
+  let current: { sb: Sandbox; pipeline: Pipeline } | undefined;
+  afterEach(async function () {
+    this.timeout(120_000);
+    await current?.pipeline.stopAll();
+    await current?.sb.cleanup();
+    current = undefined;
+  });
+  return async (name, env = {}) => {
+    const sb = await createSandbox(name, env);
+    current = { sb, pipeline: new Pipeline(sb) };
+    return current;
+  };
 }
 
 export interface ExactOptions {
