@@ -73,14 +73,15 @@ export async function runTally(
     TALLY_INSTANCE_ID: 'bench-1',
     LOG_LEVEL: 'info',
     ...opts.env,
-    ...(opts.profileDir === undefined ? {} : { NODE_OPTIONS: `--import=${PROFILE_PRELOAD}`, TALLY_CPU_PROFILE_DIR: opts.profileDir }),
   });
   const progress = await watchGroup(input.brokers, sb.config.groups.aggregator, input.topic, input.partitions);
   let agg: RoleProcess | undefined;
   const others: RoleProcess[] = [];
   try {
     const t0 = process.hrtime.bigint();
-    agg = new RoleProcess('aggregator', sb.env);
+    agg = opts.profileDir === undefined
+      ? new RoleProcess('aggregator', sb.env)
+      : new RoleProcess('aggregator', { ...sb.env, TALLY_CPU_PROFILE_DIR: opts.profileDir }, [], ['--import', PROFILE_PRELOAD]);
     for (let i = 2; i <= processes; i++) others.push(new RoleProcess('aggregator', { ...sb.env, TALLY_INSTANCE_ID: `bench-${i}` }));
     await waitFor('all offsets committed', agg, 600_000, () => progress.caughtUp().catch(() => false));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;

@@ -1,7 +1,8 @@
-// Loaded with NODE_OPTIONS=--import=<this file> (node refuses --cpu-prof in NODE_OPTIONS): samples
-// the process's CPU with the inspector from its start until it gets SIGUSR2 (the bench sends it when
-// the run it times has ended) and writes <TALLY_CPU_PROFILE_DIR>/<pid>.cpuprofile. The session is
-// in-thread, so Profiler.stop answers at once.
+// Loaded with `node --import <this file>`: samples the process's CPU with the inspector from its
+// start until it gets SIGUSR2 (the bench sends it when the run it times has ended) and writes
+// <TALLY_CPU_PROFILE_DIR>/<pid>.cpuprofile. Unlike --cpu-prof, which writes only at a clean exit,
+// this survives the SIGKILL the bench gives the process next. The session is in-thread, so
+// Profiler.stop answers at once.
 import fs from 'node:fs';
 import inspector from 'node:inspector';
 import path from 'node:path';

@@ -62,7 +62,7 @@ export async function stackStatus(config: TallyConfig): Promise<StackStatus> {
   return {
     kafka: { brokers: config.kafka.brokers, external: config.kafka.external, pids: kafka.pids, up: kafkaUp },
     clickhouse: { url: config.clickhouse.url, urls: config.clickhouse.urls, external: config.clickhouse.external, pids: ch.pids, up: chUp },
-    ...(zk === undefined ? {} : { zookeeper: { address: zk.address, pid: zk.pid, up: await zk.fourLetter('srvr').then((a) => a.includes('Mode: '), () => false) } }),
+    ...(zk === undefined ? {} : { zookeeper: { address: zk.address, pid: zk.pid, up: await zk.serving() } }),
   };
 }
 

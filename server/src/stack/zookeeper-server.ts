@@ -59,7 +59,7 @@ export class LocalZooKeeper {
         '-cp', `${libs}/*`, 'org.apache.zookeeper.server.ZooKeeperServerMain', cfg,
       ], { cwd: this.dir, logFile: this.logFile, pidFile: this.pidFile });
     }
-    await waitFor('ZooKeeper', async () => this.pid === undefined || (await this.fourLetter('srvr')).includes('Mode: '), 60_000, `see ${this.logFile}`);
+    await waitFor('ZooKeeper', async () => this.pid === undefined || this.serving(), 60_000, `see ${this.logFile}`);
     if (this.pid === undefined) throw new StackError(`ZooKeeper exited at start; last log lines:\n${tail(this.logFile, 20)}`);
   }
 
@@ -67,8 +67,12 @@ export class LocalZooKeeper {
     return stopProcess(this.pidFile, 15_000);
   }
 
-  /** A four-letter command's answer ('srvr' tells the mode once it serves; 'ruok' answers imok even when it cannot). */
-  fourLetter(command: 'ruok' | 'srvr'): Promise<string> {
+  /** True once it serves clients ('srvr' names its mode then; 'ruok' answers imok even when it cannot). */
+  async serving(): Promise<boolean> {
+    return (await this.fourLetter('srvr').catch(() => '')).includes('Mode: ');
+  }
+
+  private fourLetter(command: 'srvr'): Promise<string> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.config.clickhouse.zookeeperPort, '127.0.0.1');
       let answer = '';
