@@ -47,10 +47,11 @@ export async function runStreamThreads(config: TallyConfig, log: Logger): Promis
   let stopping = false;
 
   const fork = (i: number) => {
-    const w = cluster.fork({ [THREAD_ENV]: String(i), TALLY_INSTANCE_ID: `${config.instanceId}-${i}`, TALLY_METRICS_PORT: '0' });
+    const instanceId = `${config.instanceId}-${i}`;
+    const w = cluster.fork({ [THREAD_ENV]: String(i), TALLY_INSTANCE_ID: instanceId });
     workers.set(i, w);
     running.set(workers.size);
-    log.info({ thread: i, pid: w.process.pid, instanceId: `${config.instanceId}-${i}` }, 'aggregator.thread_started');
+    log.info({ thread: i, pid: w.process.pid, instanceId }, 'aggregator.thread_started');
   };
   let allExited!: () => void;
   const ended = new Promise<void>((resolve) => { allExited = resolve; });
