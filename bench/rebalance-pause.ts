@@ -5,8 +5,8 @@
  * Per strategy, a fresh sandbox: one aggregator counts `state` events first (unique ids: the
  * dedup state a restore reads back; what a rebalance costs grows with it), then owns every
  * partition under steady traffic (fresh ids, ts = now, `rate` a second); then, `joins` times, a
- * second one joins, the group settles, and the second stops again (SIGTERM; a static member, so
- * the first takes its partitions back once its 10 s session runs out). The join starts at the
+ * second one joins, the group settles, and the second stops again (SIGTERM: it leaves the group,
+ * and the first takes its partitions back). The join starts at the
  * second process's `aggregator.started` line (it has just subscribed; its start-up before that is
  * not counted). The partitions that stay are those the first owns before and after the join.
  * Measured from the join until 2 s after the group settled:

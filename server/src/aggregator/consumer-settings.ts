@@ -16,9 +16,11 @@ export function aggregatorConsumerSettings(config: TallyConfig, rebalances: Reba
     partitionEof: true,
     rebalances,
     extra: {
-      // Static membership: a restarted instance takes its partitions back at once instead of
-      // waiting out the dead member's session; a second process with the same id is fenced.
-      'group.instance.id': `tally-aggregator-${config.instanceId}`,
+      // Dynamic membership, not static (group.instance.id): a static member restarted in the
+      // middle of a cooperative rebalance — after its revocation, before the second round — gets
+      // its stored first-round assignment back without a rebalance, and the partitions it had
+      // revoked are left to no member for good (seen here, every time). A dynamic member's
+      // restart is a rebalance that assigns every partition, after the dead member's session.
       // cooperative-sticky (the default): a rebalance moves only the partitions that change owner,
       // and the others keep counting through it; range: eager, every rebalance revokes all.
       'partition.assignment.strategy': config.assignmentStrategy,
