@@ -1,5 +1,6 @@
 import { MAX_DIMENSION_VALUE_LENGTH, UNKNOWN_VALUE } from '../contracts/dimensions.js';
 import { NO_DIMENSION_VALUES, NO_DIMENSIONS, type DimensionFields } from './dimension-fields.js';
+import { InternedStrings } from './interned-strings.js';
 import type { Impression } from './types.js';
 
 /**
@@ -73,12 +74,15 @@ function dimensionOf(b: Buffer, start: number, end: number, fields: DimensionFie
 
 const DEL = 0x7f;
 
+/** Advertiser, campaign and dimension values repeat from record to record: their strings are reused. */
+const repeated = new InternedStrings();
+
 /** A plain ASCII string value of a dimension: itself when usable, else `unknown` (as dimensionValueOf decides). */
 function dimensionValue(b: Buffer, start: number, end: number): string {
   const len = end - start;
   if (len < 1 || len > MAX_DIMENSION_VALUE_LENGTH) return UNKNOWN_VALUE;
   for (let k = start; k < end; k++) if (b[k] === DEL) return UNKNOWN_VALUE;
-  return b.toString('latin1', start, end);
+  return repeated.get(b, start, end);
 }
 
 function skipWhitespace(b: Buffer, i: number, end: number): number {
@@ -145,10 +149,9 @@ export function scanImpression(b: Buffer, fields: DimensionFields = NO_DIMENSION
         const len = valueEnd - valueStart;
         if (len < 1 || len > MAX_ID_LENGTH) return null;
         for (let k = valueStart; k < valueEnd; k++) if (ID_BYTE[b[k]] === 0) return null;
-        const s = b.toString('latin1', valueStart, valueEnd);
-        if (field === F_ID) impressionId = s;
-        else if (field === F_ADV) advertiserId = s;
-        else campaignId = s;
+        if (field === F_ID) impressionId = b.toString('latin1', valueStart, valueEnd);
+        else if (field === F_ADV) advertiserId = repeated.get(b, valueStart, valueEnd);
+        else campaignId = repeated.get(b, valueStart, valueEnd);
       } else if (field !== 0) {
         return null; // ts as an ISO string, or a string price: full path
       } else if (dimension >= 0) {
