@@ -316,7 +316,7 @@ function report(m: Measured): { tables: string; goals: string } {
       lines.push('', '### Restore and memory after the exactly-once run', '');
       lines.push(row(['measure', 'median', 'runs']), row(['---', '---:', '---']));
       lines.push(row([`restore of ${fmt(ids)} ids (changelog + rows read back)`, `${fmt(restoreMs)} ms`, restores.map((r) => fmt(r.restoreMs)).join(', ')]));
-      lines.push(row(['SIGKILL → processing again (process start, group join, restore)', `${fmt(killMs)} ms`, restores.map((r) => fmt(r.killToProcessingMs)).join(', ')]));
+      lines.push(row(['SIGKILL → processing again (process start, group join after the dead member\'s 10 s session, restore)', `${fmt(killMs)} ms`, restores.map((r) => fmt(r.killToProcessingMs)).join(', ')]));
       lines.push(row(['dedup memory per id held', `${median(eosRuns.map((r) => r.bytesPerId)).toFixed(1)} bytes`, eosRuns.map((r) => r.bytesPerId.toFixed(1)).join(', ')]));
       lines.push(row([`aggregator RSS holding ${fmt(median(eosRuns.map((r) => r.idsHeld)))} ids (end of run)`, `${fmt(median(eosRuns.map((r) => r.rssMiB)))} MiB`, eosRuns.map((r) => fmt(r.rssMiB)).join(', ')]));
       lines.push(row([`aggregator RSS right after restoring them`, `${fmt(median(restores.map((r) => r.rssMiB)))} MiB`, restores.map((r) => fmt(r.rssMiB)).join(', ')]));

@@ -4,8 +4,9 @@
  * request, the offered rate actually offered), the found limit the highest step of the leading run
  * of met steps, and the results as a Markdown table.
  */
+import os from 'node:os';
 import { metric, runK6, type K6Result } from './k6.js';
-import { cpuSeconds } from './proc-cpu.js';
+import { cpuSeconds, reapedChildrenCpuSeconds } from './proc-cpu.js';
 
 export interface RampPlan {
   /** Events per request. */
@@ -44,8 +45,8 @@ export interface RampResult {
   /** True when every step was met: the limit lies at or above the last step. */
   limitAtTop: boolean;
   eventsAcked: number;
-  /** CPU seconds (all threads) the api process and the broker used during the ramp, where /proc tells. */
-  cpu: { apiS: number | undefined; brokerS: number | undefined };
+  /** CPU seconds (all threads) the api process, the broker and k6 used during the ramp, where /proc tells. */
+  cpu: { apiS: number | undefined; brokerS: number | undefined; k6S: number | undefined };
   /** k6's exit code and the thresholds it reported failed (the abort at the first failing step). */
   k6: K6Result;
 }
@@ -110,11 +111,17 @@ export async function runRamp(k6: string, plan: RampPlan, env: Record<string, st
   const runId = env.RUN_ID;
   const apiBefore = cpuSeconds(pids.api);
   const brokerBefore = cpuSeconds(pids.broker);
+  // k6 is the one child of this process to exit during the ramp (the aggregator and sink stopped before it).
+  const k6Before = reapedChildrenCpuSeconds();
   const result = await runK6(k6, 'ingest-ramp.js', {
     ...env, ID_PREFIX: `${runId}-ramp${plan.batch}`, BATCH: String(plan.batch), STEPS: plan.steps.join(','),
     STEP_S: String(plan.stepS), P99_MS: String(plan.p99Ms),
   }, `${runId}-ramp${plan.batch}`, log);
-  const cpu = { apiS: cpuUsed(pids.api, apiBefore), brokerS: cpuUsed(pids.broker, brokerBefore) };
+  const k6After = reapedChildrenCpuSeconds();
+  const cpu = {
+    apiS: cpuUsed(pids.api, apiBefore), brokerS: cpuUsed(pids.broker, brokerBefore),
+    k6S: k6Before === undefined || k6After === undefined ? undefined : k6After - k6Before,
+  };
   const steps = judgeSteps(plan, (name, field) => metric(result, name, field));
   const { limitEventsPerS, limitAtTop } = foundLimit(steps);
   log(`ramp, batches of ${plan.batch}: limit ${limitEventsPerS} events/s${limitAtTop ? ' (every step met)' : ''}; `
@@ -151,9 +158,18 @@ export function rampTable(r: RampResult): string {
   ].join('\n');
 }
 
-/** CPU per acknowledged event: what the ramp cost the api process and the broker, whatever else ran. */
+/**
+ * CPU per acknowledged event: what the ramp cost the api process, the broker and k6, whatever else
+ * ran; and what the three together would need at the first step not met, in cores of this machine.
+ */
 function cpuLine(r: RampResult): string {
-  const per = (s: number | undefined, who: string) => (s === undefined ? [] : [`${who} ${fmt(s, 1)} s (${fmt((s * 1e6) / Math.max(1, r.eventsAcked), 1)} µs per event)`]);
-  const parts = [...per(r.cpu.apiS, 'the api process'), ...per(r.cpu.brokerS, 'the broker')];
-  return parts.length === 0 ? '' : ` CPU time over the ramp's ${fmt(r.eventsAcked)} acknowledged events: ${parts.join(', ')}.`;
+  const perEventUs = (s: number) => (s * 1e6) / Math.max(1, r.eventsAcked);
+  const per = (s: number | undefined, who: string) => (s === undefined ? [] : [`${who} ${fmt(s, 1)} s (${fmt(perEventUs(s), 1)} µs per event)`]);
+  const parts = [...per(r.cpu.apiS, 'the api process'), ...per(r.cpu.brokerS, 'the broker'), ...per(r.cpu.k6S, 'k6')];
+  if (parts.length === 0) return '';
+  const { apiS, brokerS, k6S } = r.cpu;
+  const notMet = r.steps.find((s) => s.verdict === 'not met');
+  const cores = apiS === undefined || brokerS === undefined || k6S === undefined || notMet === undefined ? ''
+    : ` Together ${fmt(perEventUs(apiS + brokerS + k6S), 1)} µs per event: ${fmt((perEventUs(apiS + brokerS + k6S) * notMet.offeredEventsPerS) / 1e6, 2)} cores at the first step not met (${fmt(notMet.offeredEventsPerS)} events/s), of the machine's ${os.cpus().length}.`;
+  return ` CPU time over the ramp's ${fmt(r.eventsAcked)} acknowledged events: ${parts.join(', ')}.${cores}`;
 }

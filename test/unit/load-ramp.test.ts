@@ -56,11 +56,21 @@ describe('ingest step ramp: judging the steps', () => {
   it('the table shows the steps run, one line for those never reached, the limit and the CPU per event', () => {
     const steps = judgeSteps(plan, summary([full(1000, 50), full(2000, 201)]));
     const k6: K6Result = { script: 'ingest-ramp.js', exitCode: 99, summary: { metrics: {} }, failedThresholds: [] };
-    const table = rampTable({ plan, steps, ...foundLimit(steps), eventsAcked: 300_000, cpu: { apiS: 6, brokerS: undefined }, k6 });
+    const table = rampTable({ plan, steps, ...foundLimit(steps), eventsAcked: 300_000, cpu: { apiS: 6, brokerS: undefined, k6S: undefined }, k6 });
     assert.match(table, /\| 20,000 \(200\.0 req\/s\) \| 20,000 \| 2,000 \|.*\*\*not met\*\* \(p99 > 200 ms\) \|/);
     assert.match(table, /\| 30,000 … 40,000 \|.*not run \(2 steps after the first step not met\) \|/);
     assert.match(table, /Highest sustained rate, batches of 100: \*\*10,000 events\/s\*\*\./);
     assert.match(table, /the api process 6\.0 s \(20\.0 µs per event\)/);
     assert.doesNotMatch(table, /broker/);
+    assert.doesNotMatch(table, /cores/, 'no sum without every part of it');
+  });
+
+  it('sums the api, broker and k6 CPU per event into the cores the first step not met would need', () => {
+    const steps = judgeSteps(plan, summary([full(1000, 50), full(2000, 201)]));
+    const k6: K6Result = { script: 'ingest-ramp.js', exitCode: 99, summary: { metrics: {} }, failedThresholds: [] };
+    const table = rampTable({ plan, steps, ...foundLimit(steps), eventsAcked: 300_000, cpu: { apiS: 6, brokerS: 3, k6S: 6 }, k6 });
+    assert.match(table, /the broker 3\.0 s \(10\.0 µs per event\), k6 6\.0 s \(20\.0 µs per event\)/);
+    // 50 µs per event at the 20,000 events/s step not met: one core.
+    assert.match(table, /Together 50\.0 µs per event: 1\.00 cores at the first step not met \(20,000 events\/s\)/);
   });
 });

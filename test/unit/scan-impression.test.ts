@@ -62,6 +62,17 @@ describe('scanImpression (the hot path of parseImpression)', () => {
     assert.deepEqual(scanImpression(Buffer.from(doc))?.dimensionValues, [], 'none asked for: none read');
   });
 
+  it('checks every id it has not accepted before: a value seen as a valid dimension value is still no valid id', () => {
+    const fields = dimensionFields(['country']);
+    const valid = '{"impression_id":"i-1","ts":1,"advertiser_id":"adv-1","campaign_id":"cmp-1","country":"a b"}';
+    assert.deepEqual(scanImpression(Buffer.from(valid), fields)?.dimensionValues, ['a b']);
+    for (let i = 0; i < 2; i++) {
+      assert.equal(scanImpression(Buffer.from('{"impression_id":"i-2","ts":1,"advertiser_id":"adv-1","campaign_id":"a b"}'), fields), null);
+      assert.equal(scanImpression(Buffer.from('{"impression_id":"i-3","ts":1,"advertiser_id":"a b","campaign_id":"cmp-1"}'), fields), null);
+    }
+    assert.equal(scanImpression(Buffer.from(valid), fields)?.campaignId, 'cmp-1', 'a remembered valid id is still read');
+  });
+
   it('leaves what it cannot be sure of to the full path', () => {
     for (const doc of [
       '{"impression_id":"a\\u0062","ts":1,"advertiser_id":"a","campaign_id":"c"}', // escape

@@ -74,15 +74,36 @@ function dimensionOf(b: Buffer, start: number, end: number, fields: DimensionFie
 
 const DEL = 0x7f;
 
-/** Advertiser, campaign and dimension values repeat from record to record: their strings are reused. */
-const repeated = new InternedStrings();
+/**
+ * Advertiser, campaign and dimension values repeat from record to record: their strings are reused.
+ * Two tables, because a remembered value skips its check: a valid dimension value ("a b") is no valid id.
+ */
+const repeatedIds = new InternedStrings();
+const repeatedDimensionValues = new InternedStrings();
 
 /** A plain ASCII string value of a dimension: itself when usable, else `unknown` (as dimensionValueOf decides). */
 function dimensionValue(b: Buffer, start: number, end: number): string {
+  const known = repeatedDimensionValues.lookup(b, start, end);
+  if (known !== undefined) return known;
   const len = end - start;
   if (len < 1 || len > MAX_DIMENSION_VALUE_LENGTH) return UNKNOWN_VALUE;
   for (let k = start; k < end; k++) if (b[k] === DEL) return UNKNOWN_VALUE;
-  return repeated.get(b, start, end);
+  return repeatedDimensionValues.remember(b, start, end);
+}
+
+/** An id field's value (impression, advertiser, campaign): its string if it matches the contract's pattern, else null. */
+function idValue(b: Buffer, start: number, end: number): string | null {
+  const len = end - start;
+  if (len < 1 || len > MAX_ID_LENGTH) return null;
+  for (let k = start; k < end; k++) if (ID_BYTE[b[k]] === 0) return null;
+  return b.toString('latin1', start, end);
+}
+
+/** An advertiser or campaign id: remembered ones need no second check (only valid ones are remembered). */
+function repeatedIdValue(b: Buffer, start: number, end: number): string | null {
+  const known = repeatedIds.lookup(b, start, end);
+  if (known !== undefined) return known;
+  return idValue(b, start, end) === null ? null : repeatedIds.remember(b, start, end);
 }
 
 function skipWhitespace(b: Buffer, i: number, end: number): number {
@@ -146,12 +167,11 @@ export function scanImpression(b: Buffer, fields: DimensionFields = NO_DIMENSION
       const valueEnd = plainStringEnd(b, valueStart, end);
       if (valueEnd < 0) return null;
       if (field === F_ID || field === F_ADV || field === F_CMP) {
-        const len = valueEnd - valueStart;
-        if (len < 1 || len > MAX_ID_LENGTH) return null;
-        for (let k = valueStart; k < valueEnd; k++) if (ID_BYTE[b[k]] === 0) return null;
-        if (field === F_ID) impressionId = b.toString('latin1', valueStart, valueEnd);
-        else if (field === F_ADV) advertiserId = repeated.get(b, valueStart, valueEnd);
-        else campaignId = repeated.get(b, valueStart, valueEnd);
+        const v = field === F_ID ? idValue(b, valueStart, valueEnd) : repeatedIdValue(b, valueStart, valueEnd);
+        if (v === null) return null;
+        if (field === F_ID) impressionId = v;
+        else if (field === F_ADV) advertiserId = v;
+        else campaignId = v;
       } else if (field !== 0) {
         return null; // ts as an ISO string, or a string price: full path
       } else if (dimension >= 0) {
