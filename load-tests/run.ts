@@ -25,7 +25,7 @@
  * Options: --ingest-rate 50 --ingest-duration 30s --batch 100 --retry-p 0.1
  *          --viewers 100 (0: no live viewers) --readers-rate 40 --readers-duration 20s --no-docs
  *          --scenarios constant,ramp --ramp-batches 100,1000 --ramp-steps 5000,10000,…,100000
- *          --ramp-step-duration 10s --ramp-p99-ms 200 --profile-api DIR
+ *          --ramp-step-duration 10s --ramp-p99-ms 200 --ramp-runs 3 --profile-api DIR
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -65,6 +65,7 @@ const { values: args } = parseArgs({
     // 5,000, 10,000, … 100,000 events/s.
     'ramp-steps': { type: 'string', default: Array.from({ length: 20 }, (_, i) => (i + 1) * 5_000).join(',') },
     'ramp-step-duration': { type: 'string', default: '10s' },
+    'ramp-runs': { type: 'string', default: '3' },
     'ramp-p99-ms': { type: 'string', default: '200' },
     'profile-api': { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -95,6 +96,7 @@ options (defaults in brackets):
   --ramp-steps LIST        offered events/s, each held in turn [5000,10000,…,100000]
   --ramp-step-duration D   how long each step is held [10s]
   --ramp-p99-ms N          a step is met when its p99 is at most this and no request failed [200]
+  --ramp-runs N            ramps per batch size, in turn; the found limit is their median [3]
   --profile-api DIR        run the api with node --cpu-prof into DIR and print its top frames
 `);
   process.exit(0);
@@ -133,6 +135,8 @@ async function main(): Promise<number> {
 
     const scenarios = new Set(args.scenarios.split(',').map((x) => x.trim()));
     const constant = scenarios.has('constant');
+    const rampRuns = Number(args['ramp-runs']);
+    if (!Number.isSafeInteger(rampRuns) || rampRuns < 1) throw new Error(`--ramp-runs must be a positive integer, got ${args['ramp-runs']}`);
     // Without the constant-rate scenarios the aggregator and sink start after the ramp (they would only compete with it).
     if (constant) {
       pipeline.startAggregator();
@@ -191,13 +195,17 @@ async function main(): Promise<number> {
       // The ramp measures one api process and the broker: the aggregator and sink pause meanwhile (a
       // clean stop commits their transactions) and count the ramp's events once they start again.
       if (constant) await pipeline.stopAll();
-      for (const batch of args['ramp-batches'].split(',').map(Number)) {
-        ramps.push(await runRamp(k6, {
-          batch, steps: args['ramp-steps'].split(',').map(Number),
-          stepS: parseDurationS(args['ramp-step-duration']), p99Ms: Number(args['ramp-p99-ms']),
-        }, { ...common, INGEST_TOKEN: ingestToken }, {
-          api: apiProc.child.pid, broker: process.env.KAFKA_BROKERS ? undefined : pidFromFile(path.join(config.stackDir, 'kafka', 'broker.pid')),
-        }, log));
+      // Rounds interleave the batch sizes, so the machine's noise falls on all of them.
+      for (let round = 0; round < rampRuns; round++) {
+        for (const batch of args['ramp-batches'].split(',').map(Number)) {
+          log(`ramp ${round + 1}/${rampRuns}, batches of ${batch}`);
+          ramps.push(await runRamp(k6, {
+            batch, steps: args['ramp-steps'].split(',').map(Number),
+            stepS: parseDurationS(args['ramp-step-duration']), p99Ms: Number(args['ramp-p99-ms']),
+          }, { ...common, INGEST_TOKEN: ingestToken }, {
+            api: apiProc.child.pid, broker: process.env.KAFKA_BROKERS ? undefined : pidFromFile(path.join(config.stackDir, 'kafka', 'broker.pid')),
+          }, log, round));
+        }
       }
       pipeline.startAggregator();
       pipeline.startSink();
@@ -232,9 +240,11 @@ async function main(): Promise<number> {
     }
     const exact = result.ok && duplicatesRemoved === truth.counts.duplicatesSent && truth.counts.unique >= uniqueAcked;
 
+    const constantResults = [ingest, readers, viewersResult].filter((r): r is K6Result => r !== undefined);
+    const thresholdsPassed = constant ? constantResults.every((r) => r.failedThresholds.length === 0 && r.exitCode === 0) : undefined;
     const table = resultsTable({
       options: args, viewers, k6Version: version, partitions: sb.config.partitions, windowMs: sb.config.windowMs,
-      ingest, readers, live: viewersResult, viewersHoldMs, ramps, profile, records, truth, warmUpEvents, verified: result, duplicatesRemoved, exact,
+      ingest, readers, live: viewersResult, viewersHoldMs, ramps, profile, records, truth, warmUpEvents, verified: result, duplicatesRemoved, thresholdsPassed, exact,
     });
     process.stdout.write(`\n${table}\n`);
     if (!args['no-docs']) appendToDocs(table, log);

@@ -106,17 +106,20 @@ const cpuUsed = (pid: number | undefined, before: number | undefined): number | 
   return after === undefined || before === undefined ? undefined : after - before;
 };
 
-/** Runs the ramp for one batch size; `env` carries BASE_URL, INGEST_TOKEN, RUN_ID and the data set. */
-export async function runRamp(k6: string, plan: RampPlan, env: Record<string, string>, pids: RampPids, log: (m: string) => void): Promise<RampResult> {
-  const runId = env.RUN_ID;
+/**
+ * Runs the ramp for one batch size; `env` carries BASE_URL, INGEST_TOKEN, RUN_ID and the data set.
+ * `round` tells repeated ramps apart: each sends ids of its own, so none is a duplicate of another's.
+ */
+export async function runRamp(k6: string, plan: RampPlan, env: Record<string, string>, pids: RampPids, log: (m: string) => void, round = 0): Promise<RampResult> {
+  const runId = `${env.RUN_ID}-ramp${plan.batch}-${round}`;
   const apiBefore = cpuSeconds(pids.api);
   const brokerBefore = cpuSeconds(pids.broker);
   // k6 is the one child of this process to exit during the ramp (the aggregator and sink stopped before it).
   const k6Before = reapedChildrenCpuSeconds();
   const result = await runK6(k6, 'ingest-ramp.js', {
-    ...env, ID_PREFIX: `${runId}-ramp${plan.batch}`, BATCH: String(plan.batch), STEPS: plan.steps.join(','),
+    ...env, ID_PREFIX: runId, BATCH: String(plan.batch), STEPS: plan.steps.join(','),
     STEP_S: String(plan.stepS), P99_MS: String(plan.p99Ms),
-  }, `${runId}-ramp${plan.batch}`, log);
+  }, runId, log);
   const k6After = reapedChildrenCpuSeconds();
   const cpu = {
     apiS: cpuUsed(pids.api, apiBefore), brokerS: cpuUsed(pids.broker, brokerBefore),

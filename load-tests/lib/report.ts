@@ -6,6 +6,7 @@ import { repoRoot } from '../../server/src/config/index.js';
 import type { GroundTruth, VerifyResult } from '../../server/src/tools/index.js';
 import { profileTables, type ProfileSummary } from './cpu-profile.js';
 import { metric, parseDurationS, type K6Result } from './k6.js';
+import { goalTable, limitsByBatch } from './load-goals.js';
 import { rampTable, type RampResult } from './ramp.js';
 
 /** The command line's options, as the table describes the run. */
@@ -41,6 +42,8 @@ export interface LoadRun {
   warmUpEvents: number;
   verified: VerifyResult;
   duplicatesRemoved: number;
+  /** Whether the constant-rate scenarios' k6 thresholds all passed; undefined when they did not run. */
+  thresholdsPassed: boolean | undefined;
   exact: boolean;
 }
 
@@ -118,6 +121,7 @@ function constantScenarios(run: LoadRun, ingest: K6Result, readers: K6Result): s
   ];
 }
 
+/** Per batch size: with several runs, each run's limit and the median run's table; with one, its table. */
 function rampSection(run: LoadRun): string[] {
   if (run.ramps.length === 0) return [];
   const first = run.ramps[0].plan;
@@ -125,7 +129,13 @@ function rampSection(run: LoadRun): string[] {
     '',
     `Ingest step ramp (load-tests/ingest-ramp.js): offered rates held ${run.options['ramp-step-duration']} each, up to the first step whose `
       + `p99 exceeds ${first.p99Ms} ms or where a request failed; one \`tally api\`, aggregator and sink paused during the ramp.`,
-    ...run.ramps.flatMap((r) => ['', rampTable(r)]),
+    ...limitsByBatch(run.ramps).flatMap((b) => [
+      '',
+      ...(b.limits.length > 1
+        ? [`Batches of ${fmt(b.batch)}, ${b.limits.length} runs in turn with the other batch sizes: found limits ${b.limits.map((l) => fmt(l)).join(' · ')} events/s, median ${fmt(b.median)}; the median run:`, '']
+        : []),
+      rampTable(b.medianRun),
+    ]),
   ];
 }
 
@@ -143,6 +153,8 @@ export function resultsTable(run: LoadRun): string {
   const rampAcked = run.ramps.reduce((n, r) => n + r.eventsAcked, 0);
   return [
     `### ${when}, ${k6Version.split(' ')[0] ?? 'k6'} ${k6Version.split(' ')[1] ?? ''} (${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version})`,
+    '',
+    goalTable({ ramps: run.ramps, thresholdsPassed: run.thresholdsPassed, exact: run.exact }),
     ...(ingest !== undefined && readers !== undefined ? constantScenarios(run, ingest, readers) : []),
     ...rampSection(run),
     ...profileSection(run.profile),
