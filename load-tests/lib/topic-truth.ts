@@ -4,9 +4,10 @@ import type { Sandbox } from '../../test/kit/sandbox.js';
 
 /**
  * The truth of what reached the sandbox's impressions topic, read back to its end: unique valid
- * events by (window, advertiser, campaign); `idPrefix` is the run's id prefix.
+ * events by (window, advertiser, campaign); `idPrefix` is the run's id prefix. `expectedRecords`
+ * (what k6 had acknowledged) sizes the time allowed: 2 min, plus 1 s per 20,000 records.
  */
-export async function truthFromTopic(sb: Sandbox, idPrefix: string): Promise<{ truth: GroundTruth; records: number; invalid: number }> {
+export async function truthFromTopic(sb: Sandbox, idPrefix: string, expectedRecords: number): Promise<{ truth: GroundTruth; records: number; invalid: number }> {
   const windowMs = sb.config.windowMs;
   const seen = new Set<string>();
   const rows = new Map<string, TruthRow>();
@@ -28,7 +29,7 @@ export async function truthFromTopic(sb: Sandbox, idPrefix: string): Promise<{ t
     row.impressions++;
     row.spendMicros += e.costMicros;
     rows.set(k, row);
-  }, { timeoutMs: 120_000, isolation: 'read_uncommitted' });
+  }, { timeoutMs: 120_000 + Math.ceil(expectedRecords / 20), isolation: 'read_uncommitted' });
   const generatedAt = new Date().toISOString();
   const valid = records - invalid;
   const truth: GroundTruth = {
