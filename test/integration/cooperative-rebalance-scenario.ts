@@ -62,7 +62,7 @@ export async function joinAndLeave(sb: Sandbox, pipeline: Pipeline): Promise<voi
   const restoresBefore = restores(a).length;
   assert.equal(await b.stop(), 0, 'SIGTERM: last commit, then exit 0');
   await c.kill();
-  // Static members: each is out of the group once its session (10 s) runs out.
+  // The stopped one leaves the group at once; the killed one once its session (10 s) runs out.
   await wait('the first to own every partition again', () => owned(a).length === all.length, [a]);
   const taken = restores(a).slice(restoresBefore).flatMap((r) => r.restored).sort((x, y) => x - y);
   assert.deepEqual(taken, leaving, `the first restored exactly the partitions of the two that left (it kept ${kept.join(',')})`);
