@@ -97,7 +97,7 @@ options (defaults in brackets):
   --ramp-step-duration D   how long each step is held [10s]
   --ramp-p99-ms N          a step is met when its p99 is at most this and no request failed [200]
   --ramp-runs N            ramps per batch size, in turn; the found limit is their median [1]
-                           (3 on this machine: ≈ 20 M events, 14 min of ramps, then their exactness check)
+                           (3 on this machine: ≈ 20 M events, ≈ 12 min of ramps, then their exactness check)
   --profile-api DIR        run the api with node --cpu-prof into DIR and print its top frames
 `);
   process.exit(0);

@@ -4,17 +4,24 @@ import fs from 'node:fs';
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on every Linux tally runs on). */
 const TICKS_PER_S = 100;
 
-/** utime + stime of `pid` in seconds; undefined off Linux or when the process is gone. */
-export function cpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
+/**
+ * Two adjacent clock-tick fields of a /proc/<pid>/stat file, summed, in seconds; undefined off
+ * Linux or when the process is gone. Fields are counted after the command (which may hold spaces)
+ * in parentheses: 11, 12 are utime and stime; 13, 14 cutime and cstime (the waited-for children).
+ */
+function statSeconds(file: string, first: number): number | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command (which may hold spaces) in parentheses: utime and stime are the 12th and 13th.
+    const stat = fs.readFileSync(file, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+    return (Number(fields[first]) + Number(fields[first + 1])) / TICKS_PER_S;
   } catch {
     return undefined;
   }
+}
+
+/** utime + stime of `pid` in seconds; undefined off Linux or when the process is gone. */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  return pid === undefined ? undefined : statSeconds(`/proc/${pid}/stat`, 11);
 }
 
 /**
@@ -22,13 +29,7 @@ export function cpuSeconds(pid: number | undefined): number | undefined {
  * /proc/self/stat): across a k6 run during which no other child exits, what k6 used.
  */
 export function reapedChildrenCpuSeconds(): number | undefined {
-  try {
-    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_S;
-  } catch {
-    return undefined;
-  }
+  return statSeconds('/proc/self/stat', 13);
 }
 
 /** The pid in a pid file (the local stack's broker), undefined without one. */

@@ -172,7 +172,8 @@ function cpuLine(r: RampResult): string {
   if (parts.length === 0) return '';
   const { apiS, brokerS, k6S } = r.cpu;
   const notMet = r.steps.find((s) => s.verdict === 'not met');
-  const cores = apiS === undefined || brokerS === undefined || k6S === undefined || notMet === undefined ? ''
-    : ` Together ${fmt(perEventUs(apiS + brokerS + k6S), 1)} µs per event: ${fmt((perEventUs(apiS + brokerS + k6S) * notMet.offeredEventsPerS) / 1e6, 2)} cores at the first step not met (${fmt(notMet.offeredEventsPerS)} events/s), of the machine's ${os.cpus().length}.`;
+  const togetherUs = apiS === undefined || brokerS === undefined || k6S === undefined ? undefined : perEventUs(apiS + brokerS + k6S);
+  const cores = togetherUs === undefined || notMet === undefined ? ''
+    : ` Together ${fmt(togetherUs, 1)} µs per event: ${fmt((togetherUs * notMet.offeredEventsPerS) / 1e6, 2)} cores at the first step not met (${fmt(notMet.offeredEventsPerS)} events/s), of the machine's ${os.cpus().length}.`;
   return ` CPU time over the ramp's ${fmt(r.eventsAcked)} acknowledged events: ${parts.join(', ')}.${cores}`;
 }

@@ -91,19 +91,24 @@ function dimensionValue(b: Buffer, start: number, end: number): string {
   return repeatedDimensionValues.remember(b, start, end);
 }
 
-/** An id field's value (impression, advertiser, campaign): its string if it matches the contract's pattern, else null. */
-function idValue(b: Buffer, start: number, end: number): string | null {
+/** Whether an id field's value (impression, advertiser, campaign) matches the contract's pattern. */
+function isIdBytes(b: Buffer, start: number, end: number): boolean {
   const len = end - start;
-  if (len < 1 || len > MAX_ID_LENGTH) return null;
-  for (let k = start; k < end; k++) if (ID_BYTE[b[k]] === 0) return null;
-  return b.toString('latin1', start, end);
+  if (len < 1 || len > MAX_ID_LENGTH) return false;
+  for (let k = start; k < end; k++) if (ID_BYTE[b[k]] === 0) return false;
+  return true;
+}
+
+/** An impression id: unique, so made directly, never remembered. */
+function idValue(b: Buffer, start: number, end: number): string | null {
+  return isIdBytes(b, start, end) ? b.toString('latin1', start, end) : null;
 }
 
 /** An advertiser or campaign id: remembered ones need no second check (only valid ones are remembered). */
 function repeatedIdValue(b: Buffer, start: number, end: number): string | null {
   const known = repeatedIds.lookup(b, start, end);
   if (known !== undefined) return known;
-  return idValue(b, start, end) === null ? null : repeatedIds.remember(b, start, end);
+  return isIdBytes(b, start, end) ? repeatedIds.remember(b, start, end) : null;
 }
 
 function skipWhitespace(b: Buffer, i: number, end: number): number {
