@@ -13,7 +13,11 @@ import { assertExact, Pipeline } from '../kit/pipeline.js';
 import { roleExited } from '../kit/role-process.js';
 
 /** The partitions the aggregator owns now (its latest `aggregator.tasks_owned`). */
-const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned');
+export const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned');
+
+/** Waits up to 60 s for `probe`, polling every `everyMs`; gives up at once if one of `live` exited. */
+export const waitWhileAlive = (what: string, probe: () => boolean, live: RoleProcess[], everyMs = 100) =>
+  waitUntil(what, probe, { timeoutMs: 60_000, everyMs, abortIf: () => roleExited(live) });
 
 /**
  * Every restore the aggregator logged, with the partitions it owned just before: its log in
@@ -42,14 +46,13 @@ export async function joinAndLeave(sb: Sandbox, pipeline: Pipeline): Promise<voi
   const a = pipeline.startAggregator('coop-a');
   // Steady traffic through the joins and into the departures (30 s at 1,500 events/s).
   const producing = generate(sb.config, { seed: 81, count: 45_000, idPrefix: 'coop-', duplicates: 0.1, bad: 12, tooLate: 4, rate: 1_500, durationS: 30 });
-  const wait = (what: string, probe: () => boolean, live: RoleProcess[]) => waitUntil(what, probe, { timeoutMs: 60_000, everyMs: 100, abortIf: () => roleExited(live) });
-  await wait('the first aggregator to own every partition', () => owned(a).length === all.length, [a]);
+  await waitWhileAlive('the first aggregator to own every partition', () => owned(a).length === all.length, [a]);
 
   // Two more processes join (started together: a process start takes seconds on a loaded
   // machine): they take some partitions each; the first keeps the rest without a restore.
   const b = pipeline.startAggregator('coop-b');
   const c = pipeline.startAggregator('coop-c');
-  await wait('the two to take over some partitions each', () => owned(b).length > 0 && owned(c).length > 0
+  await waitWhileAlive('the two to take over some partitions each', () => owned(b).length > 0 && owned(c).length > 0
     && owned(a).length + owned(b).length + owned(c).length === all.length, [a, b, c]);
   assert.equal(restores(a).length, 1, 'the first restored nothing after its start');
   for (const joined of [b, c]) {
@@ -63,7 +66,7 @@ export async function joinAndLeave(sb: Sandbox, pipeline: Pipeline): Promise<voi
   assert.equal(await b.stop(), 0, 'SIGTERM: last commit, then exit 0');
   await c.kill();
   // The stopped one leaves the group at once; the killed one once its session (10 s) runs out.
-  await wait('the first to own every partition again', () => owned(a).length === all.length, [a]);
+  await waitWhileAlive('the first to own every partition again', () => owned(a).length === all.length, [a]);
   const taken = restores(a).slice(restoresBefore).flatMap((r) => r.restored).sort((x, y) => x - y);
   assert.deepEqual(taken, leaving, `the first restored exactly the partitions of the two that left (it kept ${kept.join(',')})`);
 

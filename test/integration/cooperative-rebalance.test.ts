@@ -6,12 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { generate } from '../../server/src/tools/index.js';
-import { latestPartitions, logLines, waitUntil, type RoleProcess } from '../kit/harness.js';
+import { logLines } from '../kit/harness.js';
 import { assertExact, pipelinePerTest } from '../kit/pipeline.js';
-import { roleExited } from '../kit/role-process.js';
-import { joinAndLeave } from './cooperative-rebalance-scenario.js';
-
-const owned = (p: RoleProcess) => latestPartitions(p, 'aggregator.tasks_owned');
+import { joinAndLeave, owned, waitWhileAlive as wait } from './cooperative-rebalance-scenario.js';
 
 describe('cooperative rebalancing (real Kafka + ClickHouse, real processes)', function () {
   this.timeout(180_000);
@@ -30,8 +27,6 @@ describe('cooperative rebalancing (real Kafka + ClickHouse, real processes)', fu
     const { partitions } = sb.config;
     pipeline.startSink();
     let a = pipeline.startAggregator('ck-a');
-    const wait = (what: string, probe: () => boolean, live: RoleProcess[], everyMs = 100) =>
-      waitUntil(what, probe, { timeoutMs: 60_000, everyMs, abortIf: () => roleExited(live) });
     await wait('the first aggregator to own every partition', () => owned(a).length === partitions, [a]);
     const producing = generate(sb.config, { seed: 83, count: 20_000, idPrefix: 'ck-', duplicates: 0.1, bad: 6, tooLate: 3, rate: 4_000, durationS: 5 });
 
